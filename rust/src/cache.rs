@@ -1,0 +1,248 @@
+//! The content cache: token counts keyed by the text itself.
+//!
+//! Agents resend their whole history on every request; only the newest messages are
+//! new text. Keying counts by content makes re-counting a history cost one hash of
+//! each message instead of a tokenization.
+//!
+//! * Key: encoding, byte length and the 128-bit XXH3 of the bytes. XXH3 runs at memory
+//!   speed (tens of GB/s, against tens of MB/s for tokenizing), and 128 bits plus the
+//!   length make a collision, i.e. a wrong count, astronomically unlikely.
+//! * Bounded: at most `max_entries` entries, evicted by CLOCK (second chance), which keeps
+//!   entries that are hit again and costs O(1) per operation, without LRU's list updates
+//!   on every hit.
+//! * Thread-safe: 16 independently locked shards, so parallel batch counting rarely
+//!   contends.
+//! * Observable: hits, misses, size.
+
+use crate::encoding::EncodingId;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+
+const SHARDS: usize = 16;
+
+/// Default bound: enough for a 100,000-message session; about 5 MB when full.
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+
+/// Texts shorter than this are counted directly: tokenizing a few words costs about
+/// what hashing and locking would, and caching them would only churn the cache.
+pub const MIN_CACHED_BYTES: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    hash: u128,
+    len: usize,
+    encoding: EncodingId,
+}
+
+impl Key {
+    fn new(encoding: EncodingId, text: &str) -> Self {
+        Key { hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()), len: text.len(), encoding }
+    }
+
+    fn shard(&self) -> usize {
+        (self.hash as usize) % SHARDS
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    /// count, and the CLOCK "referenced" bit.
+    map: FxHashMap<Key, (u32, bool)>,
+    /// The clock hand walks this queue from the front.
+    order: VecDeque<Key>,
+}
+
+impl Shard {
+    fn get(&mut self, key: &Key) -> Option<u32> {
+        let entry = self.map.get_mut(key)?;
+        entry.1 = true;
+        Some(entry.0)
+    }
+
+    fn insert(&mut self, key: Key, count: u32, capacity: usize) {
+        if capacity == 0 || self.map.contains_key(&key) {
+            return;
+        }
+        while self.map.len() >= capacity {
+            let Some(victim) = self.order.pop_front() else { break };
+            match self.map.get_mut(&victim) {
+                Some(entry) if entry.1 => {
+                    entry.1 = false;
+                    self.order.push_back(victim);
+                }
+                Some(_) => {
+                    self.map.remove(&victim);
+                }
+                None => {}
+            }
+        }
+        self.map.insert(key, (count, false));
+        self.order.push_back(key);
+    }
+}
+
+/// Counters and size of the cache at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheInfo {
+    pub hits: u64,
+    pub misses: u64,
+    pub size: usize,
+    pub max_entries: usize,
+    pub enabled: bool,
+}
+
+pub struct CountCache {
+    shards: [Mutex<Shard>; SHARDS],
+    max_entries: AtomicUsize,
+    enabled: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl CountCache {
+    pub fn new(max_entries: usize) -> Self {
+        CountCache {
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            max_entries: AtomicUsize::new(max_entries),
+            enabled: AtomicBool::new(true),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The count of `text`, from the cache or from `count` (then remembered).
+    #[inline]
+    pub fn get_or_count(&self, encoding: EncodingId, text: &str, count: impl FnOnce(&str) -> usize) -> usize {
+        if text.len() < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
+            return count(text);
+        }
+        let key = Key::new(encoding, text);
+        let shard = &self.shards[key.shard()];
+        if let Some(n) = lock(shard).get(&key) {
+            self.hits.fetch_add(1, Relaxed);
+            return n as usize;
+        }
+        self.misses.fetch_add(1, Relaxed);
+        // Count outside the lock: other threads keep using the shard meanwhile.
+        let n = count(text);
+        if let Ok(n32) = u32::try_from(n) {
+            let capacity = self.max_entries.load(Relaxed).div_ceil(SHARDS);
+            lock(shard).insert(key, n32, capacity);
+        }
+        n
+    }
+
+    pub fn info(&self) -> CacheInfo {
+        CacheInfo {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            size: self.shards.iter().map(|s| lock(s).map.len()).sum(),
+            max_entries: self.max_entries.load(Relaxed),
+            enabled: self.enabled.load(Relaxed),
+        }
+    }
+
+    /// Empty the cache and reset its counters.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            *lock(shard) = Shard::default();
+        }
+        self.hits.store(0, Relaxed);
+        self.misses.store(0, Relaxed);
+    }
+
+    /// Change the bound (entries beyond it are dropped now) and switch caching on or off.
+    pub fn configure(&self, max_entries: usize, enabled: bool) {
+        self.max_entries.store(max_entries, Relaxed);
+        self.enabled.store(enabled, Relaxed);
+        let capacity = max_entries.div_ceil(SHARDS);
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            if !enabled || capacity == 0 {
+                *shard = Shard::default();
+                continue;
+            }
+            while shard.map.len() > capacity {
+                if let Some(victim) = shard.order.pop_front() {
+                    shard.map.remove(&victim);
+                }
+            }
+        }
+    }
+}
+
+/// A poisoned shard only means another thread panicked mid-operation; the map is still
+/// a valid map of correct counts, so keep using it.
+fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The process-wide cache that counting goes through.
+pub fn global() -> &'static CountCache {
+    static CACHE: OnceLock<CountCache> = OnceLock::new();
+    CACHE.get_or_init(|| CountCache::new(DEFAULT_MAX_ENTRIES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn long(i: usize) -> String {
+        format!("{i:>80}")
+    }
+
+    #[test]
+    fn a_second_count_of_the_same_text_is_a_hit_and_does_not_recount() {
+        let cache = CountCache::new(100);
+        let calls = Cell::new(0);
+        let counter = |t: &str| {
+            calls.set(calls.get() + 1);
+            t.len()
+        };
+        assert_eq!(cache.get_or_count(EncodingId::O200kBase, &long(1), counter), 80);
+        assert_eq!(cache.get_or_count(EncodingId::O200kBase, &long(1), counter), 80);
+        assert_eq!(calls.get(), 1);
+        let info = cache.info();
+        assert_eq!((info.hits, info.misses, info.size), (1, 1, 1));
+    }
+
+    #[test]
+    fn the_same_text_under_another_encoding_is_another_entry() {
+        let cache = CountCache::new(100);
+        cache.get_or_count(EncodingId::O200kBase, &long(1), |_| 1);
+        assert_eq!(cache.get_or_count(EncodingId::Cl100kBase, &long(1), |_| 2), 2);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_bound() {
+        let cache = CountCache::new(64);
+        for i in 0..10_000 {
+            cache.get_or_count(EncodingId::O200kBase, &long(i), |_| i);
+        }
+        assert!(cache.info().size <= 64, "{}", cache.info().size);
+        cache.configure(16, true);
+        assert!(cache.info().size <= 16);
+    }
+
+    #[test]
+    fn entries_that_are_hit_survive_eviction() {
+        let cache = CountCache::new(SHARDS * 4);
+        let hot = long(999_999);
+        cache.get_or_count(EncodingId::O200kBase, &hot, |_| 7);
+        for i in 0..1000 {
+            cache.get_or_count(EncodingId::O200kBase, &hot, |_| 0);
+            cache.get_or_count(EncodingId::O200kBase, &long(i), |_| i);
+        }
+        assert_eq!(cache.get_or_count(EncodingId::O200kBase, &hot, |_| 0), 7);
+    }
+
+    #[test]
+    fn short_texts_bypass_the_cache() {
+        let cache = CountCache::new(100);
+        cache.get_or_count(EncodingId::O200kBase, "hi", |_| 1);
+        assert_eq!(cache.info().size, 0);
+    }
+}

@@ -1,0 +1,67 @@
+//! Counting entry points: one text, or many at once, through the content cache.
+//!
+//! Batches are split across cores with rayon only when there is enough text for it to
+//! pay (thread hand-off costs microseconds; tokenizing 256 KiB costs milliseconds).
+//! `TOKENSIEVE_PARALLELISM=0` (or `false`/`off`) keeps everything on the calling thread,
+//! and a forked child never touches the parent's thread pool (see [`disable_parallelism`]).
+
+use crate::cache;
+use crate::encoding::Encoding;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// Batches with less text than this are counted on the calling thread.
+pub const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+static FORCED_SERIAL: AtomicBool = AtomicBool::new(false);
+
+/// Turn parallel counting off for the rest of this process. Called in a forked child:
+/// rayon's worker threads were not copied by `fork`, so using the pool would hang.
+pub fn disable_parallelism() {
+    FORCED_SERIAL.store(true, Relaxed);
+}
+
+/// Whether batches may run in parallel: not after a fork, not when the environment says no.
+pub fn parallelism_allowed() -> bool {
+    if FORCED_SERIAL.load(Relaxed) {
+        return false;
+    }
+    match std::env::var("TOKENSIEVE_PARALLELISM") {
+        Ok(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"),
+        Err(_) => true,
+    }
+}
+
+/// Tokens of `text`, through the process-wide cache.
+#[inline]
+pub fn count(encoding: &Encoding, text: &str) -> usize {
+    cache::global().get_or_count(encoding.id(), text, |t| encoding.count(t))
+}
+
+/// Tokens of each text, through the cache, in parallel when the batch is large enough.
+pub fn count_batch<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S]) -> Vec<i64> {
+    let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+    if texts.len() > 1 && total >= PARALLEL_MIN_BYTES && parallelism_allowed() {
+        // Small chunks keep cores busy when a few texts are much longer than the rest.
+        texts.par_iter().with_min_len(8).map(|t| count(encoding, t.as_ref()) as i64).collect()
+    } else {
+        texts.iter().map(|t| count(encoding, t.as_ref()) as i64).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::{encoding, EncodingId};
+
+    #[test]
+    fn parallel_and_serial_batches_give_the_same_counts() {
+        let enc = encoding(EncodingId::O200kBase);
+        let texts: Vec<String> =
+            (0..2000).map(|i| format!("message {i}: {}", "lorem ipsum dolor sit amet ".repeat(i % 50))).collect();
+        assert!(texts.iter().map(String::len).sum::<usize>() >= PARALLEL_MIN_BYTES);
+        let parallel = count_batch(enc, &texts);
+        let serial: Vec<i64> = texts.iter().map(|t| enc.count(t) as i64).collect();
+        assert_eq!(parallel, serial);
+    }
+}

@@ -1,0 +1,16 @@
+//! The one error type of the crate. The Python glue converts each variant to a
+//! subclass of `tokensieve.TokensieveError` in a single place.
+
+use crate::encoding::ENCODING_NAMES;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("unknown encoding {name:?}; tokensieve offers {}", ENCODING_NAMES.join(", "))]
+    UnknownEncoding { name: String },
+    #[error("{what}: expected str, got {got}")]
+    NotAString { what: String, got: String },
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

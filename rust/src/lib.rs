@@ -1,0 +1,21 @@
+//! tokensieve's Rust core: exact tiktoken token counting, fast enough to run before
+//! every model request.
+//!
+//! Pure Rust, no Python: [`pretokenize`] splits text exactly as tiktoken's regexes do,
+//! [`bpe`] merges each piece, [`encoding`] holds the embedded vocabularies, [`cache`]
+//! remembers counts by content, and [`counting`] ties them together for one text or a
+//! batch. The optional `python` feature adds the thin PyO3 glue in `python.rs`.
+
+pub mod bpe;
+pub mod cache;
+pub mod classes;
+pub mod counting;
+pub mod encoding;
+pub mod error;
+pub mod pretokenize;
+
+pub use encoding::{get_encoding, Encoding, EncodingId};
+pub use error::{Error, Result};
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,89 @@
+"""tokensieve: keep an LLM agent's conversation history inside a token budget.
+
+Exact tiktoken token counting (o200k_base, cl100k_base) in Rust, with vocabularies
+embedded in the binary and a content cache, so re-counting a growing history only
+tokenizes what is new.
+
+Example:
+    >>> import tokensieve
+    >>> tokensieve.count_tokens("How many tokens is this?")
+    6
+"""
+
+from __future__ import annotations
+
+import os as _os
+from typing import NamedTuple
+
+from tokensieve import _core
+from tokensieve._core import (
+    ENCODINGS,
+    Encoding,
+    clear_cache,
+    configure_cache,
+    count_tokens,
+    count_tokens_batch,
+    get_encoding,
+    tiktoken_bpe_file,
+)
+from tokensieve.errors import (
+    ConfigurationError,
+    InputTypeError,
+    TokensieveError,
+    UnknownEncodingError,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "ENCODINGS",
+    "CacheInfo",
+    "ConfigurationError",
+    "Encoding",
+    "InputTypeError",
+    "TokensieveError",
+    "UnknownEncodingError",
+    "__version__",
+    "cache_info",
+    "clear_cache",
+    "configure_cache",
+    "count_tokens",
+    "count_tokens_batch",
+    "get_encoding",
+    "tiktoken_bpe_file",
+]
+
+
+class CacheInfo(NamedTuple):
+    """State of the content cache (see :func:`cache_info`)."""
+
+    hits: int
+    misses: int
+    size: int
+    max_entries: int
+    enabled: bool
+
+
+def cache_info() -> CacheInfo:
+    """Hits, misses and size of the content cache that every count goes through.
+
+    Texts shorter than ``tokensieve._core.MIN_CACHED_BYTES`` are counted directly and
+    do not appear here.
+
+    Example:
+        >>> import tokensieve
+        >>> tokensieve.clear_cache()
+        >>> text = "a message long enough to be worth caching, " * 3
+        >>> tokensieve.count_tokens(text) == tokensieve.count_tokens(text)
+        True
+        >>> info = tokensieve.cache_info()
+        >>> (info.hits, info.misses, info.size)
+        (1, 1, 1)
+    """
+    return CacheInfo(*_core.cache_info())
+
+
+# A forked child has none of the parent's worker threads: keep its batches serial
+# instead of waiting forever on a thread pool that is not there.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core._disable_parallelism)

@@ -1,0 +1,330 @@
+//! The PyO3 glue: the only file that knows about Python.
+//!
+//! Every call runs in three phases: with the GIL, borrow the caller's strings
+//! (`PyBackedStr`, no copy) and resolve arguments; without it (`Python::detach`), run the
+//! pure-Rust work; with it again, return small values. Errors from the core become
+//! Python exceptions in one place, [`to_py_err`], raising the classes of
+//! `tokensieve/errors.py`.
+
+use crate::cache::{self, CacheInfo};
+use crate::counting;
+use crate::encoding::{self, Encoding, EncodingId};
+use crate::error::Error;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBytes, PyString};
+
+pyo3::import_exception!(tokensieve.errors, UnknownEncodingError);
+pyo3::import_exception!(tokensieve.errors, InputTypeError);
+pyo3::import_exception!(tokensieve.errors, ConfigurationError);
+
+/// Texts shorter than this are counted without releasing the GIL: releasing and
+/// re-acquiring it costs about as much as counting a short message.
+const DETACH_MIN_BYTES: usize = 4096;
+
+fn to_py_err(err: Error) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        Error::UnknownEncoding { .. } => UnknownEncodingError::new_err(msg),
+        Error::NotAString { .. } => InputTypeError::new_err(msg),
+        Error::InvalidConfig(_) => ConfigurationError::new_err(msg),
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        to_py_err(err)
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned())
+}
+
+/// Borrow the UTF-8 of a Python `str` without copying it.
+///
+/// A `str` holding lone surrogates has no UTF-8 form. tiktoken's answer, followed here
+/// so counts stay equal to its own, is to round-trip through UTF-16 with
+/// `surrogatepass` and decode with `replace`: a valid surrogate pair becomes its
+/// character, a lone surrogate becomes U+FFFD.
+fn borrow_text(obj: &Bound<'_, PyAny>, what: impl FnOnce() -> String) -> PyResult<PyBackedStr> {
+    let text = obj
+        .cast::<PyString>()
+        .map_err(|_| Error::NotAString { what: what(), got: type_name(obj) })?;
+    match PyBackedStr::try_from(text.clone()) {
+        Ok(borrowed) => Ok(borrowed),
+        Err(_) => {
+            let repaired = text
+                .call_method1(pyo3::intern!(obj.py(), "encode"), ("utf-16", "surrogatepass"))?
+                .call_method1(pyo3::intern!(obj.py(), "decode"), ("utf-16", "replace"))?;
+            PyBackedStr::try_from(repaired.cast_into::<PyString>()?)
+        }
+    }
+}
+
+/// Resolve an `encoding` argument: a name, or an `Encoding` object.
+fn resolve_encoding(py: Python<'_>, arg: &Bound<'_, PyAny>) -> PyResult<&'static Encoding> {
+    if let Ok(enc) = arg.cast::<PyEncoding>() {
+        return Ok(enc.get().inner);
+    }
+    let name = arg.cast::<PyString>().map_err(|_| Error::NotAString {
+        what: "encoding".to_owned(),
+        got: type_name(arg),
+    })?;
+    let id = EncodingId::from_name(&name.to_cow()?)?;
+    // The first use loads the vocabulary (~0.1 s); let other threads run meanwhile.
+    Ok(py.detach(|| encoding::encoding(id)))
+}
+
+fn count_one(py: Python<'_>, enc: &'static Encoding, text: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let text = borrow_text(text, || "text".to_owned())?;
+    Ok(if text.len() >= DETACH_MIN_BYTES {
+        py.detach(|| counting::count(enc, &text))
+    } else {
+        counting::count(enc, &text)
+    })
+}
+
+fn count_many<'py>(
+    py: Python<'py>,
+    enc: &'static Encoding,
+    texts: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    if texts.is_instance_of::<PyString>() {
+        return Err(Error::NotAString { what: "texts".to_owned(), got: "str (pass a list of str)".to_owned() }
+            .into());
+    }
+    let iter = texts.try_iter().map_err(|_| Error::NotAString {
+        what: "texts".to_owned(),
+        got: format!("{} (expected a sequence of str)", type_name(texts)),
+    })?;
+    let mut borrowed = Vec::with_capacity(texts.len().unwrap_or(0));
+    for (i, item) in iter.enumerate() {
+        borrowed.push(borrow_text(&item?, || format!("texts[{i}]"))?);
+    }
+    let counts = py.detach(|| counting::count_batch(enc, &borrowed));
+    Ok(numpy::PyArray1::from_vec(py, counts))
+}
+
+/// A tiktoken encoding loaded for repeated use.
+#[pyclass(frozen, name = "Encoding", module = "tokensieve")]
+pub struct PyEncoding {
+    inner: &'static Encoding,
+}
+
+#[pymethods]
+impl PyEncoding {
+    /// The encoding's name, e.g. ``"o200k_base"``.
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    /// Number of ordinary tokens in the vocabulary.
+    #[getter]
+    fn vocabulary_size(&self) -> usize {
+        self.inner.vocabulary_size()
+    }
+
+    /// Exact number of tokens of ``text`` (special-token text counts as plain text).
+    fn count(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<usize> {
+        count_one(py, self.inner, text)
+    }
+
+    /// Token counts of many texts at once, as an int64 numpy array.
+    fn count_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+        count_many(py, self.inner, texts)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Encoding {:?}>", self.inner.name())
+    }
+
+    /// Pickle by name: the vocabulary is in the binary on the other side too.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (&'static str,))> {
+        let get = py.import("tokensieve")?.getattr("get_encoding")?;
+        Ok((get, (self.inner.name(),)))
+    }
+}
+
+#[pymodule]
+pub mod _core {
+    use super::*;
+
+    #[pymodule_export]
+    use super::PyEncoding;
+
+    #[pymodule_export]
+    const ENCODINGS: [&str; 2] = encoding::ENCODING_NAMES;
+
+    #[pymodule_export]
+    const PARALLEL_MIN_BYTES: usize = counting::PARALLEL_MIN_BYTES;
+
+    #[pymodule_export]
+    const MIN_CACHED_BYTES: usize = cache::MIN_CACHED_BYTES;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Count the tokens of ``text`` exactly as tiktoken does.
+    ///
+    /// Special-token text such as ``<|endoftext|>`` counts as ordinary text (tiktoken's
+    /// ``encode_ordinary``), so user content can never raise. Counts go through the
+    /// content cache: counting the same text again is a hash lookup.
+    ///
+    /// Args:
+    ///     text: The text to count.
+    ///     encoding: ``"o200k_base"`` (default) or ``"cl100k_base"``, or an ``Encoding``.
+    ///
+    /// Returns:
+    ///     The number of tokens.
+    ///
+    /// Raises:
+    ///     InputTypeError: ``text`` is not a ``str``.
+    ///     UnknownEncodingError: ``encoding`` names no encoding tokensieve offers.
+    ///
+    /// Example:
+    ///     >>> import tokensieve
+    ///     >>> tokensieve.count_tokens("Hello, world!")
+    ///     4
+    ///     >>> tokensieve.count_tokens("Hello, world!", encoding="cl100k_base")
+    ///     4
+    #[pyfunction]
+    #[pyo3(signature = (text, encoding = None))]
+    fn count_tokens(py: Python<'_>, text: &Bound<'_, PyAny>, encoding: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let enc = match encoding {
+            Some(e) => resolve_encoding(py, e)?,
+            None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
+        };
+        count_one(py, enc, text)
+    }
+
+    /// Count the tokens of many texts at once.
+    ///
+    /// The strings are borrowed, not copied, and counted without holding the GIL; a
+    /// batch of more than ``PARALLEL_MIN_BYTES`` of text is spread over all cores (set
+    /// ``TOKENSIEVE_PARALLELISM=0`` to keep it on one).
+    ///
+    /// Args:
+    ///     texts: A sequence (or any iterable) of ``str``.
+    ///     encoding: ``"o200k_base"`` (default) or ``"cl100k_base"``, or an ``Encoding``.
+    ///
+    /// Returns:
+    ///     A ``numpy.ndarray`` of ``int64``, one count per text.
+    ///
+    /// Raises:
+    ///     InputTypeError: ``texts`` is a ``str`` or not iterable, or an item is not a
+    ///         ``str`` (the message names its index).
+    ///     UnknownEncodingError: ``encoding`` names no encoding tokensieve offers.
+    ///
+    /// Example:
+    ///     >>> import tokensieve
+    ///     >>> tokensieve.count_tokens_batch(["Hello, world!", "", "How are you?"]).tolist()
+    ///     [4, 0, 4]
+    #[pyfunction]
+    #[pyo3(signature = (texts, encoding = None))]
+    fn count_tokens_batch<'py>(
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        encoding: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+        let enc = match encoding {
+            Some(e) => resolve_encoding(py, e)?,
+            None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
+        };
+        count_many(py, enc, texts)
+    }
+
+    /// The encoding named ``name``, for repeated use.
+    ///
+    /// Vocabularies are embedded in the binary; the first use of one loads it (about a
+    /// tenth of a second), later uses share it.
+    ///
+    /// Example:
+    ///     >>> import tokensieve
+    ///     >>> enc = tokensieve.get_encoding("cl100k_base")
+    ///     >>> enc.count("tokensieve")
+    ///     3
+    #[pyfunction]
+    fn get_encoding(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<PyEncoding> {
+        Ok(PyEncoding { inner: resolve_encoding(py, name)? })
+    }
+
+    /// The embedded vocabulary in tiktoken's ``.tiktoken`` format, byte for byte the
+    /// file OpenAI publishes. Write it to disk to build ``tiktoken`` (or any other
+    /// tool) offline.
+    ///
+    /// Example:
+    ///     >>> import hashlib, tokensieve
+    ///     >>> hashlib.sha256(tokensieve.tiktoken_bpe_file("cl100k_base")).hexdigest()[:16]
+    ///     '223921b76ee99bde'
+    #[pyfunction]
+    fn tiktoken_bpe_file<'py>(py: Python<'py>, encoding: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let enc = resolve_encoding(py, encoding)?;
+        let file = py.detach(|| enc.tiktoken_file());
+        Ok(PyBytes::new(py, &file))
+    }
+
+    /// Raw cache counters: ``(hits, misses, size, max_entries, enabled)``.
+    /// ``tokensieve.cache_info()`` wraps them in a named tuple.
+    #[pyfunction]
+    fn cache_info() -> (u64, u64, usize, usize, bool) {
+        let CacheInfo { hits, misses, size, max_entries, enabled } = cache::global().info();
+        (hits, misses, size, max_entries, enabled)
+    }
+
+    /// Empty the content cache and reset its counters.
+    ///
+    /// Example:
+    ///     >>> import tokensieve
+    ///     >>> tokensieve.clear_cache()
+    ///     >>> tokensieve.cache_info().size
+    ///     0
+    #[pyfunction]
+    fn clear_cache() {
+        cache::global().clear()
+    }
+
+    /// Bound the content cache to ``max_entries`` counts (entries over the bound are
+    /// evicted now) and switch it on or off. ``None`` keeps the current setting.
+    ///
+    /// Raises:
+    ///     ConfigurationError: ``max_entries`` is negative.
+    ///
+    /// Example:
+    ///     >>> import tokensieve
+    ///     >>> tokensieve.configure_cache(max_entries=10_000)
+    ///     >>> tokensieve.cache_info().max_entries
+    ///     10000
+    ///     >>> tokensieve.configure_cache(max_entries=100_000)  # the default
+    #[pyfunction]
+    #[pyo3(signature = (max_entries = None, enabled = None))]
+    fn configure_cache(max_entries: Option<i64>, enabled: Option<bool>) -> PyResult<()> {
+        let current = cache::global().info();
+        let max_entries = match max_entries {
+            None => current.max_entries,
+            Some(n) => usize::try_from(n).map_err(|_| {
+                Error::InvalidConfig(format!("max_entries must be 0 or more, got {n}"))
+            })?,
+        };
+        cache::global().configure(max_entries, enabled.unwrap_or(current.enabled));
+        Ok(())
+    }
+
+    #[pyfunction]
+    fn _disable_parallelism() {
+        counting::disable_parallelism()
+    }
+
+    #[pyfunction]
+    fn _parallelism_allowed() -> bool {
+        counting::parallelism_allowed()
+    }
+
+}

@@ -52,6 +52,10 @@ impl Encoding {
         self.id.name()
     }
 
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
     /// Number of ordinary (non-special) tokens.
     pub fn vocabulary_size(&self) -> usize {
         self.vocabulary.len()

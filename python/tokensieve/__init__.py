@@ -1,6 +1,8 @@
 """tokensieve: keep an LLM agent's conversation history inside a token budget.
 
-Exact tiktoken token counting (o200k_base, cl100k_base) in Rust, with vocabularies
+``compact_history(messages)`` before each model request keeps the system prompt, the
+current task and the last exchanges, and never separates a tool call from its result.
+Counting is exact tiktoken counting (o200k_base, cl100k_base) in Rust, with vocabularies
 embedded in the binary and a content cache, so re-counting a growing history only
 tokenizes what is new.
 
@@ -26,9 +28,13 @@ from tokensieve._core import (
     get_encoding,
     tiktoken_bpe_file,
 )
+from tokensieve.compaction import CompactionResult, Compactor, compact_history, count_history_tokens
+from tokensieve.config import PRESETS, BudgetConfig
 from tokensieve.errors import (
+    BudgetExceededError,
     ConfigurationError,
     InputTypeError,
+    InvalidMessageError,
     TokensieveError,
     UnknownEncodingError,
 )
@@ -37,16 +43,24 @@ __version__: str = _core.__version__
 
 __all__ = [
     "ENCODINGS",
+    "PRESETS",
+    "BudgetConfig",
+    "BudgetExceededError",
     "CacheInfo",
+    "CompactionResult",
+    "Compactor",
     "ConfigurationError",
     "Encoding",
     "InputTypeError",
+    "InvalidMessageError",
     "TokensieveError",
     "UnknownEncodingError",
     "__version__",
     "cache_info",
     "clear_cache",
+    "compact_history",
     "configure_cache",
+    "count_history_tokens",
     "count_tokens",
     "count_tokens_batch",
     "get_encoding",

@@ -1,8 +1,8 @@
 """Type stubs for the native module ``tokensieve._core`` (written by hand, checked by
 ``mypy.stubtest`` in the test suite). Import from ``tokensieve``, not from here."""
 
-from collections.abc import Iterable
-from typing import Final, final
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,3 +33,13 @@ def clear_cache() -> None: ...
 def configure_cache(max_entries: int | None = None, enabled: bool | None = None) -> None: ...
 def _disable_parallelism() -> None: ...
 def _parallelism_allowed() -> bool: ...
+def count_history_tokens(
+    messages: Sequence[object], *, encoding: str | Encoding | None = None, format: str | None = None
+) -> npt.NDArray[np.int64]: ...
+def compact_history(
+    messages: Sequence[object],
+    budget: tuple[int, float, float, int, int, int, bool],
+    *,
+    encoding: str | Encoding | None = None,
+    format: str | None = None,
+) -> tuple[list[Any], str, int, int, int, list[int], int, int, npt.NDArray[np.int64], str]: ...

@@ -12,6 +12,8 @@ __all__ = [
     "UnknownEncodingError",
     "InputTypeError",
     "ConfigurationError",
+    "InvalidMessageError",
+    "BudgetExceededError",
 ]
 
 
@@ -29,3 +31,39 @@ class InputTypeError(TokensieveError, TypeError):
 
 class ConfigurationError(TokensieveError, ValueError):
     """An invalid setting, such as a negative cache size."""
+
+
+class InvalidMessageError(TokensieveError, ValueError):
+    """A message of a history that cannot be read: an unknown role or shape, a tool call
+    without an id. ``index`` is its position in the list, ``reason`` what was wrong."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"messages[{index}]: {reason}")
+        self.index = index
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InvalidMessageError], tuple[int, str]]:
+        return type(self), (self.index, self.reason)
+
+
+class BudgetExceededError(TokensieveError):
+    """Even compacted as far as it may be, the history is over the hard limit: the request
+    should not be sent. The caller's history is untouched.
+
+    Attributes:
+        tokens_before: tokens of the history as given (plus ``reserved_tokens``).
+        tokens_after: tokens of the most compacted history allowed.
+        limit: the hard limit, ``hard_limit_threshold * max_input_tokens``.
+    """
+
+    def __init__(self, tokens_before: int, tokens_after: int, limit: int) -> None:
+        super().__init__(
+            f"the history needs {tokens_after} tokens after compaction (from {tokens_before}), "
+            f"over the hard limit of {limit}"
+        )
+        self.tokens_before = tokens_before
+        self.tokens_after = tokens_after
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[BudgetExceededError], tuple[int, int, int]]:
+        return type(self), (self.tokens_before, self.tokens_after, self.limit)

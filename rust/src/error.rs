@@ -11,6 +11,14 @@ pub enum Error {
     NotAString { what: String, got: String },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    #[error("messages[{index}]: {reason}")]
+    InvalidMessage { index: usize, reason: String },
+    #[error("{what}: expected a list of messages, got {got}")]
+    NotAHistory { what: String, got: String },
+    #[error(
+        "the history needs {tokens_after} tokens after compaction (from {tokens_before}), over the hard limit of {limit}"
+    )]
+    BudgetExceeded { tokens_before: u64, tokens_after: u64, limit: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

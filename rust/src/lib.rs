@@ -9,9 +9,11 @@
 pub mod bpe;
 pub mod cache;
 pub mod classes;
+pub mod compact;
 pub mod counting;
 pub mod encoding;
 pub mod error;
+pub mod history;
 pub mod pretokenize;
 
 pub use encoding::{get_encoding, Encoding, EncodingId};

@@ -6,17 +6,24 @@
 //! Python exceptions in one place, [`to_py_err`], raising the classes of
 //! `tokensieve/errors.py`.
 
+mod build;
+mod read;
+
 use crate::cache::{self, CacheInfo};
+use crate::compact::{self, Action, Budget, Dangling};
 use crate::counting;
 use crate::encoding::{self, Encoding, EncodingId};
 use crate::error::Error;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use read::{Format, Read};
 
 pyo3::import_exception!(tokensieve.errors, UnknownEncodingError);
 pyo3::import_exception!(tokensieve.errors, InputTypeError);
 pyo3::import_exception!(tokensieve.errors, ConfigurationError);
+pyo3::import_exception!(tokensieve.errors, InvalidMessageError);
+pyo3::import_exception!(tokensieve.errors, BudgetExceededError);
 
 /// Texts shorter than this are counted without releasing the GIL: releasing and
 /// re-acquiring it costs about as much as counting a short message.
@@ -28,6 +35,11 @@ fn to_py_err(err: Error) -> PyErr {
         Error::UnknownEncoding { .. } => UnknownEncodingError::new_err(msg),
         Error::NotAString { .. } => InputTypeError::new_err(msg),
         Error::InvalidConfig(_) => ConfigurationError::new_err(msg),
+        Error::NotAHistory { .. } => InputTypeError::new_err(msg),
+        Error::InvalidMessage { index, reason } => InvalidMessageError::new_err((index, reason)),
+        Error::BudgetExceeded { tokens_before, tokens_after, limit } => {
+            BudgetExceededError::new_err((tokens_before, tokens_after, limit))
+        }
     }
 }
 
@@ -105,6 +117,54 @@ fn count_many<'py>(
     let counts = py.detach(|| counting::count_batch(enc, &borrowed));
     Ok(numpy::PyArray1::from_vec(py, counts))
 }
+
+/// Phase one of a history call: the caller's list (a tuple is read as a list), its
+/// format, and the history read from it with its texts borrowed.
+fn read_history<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyAny>,
+    format: Option<&str>,
+) -> PyResult<(Bound<'py, PyList>, Read)> {
+    let list = if let Ok(list) = messages.cast::<PyList>() {
+        list.clone()
+    } else if let Ok(tuple) = messages.cast::<PyTuple>() {
+        PyList::new(py, tuple)?
+    } else {
+        return Err(Error::NotAHistory { what: "messages".to_owned(), got: type_name(messages) }.into());
+    };
+    let format = match format {
+        Some(name) => Format::from_name(name)?,
+        None => read::detect(py, &list)?,
+    };
+    let read = read::read(py, &list, format)?;
+    Ok((list, read))
+}
+
+/// Phase two: count every text without the GIL (through the cache, in parallel when large).
+fn count_history(py: Python<'_>, enc: &'static Encoding, read: &mut Read) {
+    let texts = &read.texts;
+    let counts = py.detach(|| counting::count_batch(enc, texts));
+    read.apply_counts(&counts);
+}
+
+fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::PyArray1<i64>> {
+    let tokens = (0..read.history.len()).map(|i| read.history.message_tokens(i) as i64).collect();
+    numpy::PyArray1::from_vec(py, tokens)
+}
+
+/// What `compact_history` hands back to Python: the messages, then the report.
+type CompactReturn<'py> = (
+    Bound<'py, PyList>,
+    &'static str,
+    u64,
+    u64,
+    usize,
+    Vec<usize>,
+    usize,
+    usize,
+    Bound<'py, numpy::PyArray1<i64>>,
+    &'static str,
+);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -315,6 +375,72 @@ pub mod _core {
         };
         cache::global().configure(max_entries, enabled.unwrap_or(current.enabled));
         Ok(())
+    }
+
+    /// Tokens of each message of a history, as the compactor counts them.
+    #[pyfunction]
+    #[pyo3(signature = (messages, *, encoding = None, format = None))]
+    fn count_history_tokens<'py>(
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        encoding: Option<&Bound<'py, PyAny>>,
+        format: Option<&str>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+        let enc = match encoding {
+            Some(e) => resolve_encoding(py, e)?,
+            None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
+        };
+        let (_, mut read) = read_history(py, messages, format)?;
+        count_history(py, enc, &mut read);
+        Ok(per_message_tokens(py, &read))
+    }
+
+    /// Compact a history. `budget` is `(max_input_tokens, compaction_threshold,
+    /// hard_limit_threshold, target_input_tokens, max_exchanges, reserved_tokens,
+    /// stub_dangling_calls)`, validated by `BudgetConfig`.
+    #[pyfunction]
+    #[pyo3(signature = (messages, budget, *, encoding = None, format = None))]
+    fn compact_history<'py>(
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        budget: (u64, f64, f64, u64, usize, u64, bool),
+        encoding: Option<&Bound<'py, PyAny>>,
+        format: Option<&str>,
+    ) -> PyResult<CompactReturn<'py>> {
+        let enc = match encoding {
+            Some(e) => resolve_encoding(py, e)?,
+            None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
+        };
+        let (list, mut read) = read_history(py, messages, format)?;
+        count_history(py, enc, &mut read);
+        let budget = Budget {
+            max_input_tokens: budget.0,
+            compaction_threshold: budget.1,
+            hard_limit_threshold: budget.2,
+            target_input_tokens: budget.3,
+            max_exchanges: budget.4,
+            reserved_tokens: budget.5,
+            dangling: if budget.6 { Dangling::Stub } else { Dangling::Drop },
+        };
+        let rules = read.format.rules();
+        let history = &read.history;
+        let outcome = py.detach(|| compact::compact(history, rules, &budget))?;
+        let out = build::build(py, &list, &read, &outcome.messages)?;
+        Ok((
+            out,
+            match outcome.action {
+                Action::None => "none",
+                Action::Compacted => "compacted",
+            },
+            outcome.tokens_before,
+            outcome.tokens_after,
+            outcome.exchanges_kept,
+            outcome.dropped,
+            outcome.orphans_removed,
+            outcome.calls_repaired,
+            per_message_tokens(py, &read),
+            read.format.name(),
+        ))
     }
 
     #[pyfunction]

@@ -1,0 +1,121 @@
+//! A conversation history as the compactor sees it, whatever format it came in.
+//!
+//! The readers (`python/read.rs`) turn OpenAI, Anthropic and pydantic-ai messages into
+//! this shape; [`crate::compact`] works on it alone. Parts live in one flat vector with
+//! each message owning a range of it: one allocation for a whole history instead of one
+//! per message. The kinds are described in `docs/compaction.md`.
+
+use std::ops::Range;
+
+/// Interned tool-call id: equal ids, equal numbers.
+pub type CallId = u32;
+
+/// Tokens every message costs besides its parts: the 3 tokens of the chat format's
+/// message framing plus 1 for the role, as OpenAI's published counting recipe does.
+pub const MESSAGE_OVERHEAD: u64 = 4;
+
+/// Tokens charged for an image, audio clip or other binary item, which is never read:
+/// what OpenAI charges for a 1024x1024 image at high detail (85 + 4 * 170).
+pub const BINARY_PART_TOKENS: u64 = 765;
+
+/// The content of a synthesized result answering a call whose result was cut away.
+pub const STUB_TEXT: &str = "[tool result elided by tokensieve]";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Sent to the model: system prompt, user prompts, tool results.
+    Request,
+    /// Produced by the model: text, thinking, tool calls.
+    Response,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartKind {
+    /// System prompt, developer message, instructions: pins its message.
+    System,
+    /// A user-authored prompt: the latest one pins its message.
+    Prompt,
+    /// A tool call that must be answered.
+    Call(CallId),
+    /// A tool result that must answer a call.
+    Result(CallId),
+    /// Everything else, kept with its message.
+    Content,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub kind: PartKind,
+    pub tokens: u64,
+    /// For a call: the tokens of the stub result that would answer it.
+    pub stub_tokens: u64,
+}
+
+impl Part {
+    pub fn new(kind: PartKind, tokens: u64) -> Self {
+        Part { kind, tokens, stub_tokens: 0 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub side: Side,
+    /// Indices of this message's parts in [`History::parts`].
+    pub parts: Range<usize>,
+    /// Kept or dropped together with the next message (a Responses `reasoning` item).
+    pub bonded_to_next: bool,
+}
+
+/// Where a tool result must stand relative to its call for the provider to accept it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pairing {
+    /// In the message right after the call's (Anthropic, pydantic-ai).
+    NextMessage,
+    /// In the run of tool messages right after the call's message (OpenAI chat).
+    ToolBlock,
+    /// Anywhere after the call (OpenAI Responses).
+    Anywhere,
+}
+
+/// What a format's provider enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    pub pairing: Pairing,
+    /// The first message that is not a system message must be a request (Anthropic).
+    pub user_first: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    pub messages: Vec<Message>,
+    pub parts: Vec<Part>,
+}
+
+impl History {
+    /// Start a new message; parts pushed afterwards belong to it.
+    pub fn begin(&mut self, side: Side) {
+        let at = self.parts.len();
+        self.messages.push(Message { side, parts: at..at, bonded_to_next: false });
+    }
+
+    /// Add a part to the last message begun; returns the part's index.
+    pub fn push(&mut self, part: Part) -> usize {
+        self.parts.push(part);
+        let last = self.messages.last_mut().expect("begin() before push()");
+        last.parts.end = self.parts.len();
+        self.parts.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Tokens of message `i` with all its parts.
+    pub fn message_tokens(&self, i: usize) -> u64 {
+        MESSAGE_OVERHEAD + self.parts[self.messages[i].parts.clone()].iter().map(|p| p.tokens).sum::<u64>()
+    }
+}

@@ -1,0 +1,221 @@
+//! Turning a compaction plan back into Python messages, with the GIL held.
+//!
+//! Untouched messages are the caller's own objects. A message that lost parts is a new
+//! object of the same type: pydantic-ai messages through `dataclasses.replace` (same
+//! class, every other field kept), dicts as a shallow copy with the filtered list.
+
+use super::read::{Format, Read, NO_SLOT};
+use crate::compact::OutMessage;
+use crate::history::{PartKind, STUB_TEXT};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList};
+
+pub fn build<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyList>,
+    read: &Read,
+    plan: &[OutMessage],
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for item in plan {
+        match item {
+            OutMessage::Kept { index, parts: None, stubs, .. } if stubs.is_empty() => {
+                out.append(messages.get_item(*index)?)?;
+            }
+            OutMessage::Kept { index, parts, stubs, stub_at } => {
+                let message = messages.get_item(*index)?;
+                let range = read.history.messages[*index].parts.clone();
+                let kept: Vec<usize> = match parts {
+                    Some(p) => p.iter().map(|&local| range.start + local).collect(),
+                    None => range.collect(),
+                };
+                out.append(rebuild(py, read, messages, &message, &kept, stubs, *stub_at)?)?;
+            }
+            OutMessage::Stub { calls, .. } => {
+                for message in stub_messages(py, read, messages, calls)? {
+                    out.append(message)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The Python list items of `message` that `kept` (global part indices) came from.
+fn kept_items<'py>(list: &Bound<'py, PyAny>, read: &Read, kept: &[usize]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    kept.iter()
+        .map(|&p| read.slots[p])
+        .filter(|&slot| slot != NO_SLOT)
+        .map(|slot| list.get_item(slot as usize))
+        .collect()
+}
+
+fn call_id(read: &Read, call: usize) -> &str {
+    match read.history.parts[call].kind {
+        PartKind::Call(id) => &read.ids[id as usize],
+        _ => unreachable!("stubs answer calls"),
+    }
+}
+
+fn rebuild<'py>(
+    py: Python<'py>,
+    read: &Read,
+    messages: &Bound<'py, PyList>,
+    message: &Bound<'py, PyAny>,
+    kept: &[usize],
+    stubs: &[usize],
+    stub_at: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    match read.format {
+        Format::PydanticAi => {
+            let parts = message.getattr(intern!(py, "parts"))?;
+            let mut items = kept_items(&parts, read, kept)?;
+            let stub_parts = stubs.iter().map(|&c| pydantic_ai_stub_part(py, read, messages, c)).collect::<PyResult<Vec<_>>>()?;
+            splice(&mut items, stub_at, stub_parts);
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "parts"), PyList::new(py, items)?)?;
+            dataclasses_replace(py)?.call((message,), Some(&kwargs))
+        }
+        Format::Anthropic => {
+            let copy = message.cast::<PyDict>()?.copy()?;
+            let content = copy.get_item(intern!(py, "content"))?.expect("read from it");
+            let mut items = kept_items(&content, read, kept)?;
+            let stub_blocks = stubs
+                .iter()
+                .map(|&c| {
+                    let block = PyDict::new(py);
+                    block.set_item("type", "tool_result")?;
+                    block.set_item("tool_use_id", call_id(read, c))?;
+                    block.set_item("content", STUB_TEXT)?;
+                    Ok(block.into_any())
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            splice(&mut items, stub_at, stub_blocks);
+            copy.set_item(intern!(py, "content"), PyList::new(py, items)?)?;
+            Ok(copy.into_any())
+        }
+        Format::OpenAi => {
+            // Only an assistant message loses parts: some of its tool calls.
+            let copy = message.cast::<PyDict>()?.copy()?;
+            if let Some(calls) = copy.get_item(intern!(py, "tool_calls"))?.filter(|c| !c.is_none()) {
+                let items = kept_items(&calls, read, kept)?;
+                if items.is_empty() {
+                    copy.del_item(intern!(py, "tool_calls"))?;
+                } else {
+                    copy.set_item(intern!(py, "tool_calls"), PyList::new(py, items)?)?;
+                }
+            }
+            let keeps_legacy = kept.iter().any(|&p| {
+                read.slots[p] == NO_SLOT && matches!(read.history.parts[p].kind, PartKind::Call(_))
+            });
+            if !keeps_legacy && copy.contains(intern!(py, "function_call"))? {
+                copy.del_item(intern!(py, "function_call"))?;
+            }
+            Ok(copy.into_any())
+        }
+        Format::Responses => Ok(message.clone()), // items have one part: kept whole or dropped
+    }
+}
+
+fn splice<T>(items: &mut Vec<T>, at: usize, new: Vec<T>) {
+    let at = at.min(items.len());
+    items.splice(at..at, new);
+}
+
+/// The Python object a call part was read from: the message itself, or the item of its
+/// list that the part's slot points at.
+fn call_source<'py>(read: &Read, messages: &Bound<'py, PyList>, call: usize) -> PyResult<Bound<'py, PyAny>> {
+    let index = read.history.messages.partition_point(|m| m.parts.end <= call);
+    let message = messages.get_item(index)?;
+    let py = messages.py();
+    match (read.format, read.slots[call]) {
+        (_, NO_SLOT) => Ok(message),
+        (Format::PydanticAi, slot) => message.getattr(intern!(py, "parts"))?.get_item(slot as usize),
+        (Format::Anthropic, slot) => message.get_item(intern!(py, "content"))?.get_item(slot as usize),
+        (Format::OpenAi | Format::Responses, slot) => {
+            message.get_item(intern!(py, "tool_calls"))?.get_item(slot as usize)
+        }
+    }
+}
+
+fn pydantic_ai_stub_part<'py>(
+    py: Python<'py>,
+    read: &Read,
+    messages: &Bound<'py, PyList>,
+    call: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = call_source(read, messages, call)?.getattr(intern!(py, "tool_name"))?;
+    tool_return_part(py)?.call1((name, STUB_TEXT, call_id(read, call)))
+}
+
+/// New messages answering `calls` (global part indices), in the format's shape.
+fn stub_messages<'py>(
+    py: Python<'py>,
+    read: &Read,
+    messages: &Bound<'py, PyList>,
+    calls: &[usize],
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    match read.format {
+        Format::PydanticAi => {
+            let parts =
+                calls.iter().map(|&c| pydantic_ai_stub_part(py, read, messages, c)).collect::<PyResult<Vec<_>>>()?;
+            let module = py.import(intern!(py, "pydantic_ai.messages"))?;
+            Ok(vec![module.getattr(intern!(py, "ModelRequest"))?.call1((PyList::new(py, parts)?,))?])
+        }
+        Format::Anthropic => {
+            let blocks = PyList::empty(py);
+            for &c in calls {
+                let block = PyDict::new(py);
+                block.set_item("type", "tool_result")?;
+                block.set_item("tool_use_id", call_id(read, c))?;
+                block.set_item("content", STUB_TEXT)?;
+                blocks.append(block)?;
+            }
+            let message = PyDict::new(py);
+            message.set_item("role", "user")?;
+            message.set_item("content", blocks)?;
+            Ok(vec![message.into_any()])
+        }
+        Format::OpenAi => calls
+            .iter()
+            .map(|&c| {
+                let message = PyDict::new(py);
+                if read.slots[c] == NO_SLOT {
+                    // A legacy function_call is answered by a `function` message, by position.
+                    let source = call_source(read, messages, c)?;
+                    let name = source.get_item(intern!(py, "function_call"))?.get_item(intern!(py, "name"))?;
+                    message.set_item("role", "function")?;
+                    message.set_item("name", name)?;
+                } else {
+                    message.set_item("role", "tool")?;
+                    message.set_item("tool_call_id", call_id(read, c))?;
+                }
+                message.set_item("content", STUB_TEXT)?;
+                Ok(message.into_any())
+            })
+            .collect(),
+        Format::Responses => calls
+            .iter()
+            .map(|&c| {
+                let item = PyDict::new(py);
+                let call_type = call_source(read, messages, c)?.get_item(intern!(py, "type"))?;
+                item.set_item("type", format!("{}_output", call_type.str()?.to_cow()?))?;
+                item.set_item("call_id", call_id(read, c))?;
+                item.set_item("output", STUB_TEXT)?;
+                Ok(item.into_any())
+            })
+            .collect(),
+    }
+}
+
+fn dataclasses_replace(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static REPLACE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    REPLACE.import(py, "dataclasses", "replace")
+}
+
+fn tool_return_part(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CLASS.import(py, "pydantic_ai.messages", "ToolReturnPart")
+}

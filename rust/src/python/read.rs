@@ -1,0 +1,827 @@
+//! Reading the caller's messages into a [`History`], with the GIL held.
+//!
+//! One walk over the Python objects: attributes and dict keys are looked up with
+//! interned names, strings are borrowed (not copied) for counting later without the GIL,
+//! and only tool-call ids and non-string values (rendered as JSON text) are copied.
+//! The mapping of each format is documented in `docs/compaction.md`.
+
+use super::{borrow_text, type_name};
+use crate::error::Error;
+use crate::history::{CallId, History, Pairing, Part, PartKind, Rules, Side, BINARY_PART_TOKENS};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use rustc_hash::FxHashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    PydanticAi,
+    OpenAi,
+    Responses,
+    Anthropic,
+}
+
+impl Format {
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        match name {
+            "pydantic-ai" | "pydantic_ai" => Ok(Format::PydanticAi),
+            "openai" | "chat" => Ok(Format::OpenAi),
+            "responses" | "openai-responses" => Ok(Format::Responses),
+            "anthropic" => Ok(Format::Anthropic),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown format {name:?}; expected 'pydantic-ai', 'openai', 'responses' or 'anthropic'"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::PydanticAi => "pydantic-ai",
+            Format::OpenAi => "openai",
+            Format::Responses => "responses",
+            Format::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn rules(self) -> Rules {
+        match self {
+            Format::PydanticAi | Format::Anthropic => Rules { pairing: Pairing::NextMessage, user_first: true },
+            Format::OpenAi => Rules { pairing: Pairing::ToolBlock, user_first: false },
+            Format::Responses => Rules { pairing: Pairing::Anywhere, user_first: false },
+        }
+    }
+}
+
+/// A piece of text to count once the GIL is released.
+pub enum Text {
+    Borrowed(PyBackedStr),
+    Owned(String),
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// Whose tokens a text adds to.
+#[derive(Clone, Copy)]
+pub enum Target {
+    Part(usize),
+    Stub(usize),
+}
+
+/// A history read from Python, waiting for its texts to be counted.
+pub struct Read {
+    pub format: Format,
+    pub history: History,
+    pub texts: Vec<Text>,
+    pub targets: Vec<Target>,
+    /// For each part: the index of the Python item it came from in its message's list
+    /// (`parts`, `content` blocks or `tool_calls`), or `NO_SLOT`.
+    pub slots: Vec<u32>,
+    /// Call id strings, by [`CallId`].
+    pub ids: Vec<String>,
+}
+
+pub const NO_SLOT: u32 = u32::MAX;
+
+impl Read {
+    /// Add the counts (one per text, in order) to the parts they belong to.
+    pub fn apply_counts(&mut self, counts: &[i64]) {
+        for (target, &n) in self.targets.iter().zip(counts) {
+            match *target {
+                Target::Part(p) => self.history.parts[p].tokens += n as u64,
+                Target::Stub(p) => self.history.parts[p].stub_tokens += n as u64,
+            }
+        }
+    }
+}
+
+/// Detect the format of `messages` from the first message that tells.
+pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> {
+    for (index, message) in messages.iter().enumerate() {
+        if let Ok(d) = message.cast::<PyDict>() {
+            if d.contains(intern!(py, "type"))? || d.contains(intern!(py, "call_id"))? {
+                return Ok(Format::Responses);
+            }
+            if d.contains(intern!(py, "tool_calls"))? || d.contains(intern!(py, "function_call"))? {
+                return Ok(Format::OpenAi);
+            }
+            if let Some(role) = d.get_item(intern!(py, "role"))? {
+                if let Ok(role) = role.cast::<PyString>() {
+                    if matches!(&*role.to_cow()?, "system" | "developer" | "tool" | "function") {
+                        return Ok(Format::OpenAi);
+                    }
+                }
+            }
+            if let Some(content) = d.get_item(intern!(py, "content"))? {
+                if let Ok(blocks) = content.cast::<PyList>() {
+                    for block in blocks.iter() {
+                        let Ok(block) = block.cast::<PyDict>() else { continue };
+                        let Some(t) = block.get_item(intern!(py, "type"))? else { continue };
+                        let t = t.str()?;
+                        let t = t.to_cow()?;
+                        if matches!(&*t, "tool_use" | "tool_result" | "thinking" | "redacted_thinking") {
+                            return Ok(Format::Anthropic);
+                        }
+                        if matches!(&*t, "image_url" | "input_audio" | "refusal") {
+                            return Ok(Format::OpenAi);
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        if message.hasattr(intern!(py, "parts"))? && message.hasattr(intern!(py, "kind"))? {
+            return Ok(Format::PydanticAi);
+        }
+        return Err(Error::InvalidMessage {
+            index,
+            reason: format!("expected a dict or a pydantic-ai ModelMessage, got {}", type_name(&message)),
+        }
+        .into());
+    }
+    // Plain chat messages only: the OpenAI and Anthropic readings agree except for the
+    // user-first rule, which only matters for a history that breaks it anyway.
+    Ok(Format::OpenAi)
+}
+
+struct Reader<'py> {
+    py: Python<'py>,
+    index: usize,
+    history: History,
+    texts: Vec<Text>,
+    targets: Vec<Target>,
+    slots: Vec<u32>,
+    ids: Vec<String>,
+    id_of: FxHashMap<String, CallId>,
+    /// The legacy `function_call` of the previous message, if it had one.
+    legacy_call: Option<CallId>,
+}
+
+pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format) -> PyResult<Read> {
+    let mut r = Reader {
+        py,
+        index: 0,
+        history: History::default(),
+        texts: Vec::new(),
+        targets: Vec::new(),
+        slots: Vec::new(),
+        ids: Vec::new(),
+        id_of: FxHashMap::default(),
+        legacy_call: None,
+    };
+    let last = messages.len().saturating_sub(1);
+    for (index, message) in messages.iter().enumerate() {
+        r.index = index;
+        match format {
+            Format::PydanticAi => r.pydantic_ai(&message, index == last)?,
+            Format::OpenAi => r.openai(&message)?,
+            Format::Responses => r.responses(&message)?,
+            Format::Anthropic => r.anthropic(&message)?,
+        }
+    }
+    // Responses: a reasoning item is bonded to the response item that follows it.
+    if format == Format::Responses {
+        let n = r.history.messages.len();
+        for i in 0..n.saturating_sub(1) {
+            if r.history.messages[i].bonded_to_next && r.history.messages[i + 1].side != Side::Response {
+                r.history.messages[i].bonded_to_next = false;
+            }
+        }
+        if let Some(last) = r.history.messages.last_mut() {
+            last.bonded_to_next = false;
+        }
+    }
+    Ok(Read { format, history: r.history, texts: r.texts, targets: r.targets, slots: r.slots, ids: r.ids })
+}
+
+impl<'py> Reader<'py> {
+    fn invalid(&self, reason: impl Into<String>) -> PyErr {
+        Error::InvalidMessage { index: self.index, reason: reason.into() }.into()
+    }
+
+    fn part(&mut self, kind: PartKind, slot: u32) -> usize {
+        self.slots.push(slot);
+        self.history.push(Part::new(kind, 0))
+    }
+
+    fn add_fixed(&mut self, part: usize, tokens: u64) {
+        self.history.parts[part].tokens += tokens;
+    }
+
+    fn text(&mut self, target: Target, text: Text) {
+        if !text.as_ref().is_empty() {
+            self.texts.push(text);
+            self.targets.push(target);
+        }
+    }
+
+    /// Count a value's JSON text (see `docs/compaction.md`) into `target`.
+    fn value(&mut self, target: Target, value: &Bound<'py, PyAny>) -> PyResult<()> {
+        if let Ok(s) = value.cast::<PyString>() {
+            let s = borrow_text(s.as_any(), || "text".to_owned())?;
+            self.text(target, Text::Borrowed(s));
+            return Ok(());
+        }
+        let mut out = String::new();
+        let mut binary = 0;
+        json_text(value, &mut out, &mut binary, true)?;
+        if let Target::Part(p) = target {
+            self.add_fixed(p, binary);
+        }
+        self.text(target, Text::Owned(out));
+        Ok(())
+    }
+
+    /// A string-valued field, if present and a string; anything else is rendered.
+    fn call_id(&mut self, value: Option<Bound<'py, PyAny>>, what: &str) -> PyResult<CallId> {
+        let Some(value) = value.filter(|v| !v.is_none()) else {
+            return Err(self.invalid(format!("{what} without an id")));
+        };
+        let id = value.str()?.to_cow()?.into_owned();
+        if id.is_empty() {
+            return Err(self.invalid(format!("{what} with an empty id")));
+        }
+        Ok(self.intern_id(id))
+    }
+
+    fn intern_id(&mut self, id: String) -> CallId {
+        if let Some(&n) = self.id_of.get(&id) {
+            return n;
+        }
+        let n = self.ids.len() as CallId;
+        self.ids.push(id.clone());
+        self.id_of.insert(id, n);
+        n
+    }
+
+    fn id_texts(&mut self, part: usize, id: CallId, stub_extra: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let id_text = self.ids[id as usize].clone();
+        self.text(Target::Part(part), Text::Owned(id_text.clone()));
+        if matches!(self.history.parts[part].kind, PartKind::Call(_)) {
+            self.text(Target::Stub(part), Text::Owned(id_text));
+            self.text(Target::Stub(part), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+            if let Some(name) = stub_extra {
+                self.value(Target::Stub(part), name)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- pydantic-ai -------------------------------------------------------------
+
+    fn pydantic_ai(&mut self, message: &Bound<'py, PyAny>, is_last: bool) -> PyResult<()> {
+        let py = self.py;
+        let kind = message
+            .getattr(intern!(py, "kind"))
+            .map_err(|_| self.invalid(format!("expected a pydantic-ai ModelMessage, got {}", type_name(message))))?;
+        let side = match &*kind.str()?.to_cow()? {
+            "request" => Side::Request,
+            "response" => Side::Response,
+            other => return Err(self.invalid(format!("unknown message kind {other:?}"))),
+        };
+        self.history.begin(side);
+        let parts = message.getattr(intern!(py, "parts"))?;
+        for (slot, part) in parts.try_iter()?.enumerate() {
+            let part = part?;
+            self.pydantic_ai_part(&part, slot as u32, side)?;
+        }
+        // The instructions of the request about to be sent are sent with it.
+        if is_last && side == Side::Request {
+            if let Ok(instructions) = message.getattr(intern!(py, "instructions")) {
+                if !instructions.is_none() {
+                    let p = self.part(PartKind::Content, NO_SLOT);
+                    self.value(Target::Part(p), &instructions)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
+        let py = self.py;
+        let part_kind = match part.getattr(intern!(py, "part_kind")) {
+            Ok(k) => k.str()?.to_cow()?.into_owned(),
+            Err(_) => String::new(),
+        };
+        let attr = |name: &Bound<'py, PyString>| -> Option<Bound<'py, PyAny>> { part.getattr(name).ok() };
+        match (part_kind.as_str(), side) {
+            ("system-prompt", _) => {
+                let p = self.part(PartKind::System, slot);
+                self.content_of(p, part)?;
+            }
+            ("compaction", Side::Request) => {
+                let p = self.part(PartKind::System, slot);
+                self.content_of(p, part)?;
+            }
+            ("user-prompt", _) => {
+                let p = self.part(PartKind::Prompt, slot);
+                self.content_of(p, part)?;
+            }
+            ("tool-return", _) | ("retry-prompt", _)
+                if part_kind == "tool-return"
+                    || attr(intern!(py, "tool_name")).is_some_and(|n| !n.is_none()) =>
+            {
+                let id = self.call_id(attr(intern!(py, "tool_call_id")), "tool return")?;
+                let p = self.part(PartKind::Result(id), slot);
+                self.id_texts(p, id, None)?;
+                if let Some(name) = attr(intern!(py, "tool_name")) {
+                    self.value(Target::Part(p), &name)?;
+                }
+                self.content_of(p, part)?;
+            }
+            ("tool-call", Side::Response) => {
+                let id = self.call_id(attr(intern!(py, "tool_call_id")), "tool call")?;
+                let p = self.part(PartKind::Call(id), slot);
+                let name = attr(intern!(py, "tool_name"));
+                self.id_texts(p, id, name.as_ref())?;
+                if let Some(name) = &name {
+                    self.value(Target::Part(p), name)?;
+                }
+                if let Some(args) = attr(intern!(py, "args")) {
+                    self.value(Target::Part(p), &args)?;
+                }
+            }
+            ("builtin-tool-call", _) => {
+                let p = self.part(PartKind::Content, slot);
+                for field in [intern!(py, "tool_name"), intern!(py, "args")] {
+                    if let Some(v) = attr(field) {
+                        self.value(Target::Part(p), &v)?;
+                    }
+                }
+            }
+            ("builtin-tool-return", _) => {
+                let p = self.part(PartKind::Content, slot);
+                if let Some(v) = attr(intern!(py, "tool_name")) {
+                    self.value(Target::Part(p), &v)?;
+                }
+                self.content_of(p, part)?;
+            }
+            ("file", _) => {
+                let p = self.part(PartKind::Content, slot);
+                self.add_fixed(p, BINARY_PART_TOKENS);
+            }
+            ("speech", _) => {
+                let p = self.part(PartKind::Content, slot);
+                if let Some(t) = attr(intern!(py, "transcript")) {
+                    self.value(Target::Part(p), &t)?;
+                }
+            }
+            // Framework bookkeeping is never sent as such: kept, not counted.
+            ("tool-availability-delta" | "capability-load-delta" | "model-settings-delta" | "instruction-baseline", _) => {
+                self.part(PartKind::Content, slot);
+            }
+            // text, thinking, retry-feedback, instruction-delta, response compaction, and
+            // any part kind this version does not know: counted by their content.
+            _ => {
+                let p = self.part(PartKind::Content, slot);
+                self.content_of(p, part)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Count the `content` attribute of a pydantic-ai part, if it has one.
+    fn content_of(&mut self, p: usize, part: &Bound<'py, PyAny>) -> PyResult<()> {
+        if let Ok(content) = part.getattr(intern!(self.py, "content")) {
+            self.value(Target::Part(p), &content)?;
+        }
+        Ok(())
+    }
+
+    // ---- OpenAI chat completions -------------------------------------------------
+
+    fn dict<'a>(&self, message: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyDict>> {
+        message.cast::<PyDict>().map_err(|_| self.invalid(format!("expected a dict, got {}", type_name(message))))
+    }
+
+    fn role(&self, d: &Bound<'py, PyDict>) -> PyResult<String> {
+        match d.get_item(intern!(self.py, "role"))? {
+            Some(r) if r.is_instance_of::<PyString>() => Ok(r.str()?.to_cow()?.into_owned()),
+            Some(r) => Err(self.invalid(format!("role must be a string, got {}", type_name(&r)))),
+            None => Err(self.invalid("message without a role")),
+        }
+    }
+
+    fn openai(&mut self, message: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let d = self.dict(message)?;
+        let role = self.role(d)?;
+        let content = d.get_item(intern!(py, "content"))?.filter(|c| !c.is_none());
+        let legacy_before = self.legacy_call.take();
+        match role.as_str() {
+            "system" | "developer" => {
+                self.history.begin(Side::Request);
+                let p = self.part(PartKind::System, NO_SLOT);
+                if let Some(c) = content {
+                    self.openai_content(p, &c)?;
+                }
+            }
+            "user" => {
+                self.history.begin(Side::Request);
+                let p = self.part(PartKind::Prompt, NO_SLOT);
+                if let Some(c) = content {
+                    self.openai_content(p, &c)?;
+                }
+                if let Some(name) = d.get_item(intern!(py, "name"))? {
+                    self.value(Target::Part(p), &name)?;
+                }
+            }
+            "assistant" => {
+                self.history.begin(Side::Response);
+                let refusal = d.get_item(intern!(py, "refusal"))?.filter(|r| !r.is_none());
+                let has_text = match &content {
+                    Some(c) => !(c.is_instance_of::<PyString>() && c.len()? == 0),
+                    None => false,
+                };
+                if has_text || refusal.is_some() {
+                    let p = self.part(PartKind::Content, NO_SLOT);
+                    if let Some(c) = &content {
+                        self.openai_content(p, c)?;
+                    }
+                    if let Some(r) = &refusal {
+                        self.value(Target::Part(p), r)?;
+                    }
+                }
+                if let Some(calls) = d.get_item(intern!(py, "tool_calls"))?.filter(|c| !c.is_none()) {
+                    let calls = calls.try_iter().map_err(|_| self.invalid("tool_calls must be a list"))?;
+                    for (slot, call) in calls.enumerate() {
+                        let call = call?;
+                        let call = call
+                            .cast::<PyDict>()
+                            .map_err(|_| self.invalid(format!("tool_calls[{slot}] must be a dict")))?;
+                        let id = self.call_id(call.get_item(intern!(py, "id"))?, &format!("tool_calls[{slot}]: tool call"))?;
+                        let p = self.part(PartKind::Call(id), slot as u32);
+                        self.id_texts(p, id, None)?;
+                        let body = match call.get_item(intern!(py, "function"))? {
+                            Some(f) => Some(f),
+                            None => call.get_item(intern!(py, "custom"))?,
+                        };
+                        if let Some(body) = body.as_ref().and_then(|b| b.cast::<PyDict>().ok()) {
+                            for key in [intern!(py, "name"), intern!(py, "arguments"), intern!(py, "input")] {
+                                if let Some(v) = body.get_item(key)? {
+                                    self.value(Target::Part(p), &v)?;
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(f) = d.get_item(intern!(py, "function_call"))?.filter(|c| !c.is_none()) {
+                    let id = self.intern_id(format!("\u{0}function_call@{}", self.index));
+                    let p = self.part(PartKind::Call(id), NO_SLOT);
+                    self.text(Target::Stub(p), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+                    if let Ok(f) = f.cast::<PyDict>() {
+                        for key in [intern!(py, "name"), intern!(py, "arguments")] {
+                            if let Some(v) = f.get_item(key)? {
+                                self.value(Target::Part(p), &v)?;
+                            }
+                        }
+                    }
+                    self.legacy_call = Some(id);
+                }
+            }
+            "tool" => {
+                self.history.begin(Side::Request);
+                let id = self.call_id(d.get_item(intern!(py, "tool_call_id"))?, "tool message")?;
+                let p = self.part(PartKind::Result(id), NO_SLOT);
+                self.id_texts(p, id, None)?;
+                if let Some(c) = content {
+                    self.openai_content(p, &c)?;
+                }
+            }
+            "function" => {
+                self.history.begin(Side::Request);
+                // Answers the function_call of the message just before, by position.
+                let id = match legacy_before {
+                    Some(id) => id,
+                    None => self.intern_id(format!("\u{0}function@{}", self.index)),
+                };
+                let p = self.part(PartKind::Result(id), NO_SLOT);
+                if let Some(name) = d.get_item(intern!(py, "name"))? {
+                    self.value(Target::Part(p), &name)?;
+                }
+                if let Some(c) = content {
+                    self.openai_content(p, &c)?;
+                }
+            }
+            other => return Err(self.invalid(format!("unknown role {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// A chat-completions `content`: a string, or a list of typed parts.
+    fn openai_content(&mut self, p: usize, content: &Bound<'py, PyAny>) -> PyResult<()> {
+        if content.is_instance_of::<PyString>() {
+            return self.value(Target::Part(p), content);
+        }
+        if let Ok(items) = content.cast::<PyList>() {
+            for item in items.iter() {
+                self.block_text(p, &item)?;
+            }
+            return Ok(());
+        }
+        self.value(Target::Part(p), content)
+    }
+
+    /// A typed content item or block: its text, or a fixed estimate for media.
+    fn block_text(&mut self, p: usize, item: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let Ok(block) = item.cast::<PyDict>() else {
+            return self.value(Target::Part(p), item);
+        };
+        let kind = block.get_item(intern!(py, "type"))?;
+        let kind = match &kind {
+            Some(k) => k.str()?.to_cow()?.into_owned(),
+            None => String::new(),
+        };
+        match kind.as_str() {
+            "text" | "input_text" | "output_text" => {
+                if let Some(t) = block.get_item(intern!(py, "text"))? {
+                    self.value(Target::Part(p), &t)?;
+                }
+            }
+            "refusal" => {
+                if let Some(t) = block.get_item(intern!(py, "refusal"))? {
+                    self.value(Target::Part(p), &t)?;
+                }
+            }
+            "thinking" => {
+                if let Some(t) = block.get_item(intern!(py, "thinking"))? {
+                    self.value(Target::Part(p), &t)?;
+                }
+            }
+            "tool_use" | "server_tool_use" => {
+                for key in [intern!(py, "name"), intern!(py, "id"), intern!(py, "input")] {
+                    if let Some(v) = block.get_item(key)? {
+                        self.value(Target::Part(p), &v)?;
+                    }
+                }
+            }
+            "tool_result" => {
+                if let Some(c) = block.get_item(intern!(py, "content"))? {
+                    self.nested_content(p, &c)?;
+                }
+            }
+            _ if kind.ends_with("_tool_result") => {
+                if let Some(c) = block.get_item(intern!(py, "content"))? {
+                    self.value(Target::Part(p), &c)?;
+                }
+            }
+            _ => self.add_fixed(p, BINARY_PART_TOKENS),
+        }
+        Ok(())
+    }
+
+    /// Content that is a string or a list of blocks (tool results).
+    fn nested_content(&mut self, p: usize, content: &Bound<'py, PyAny>) -> PyResult<()> {
+        if let Ok(items) = content.cast::<PyList>() {
+            if items.iter().all(|i| i.is_instance_of::<PyDict>()) {
+                for item in items.iter() {
+                    self.block_text(p, &item)?;
+                }
+                return Ok(());
+            }
+        }
+        self.value(Target::Part(p), content)
+    }
+
+    // ---- OpenAI Responses --------------------------------------------------------
+
+    fn responses(&mut self, message: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let d = self.dict(message)?;
+        let kind = match d.get_item(intern!(py, "type"))? {
+            Some(t) => t.str()?.to_cow()?.into_owned(),
+            None => String::new(),
+        };
+        if kind.is_empty() || kind == "message" {
+            let role = self.role(d)?;
+            let (side, part_kind) = match role.as_str() {
+                "user" => (Side::Request, PartKind::Prompt),
+                "system" | "developer" => (Side::Request, PartKind::System),
+                "assistant" => (Side::Response, PartKind::Content),
+                other => return Err(self.invalid(format!("unknown role {other:?}"))),
+            };
+            self.history.begin(side);
+            let p = self.part(part_kind, NO_SLOT);
+            if let Some(c) = d.get_item(intern!(py, "content"))?.filter(|c| !c.is_none()) {
+                self.openai_content(p, &c)?;
+            }
+            return Ok(());
+        }
+        if kind.ends_with("_call_output") {
+            self.history.begin(Side::Request);
+            let id = self.call_id(d.get_item(intern!(py, "call_id"))?, &format!("{kind} item"))?;
+            let p = self.part(PartKind::Result(id), NO_SLOT);
+            self.id_texts(p, id, None)?;
+            if let Some(o) = d.get_item(intern!(py, "output"))? {
+                self.nested_content(p, &o)?;
+            }
+            return Ok(());
+        }
+        if kind.ends_with("_call") && d.contains(intern!(py, "call_id"))? {
+            self.history.begin(Side::Response);
+            let id = self.call_id(d.get_item(intern!(py, "call_id"))?, &format!("{kind} item"))?;
+            let p = self.part(PartKind::Call(id), NO_SLOT);
+            self.id_texts(p, id, None)?;
+            for key in [intern!(py, "name"), intern!(py, "arguments"), intern!(py, "input"), intern!(py, "action")] {
+                if let Some(v) = d.get_item(key)? {
+                    self.value(Target::Part(p), &v)?;
+                }
+            }
+            return Ok(());
+        }
+        match kind.as_str() {
+            "reasoning" => {
+                self.history.begin(Side::Response);
+                let p = self.part(PartKind::Content, NO_SLOT);
+                if let Some(s) = d.get_item(intern!(py, "summary"))? {
+                    self.nested_content(p, &s)?;
+                }
+                self.history.messages.last_mut().expect("begun").bonded_to_next = true;
+            }
+            "compaction" => {
+                self.history.begin(Side::Request);
+                let p = self.part(PartKind::System, NO_SLOT);
+                if let Some(s) = d.get_item(intern!(py, "summary"))? {
+                    self.value(Target::Part(p), &s)?;
+                }
+            }
+            _ => {
+                self.history.begin(Side::Response);
+                let p = self.part(PartKind::Content, NO_SLOT);
+                if let Some(c) = d.get_item(intern!(py, "content"))? {
+                    self.value(Target::Part(p), &c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- Anthropic Messages ------------------------------------------------------
+
+    fn anthropic(&mut self, message: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let d = self.dict(message)?;
+        let role = self.role(d)?;
+        let side = match role.as_str() {
+            "user" => Side::Request,
+            "assistant" => Side::Response,
+            other => {
+                return Err(self.invalid(format!(
+                    "unknown role {other:?} (Anthropic messages are 'user' or 'assistant'; the system prompt is a separate parameter)"
+                )))
+            }
+        };
+        self.history.begin(side);
+        let content = d.get_item(intern!(py, "content"))?.filter(|c| !c.is_none());
+        let Some(content) = content else { return Ok(()) };
+        let plain = if side == Side::Request { PartKind::Prompt } else { PartKind::Content };
+        let Ok(blocks) = content.cast::<PyList>() else {
+            let p = self.part(plain, NO_SLOT);
+            return self.value(Target::Part(p), &content);
+        };
+        for (slot, block) in blocks.iter().enumerate() {
+            let slot = slot as u32;
+            let Ok(b) = block.cast::<PyDict>() else {
+                let p = self.part(plain, slot);
+                self.value(Target::Part(p), &block)?;
+                continue;
+            };
+            let kind = match b.get_item(intern!(py, "type"))? {
+                Some(t) => t.str()?.to_cow()?.into_owned(),
+                None => String::new(),
+            };
+            match (kind.as_str(), side) {
+                ("tool_use", Side::Response) => {
+                    let id = self.call_id(b.get_item(intern!(py, "id"))?, "tool_use block")?;
+                    let p = self.part(PartKind::Call(id), slot);
+                    self.id_texts(p, id, None)?;
+                    for key in [intern!(py, "name"), intern!(py, "input")] {
+                        if let Some(v) = b.get_item(key)? {
+                            self.value(Target::Part(p), &v)?;
+                        }
+                    }
+                }
+                ("tool_result", Side::Request) => {
+                    let id = self.call_id(b.get_item(intern!(py, "tool_use_id"))?, "tool_result block")?;
+                    let p = self.part(PartKind::Result(id), slot);
+                    self.id_texts(p, id, None)?;
+                    if let Some(c) = b.get_item(intern!(py, "content"))? {
+                        self.nested_content(p, &c)?;
+                    }
+                }
+                _ => {
+                    let p = self.part(plain, slot);
+                    self.block_text(p, &block)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const BINARY_KINDS: [&str; 6] = ["binary", "image-url", "audio-url", "video-url", "document-url", "uploaded-file"];
+
+/// Render `value` as the JSON text of `docs/compaction.md`; binary items add to `binary`.
+fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: bool) -> PyResult<()> {
+    let py = value.py();
+    if let Ok(s) = value.cast::<PyString>() {
+        let s = borrow_text(s.as_any(), || "text".to_owned())?;
+        if top {
+            out.push_str(&s);
+        } else {
+            json_string(&s, out);
+        }
+    } else if value.is_none() {
+        if !top {
+            out.push_str("null");
+        }
+    } else if let Ok(b) = value.cast::<PyBool>() {
+        out.push_str(if b.is_true() { "true" } else { "false" });
+    } else if value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>() {
+        out.push_str(&value.str()?.to_cow()?);
+    } else if let Ok(d) = value.cast::<PyDict>() {
+        out.push('{');
+        for (i, (k, v)) in d.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let key = if k.is_instance_of::<PyString>() { k.cast_into::<PyString>()? } else { k.str()? };
+            let key = borrow_text(key.as_any(), || "key".to_owned())?;
+            json_string(&key, out);
+            out.push(':');
+            json_text(&v, out, binary, false)?;
+        }
+        out.push('}');
+    } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        out.push('[');
+        for (i, item) in value.try_iter()?.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_text(&item?, out, binary, false)?;
+        }
+        out.push(']');
+    } else if value.is_instance_of::<PyBytes>() || value.is_instance_of::<PyByteArray>() {
+        *binary += BINARY_PART_TOKENS;
+        if !top {
+            out.push_str("null");
+        }
+    } else {
+        // Objects: media items by their kind, text wrappers by their content, the rest as str().
+        let kind = value.getattr(intern!(py, "kind")).ok().and_then(|k| k.extract::<String>().ok());
+        match kind.as_deref() {
+            Some(k) if BINARY_KINDS.contains(&k) => {
+                *binary += BINARY_PART_TOKENS;
+                if !top {
+                    out.push_str("null");
+                }
+            }
+            Some("cache-point") => {
+                if !top {
+                    out.push_str("null");
+                }
+            }
+            Some("text-content" | "structured-content") => {
+                let content = value.getattr(intern!(py, "content"))?;
+                json_text(&content, out, binary, top)?;
+            }
+            _ => {
+                let s = value.str()?;
+                let s = borrow_text(s.as_any(), || "text".to_owned())?;
+                if top {
+                    out.push_str(&s);
+                } else {
+                    json_string(&s, out);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JSON string literal as Python's `json.dumps(s, ensure_ascii=False)` writes it.
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}

@@ -7,6 +7,24 @@ from typing import Any, Final, final
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "ENCODINGS",
+    "Encoding",
+    "MIN_CACHED_BYTES",
+    "PARALLEL_MIN_BYTES",
+    "__version__",
+    "_disable_parallelism",
+    "_parallelism_allowed",
+    "cache_info",
+    "clear_cache",
+    "compact_history",
+    "configure_cache",
+    "count_history_tokens",
+    "count_tokens",
+    "count_tokens_batch",
+    "get_encoding",
+    "tiktoken_bpe_file",
+]
 __version__: Final[str]
 ENCODINGS: Final[list[str]]
 PARALLEL_MIN_BYTES: Final[int]
@@ -23,6 +41,8 @@ class Encoding:
     def count(self, text: str) -> int: ...
     def count_batch(self, texts: Iterable[str]) -> npt.NDArray[np.int64]: ...
     def __reduce__(self) -> tuple[object, tuple[str]]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 def count_tokens(text: str, encoding: str | Encoding | None = None) -> int: ...
 def count_tokens_batch(texts: Iterable[str], encoding: str | Encoding | None = None) -> npt.NDArray[np.int64]: ...

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tokensieve import _core
 from tokensieve.config import BudgetConfig, resolve_config
+
+if TYPE_CHECKING:  # numpy is imported by the first call that returns an array, not by `import tokensieve`
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["CompactionResult", "Compactor", "compact_history", "count_history_tokens"]
 

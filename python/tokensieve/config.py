@@ -102,6 +102,7 @@ class BudgetConfig:
         """A copy with some fields changed (validated again).
 
         Example:
+            >>> from tokensieve import BudgetConfig
             >>> BudgetConfig().replace(reserved_tokens=2_000).reserved_tokens
             2000
         """
@@ -115,6 +116,7 @@ class BudgetConfig:
         """The preset called ``name`` (see ``PRESETS``), with ``overrides`` applied.
 
         Example:
+            >>> from tokensieve import BudgetConfig
             >>> BudgetConfig.preset("cerebras").max_input_tokens
             50000
         """

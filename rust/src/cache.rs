@@ -25,9 +25,10 @@ const SHARDS: usize = 16;
 /// Default bound: enough for a 100,000-message session; about 5 MB when full.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
-/// Texts shorter than this are counted directly: tokenizing a few words costs about
-/// what hashing and locking would, and caching them would only churn the cache.
-pub const MIN_CACHED_BYTES: usize = 64;
+/// Texts shorter than this are counted directly. Measured on tool-call ids, names and
+/// small argument dicts (16-60 bytes): a cache hit (hash, lock, lookup) costs about a
+/// fifth of tokenizing them, so only the tiniest texts skip the cache.
+pub const MIN_CACHED_BYTES: usize = 16;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Key {
@@ -39,6 +40,22 @@ struct Key {
 impl Key {
     fn new(encoding: EncodingId, text: &str) -> Self {
         Key { hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()), len: text.len(), encoding }
+    }
+
+    /// The key of a sequence of texts counted together: the hash of each text's length
+    /// and 128-bit hash, so that ("ab", "c") and ("a", "bc") differ. Hashing each text in
+    /// one shot and then the short digest list is faster than a streaming hash, which
+    /// copies the input through its buffer.
+    fn group<S: AsRef<str>>(encoding: EncodingId, texts: &[S]) -> Self {
+        let mut digest = Vec::with_capacity(texts.len() * 24);
+        let mut len = 0;
+        for text in texts {
+            let bytes = text.as_ref().as_bytes();
+            digest.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            digest.extend_from_slice(&xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes());
+            len += bytes.len();
+        }
+        Key { hash: xxhash_rust::xxh3::xxh3_128(&digest), len: len + 24 * texts.len(), encoding }
     }
 
     fn shard(&self) -> usize {
@@ -118,7 +135,32 @@ impl CountCache {
         if text.len() < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
             return count(text);
         }
-        let key = Key::new(encoding, text);
+        self.lookup(Key::new(encoding, text), || count(text))
+    }
+
+    /// The summed count of several texts that always go together (the name, id and
+    /// arguments of one tool call): one cache entry and one lookup for all of them.
+    #[inline]
+    pub fn get_or_count_group<S: AsRef<str>>(
+        &self,
+        encoding: EncodingId,
+        texts: &[S],
+        count: impl Fn(&str) -> usize,
+    ) -> usize {
+        match texts {
+            [] => 0,
+            [one] => self.get_or_count(encoding, one.as_ref(), count),
+            _ => {
+                let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+                if total < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
+                    return texts.iter().map(|t| count(t.as_ref())).sum();
+                }
+                self.lookup(Key::group(encoding, texts), || texts.iter().map(|t| count(t.as_ref())).sum())
+            }
+        }
+    }
+
+    fn lookup(&self, key: Key, count: impl FnOnce() -> usize) -> usize {
         let shard = &self.shards[key.shard()];
         if let Some(n) = lock(shard).get(&key) {
             self.hits.fetch_add(1, Relaxed);
@@ -126,9 +168,9 @@ impl CountCache {
         }
         self.misses.fetch_add(1, Relaxed);
         // Count outside the lock: other threads keep using the shard meanwhile.
-        let n = count(text);
+        let n = count();
         if let Ok(n32) = u32::try_from(n) {
-            let capacity = self.max_entries.load(Relaxed).div_ceil(SHARDS);
+            let capacity = shard_capacity(self.max_entries.load(Relaxed), key.shard());
             lock(shard).insert(key, n32, capacity);
         }
         n
@@ -157,8 +199,8 @@ impl CountCache {
     pub fn configure(&self, max_entries: usize, enabled: bool) {
         self.max_entries.store(max_entries, Relaxed);
         self.enabled.store(enabled, Relaxed);
-        let capacity = max_entries.div_ceil(SHARDS);
-        for shard in &self.shards {
+        for (i, shard) in self.shards.iter().enumerate() {
+            let capacity = shard_capacity(max_entries, i);
             let mut shard = lock(shard);
             if !enabled || capacity == 0 {
                 *shard = Shard::default();
@@ -171,6 +213,11 @@ impl CountCache {
             }
         }
     }
+}
+
+/// Shard `i`'s share of `max_entries`: the shares add up to exactly `max_entries`.
+fn shard_capacity(max_entries: usize, i: usize) -> usize {
+    max_entries / SHARDS + usize::from(i < max_entries % SHARDS)
 }
 
 /// A poisoned shard only means another thread panicked mid-operation; the map is still
@@ -192,6 +239,13 @@ mod tests {
 
     fn long(i: usize) -> String {
         format!("{i:>80}")
+    }
+
+    #[test]
+    fn texts_at_the_minimum_length_are_cached() {
+        let cache = CountCache::new(100);
+        cache.get_or_count(EncodingId::O200kBase, &"x".repeat(MIN_CACHED_BYTES), |_| 1);
+        assert_eq!(cache.info().size, 1);
     }
 
     #[test]
@@ -228,6 +282,17 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_that_is_not_a_multiple_of_the_shards_is_still_exact() {
+        for bound in [1, 10, 100, 1000] {
+            let cache = CountCache::new(bound);
+            for i in 0..5000 {
+                cache.get_or_count(EncodingId::O200kBase, &long(i), |_| i);
+            }
+            assert!(cache.info().size <= bound, "{bound}: {}", cache.info().size);
+        }
+    }
+
+    #[test]
     fn entries_that_are_hit_survive_eviction() {
         let cache = CountCache::new(SHARDS * 4);
         let hot = long(999_999);
@@ -237,6 +302,17 @@ mod tests {
             cache.get_or_count(EncodingId::O200kBase, &long(i), |_| i);
         }
         assert_eq!(cache.get_or_count(EncodingId::O200kBase, &hot, |_| 0), 7);
+    }
+
+    #[test]
+    fn a_group_is_one_entry_and_differs_from_its_concatenation() {
+        let cache = CountCache::new(100);
+        let group = ["tool_name_long_enough", "call_0123456789abcdef"];
+        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &group, |t| t.len()), 42);
+        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &group, |_| 0), 42);
+        assert_eq!(cache.info().size, 1);
+        let split = ["tool_name_long_enoughcall_", "0123456789abcdef"];
+        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &split, |_| 5), 10);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use crate::cache;
 use crate::encoding::Encoding;
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Batches with less text than this are counted on the calling thread.
@@ -46,6 +47,22 @@ pub fn count_batch<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S]) -> Ve
         texts.par_iter().with_min_len(8).map(|t| count(encoding, t.as_ref()) as i64).collect()
     } else {
         texts.iter().map(|t| count(encoding, t.as_ref()) as i64).collect()
+    }
+}
+
+/// Token counts of groups of texts: `groups[i]` is a range of `texts` whose counts are
+/// summed. Each group is one cache entry, so a re-read history costs one lookup per
+/// message part instead of one per string.
+pub fn count_groups<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S], groups: &[Range<usize>]) -> Vec<i64> {
+    let cache = cache::global();
+    let one = |g: &Range<usize>| {
+        cache.get_or_count_group(encoding.id(), &texts[g.clone()], |t| encoding.count(t)) as i64
+    };
+    let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+    if groups.len() > 1 && total >= PARALLEL_MIN_BYTES && parallelism_allowed() {
+        groups.par_iter().with_min_len(8).map(one).collect()
+    } else {
+        groups.iter().map(one).collect()
     }
 }
 

@@ -9,6 +9,8 @@ pub enum Error {
     UnknownEncoding { name: String },
     #[error("{what}: expected str, got {got}")]
     NotAString { what: String, got: String },
+    #[error("{what}: expected {expected}, got {got}")]
+    WrongType { what: String, expected: &'static str, got: String },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("messages[{index}]: {reason}")]

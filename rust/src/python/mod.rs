@@ -33,7 +33,7 @@ fn to_py_err(err: Error) -> PyErr {
     let msg = err.to_string();
     match err {
         Error::UnknownEncoding { .. } => UnknownEncodingError::new_err(msg),
-        Error::NotAString { .. } => InputTypeError::new_err(msg),
+        Error::NotAString { .. } | Error::WrongType { .. } => InputTypeError::new_err(msg),
         Error::InvalidConfig(_) => ConfigurationError::new_err(msg),
         Error::NotAHistory { .. } => InputTypeError::new_err(msg),
         Error::InvalidMessage { index, reason } => InvalidMessageError::new_err((index, reason)),
@@ -74,16 +74,19 @@ fn borrow_text(obj: &Bound<'_, PyAny>, what: impl FnOnce() -> String) -> PyResul
     }
 }
 
-/// Resolve an `encoding` argument: a name, or an `Encoding` object.
+/// Resolve an `encoding` argument (called `what`): a name, or an `Encoding` object.
 fn resolve_encoding(py: Python<'_>, arg: &Bound<'_, PyAny>) -> PyResult<&'static Encoding> {
+    resolve_encoding_named(py, arg, "encoding")
+}
+
+fn resolve_encoding_named(py: Python<'_>, arg: &Bound<'_, PyAny>, what: &str) -> PyResult<&'static Encoding> {
     if let Ok(enc) = arg.cast::<PyEncoding>() {
         return Ok(enc.get().inner);
     }
-    let name = arg.cast::<PyString>().map_err(|_| Error::NotAString {
-        what: "encoding".to_owned(),
-        got: type_name(arg),
-    })?;
-    let id = EncodingId::from_name(&name.to_cow()?)?;
+    let name = arg.cast::<PyString>().map_err(|_| Error::NotAString { what: what.to_owned(), got: type_name(arg) })?;
+    // A name that is not even valid UTF-8 (lone surrogates) is simply not a known name.
+    let name = name.to_cow().map(|n| n.into_owned()).unwrap_or_else(|_| format!("{name}"));
+    let id = EncodingId::from_name(&name)?;
     // The first use loads the vocabulary (~0.1 s); let other threads run meanwhile.
     Ok(py.detach(|| encoding::encoding(id)))
 }
@@ -102,14 +105,15 @@ fn count_many<'py>(
     enc: &'static Encoding,
     texts: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
-    if texts.is_instance_of::<PyString>() {
-        return Err(Error::NotAString { what: "texts".to_owned(), got: "str (pass a list of str)".to_owned() }
-            .into());
-    }
-    let iter = texts.try_iter().map_err(|_| Error::NotAString {
+    let not_a_sequence = || Error::WrongType {
         what: "texts".to_owned(),
-        got: format!("{} (expected a sequence of str)", type_name(texts)),
-    })?;
+        expected: "a list of str (or another iterable of str; for one text, use count_tokens)",
+        got: type_name(texts),
+    };
+    if texts.is_instance_of::<PyString>() {
+        return Err(not_a_sequence().into());
+    }
+    let iter = texts.try_iter().map_err(|_| not_a_sequence())?;
     let mut borrowed = Vec::with_capacity(texts.len().unwrap_or(0));
     for (i, item) in iter.enumerate() {
         borrowed.push(borrow_text(&item?, || format!("texts[{i}]"))?);
@@ -124,6 +128,7 @@ fn read_history<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
     format: Option<&str>,
+    stubs: bool,
 ) -> PyResult<(Bound<'py, PyList>, Read)> {
     let list = if let Ok(list) = messages.cast::<PyList>() {
         list.clone()
@@ -136,15 +141,16 @@ fn read_history<'py>(
         Some(name) => Format::from_name(name)?,
         None => read::detect(py, &list)?,
     };
-    let read = read::read(py, &list, format)?;
+    let read = read::read(py, &list, format, stubs)?;
     Ok((list, read))
 }
 
 /// Phase two: count every text without the GIL (through the cache, in parallel when large).
 fn count_history(py: Python<'_>, enc: &'static Encoding, read: &mut Read) {
+    let groups = read.groups();
     let texts = &read.texts;
-    let counts = py.detach(|| counting::count_batch(enc, texts));
-    read.apply_counts(&counts);
+    let counts = py.detach(|| counting::count_groups(enc, texts, &groups));
+    read.apply_counts(&groups, &counts);
 }
 
 fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::PyArray1<i64>> {
@@ -201,7 +207,16 @@ impl PyEncoding {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Encoding {:?}>", self.inner.name())
+        format!("<Encoding '{}'>", self.inner.name())
+    }
+
+    /// Encodings are shared per name: equal when their names are.
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyEncoding>().is_ok_and(|o| o.get().inner.id() == self.inner.id())
+    }
+
+    fn __hash__(&self) -> u64 {
+        self.inner.id() as u64
     }
 
     /// Pickle by name: the vocabulary is in the binary on the other side too.
@@ -310,10 +325,10 @@ pub mod _core {
     ///     >>> import tokensieve
     ///     >>> enc = tokensieve.get_encoding("cl100k_base")
     ///     >>> enc.count("tokensieve")
-    ///     3
+    ///     2
     #[pyfunction]
     fn get_encoding(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<PyEncoding> {
-        Ok(PyEncoding { inner: resolve_encoding(py, name)? })
+        Ok(PyEncoding { inner: resolve_encoding_named(py, name, "name")? })
     }
 
     /// The embedded vocabulary in tiktoken's ``.tiktoken`` format, byte for byte the
@@ -365,15 +380,31 @@ pub mod _core {
     ///     >>> tokensieve.configure_cache(max_entries=100_000)  # the default
     #[pyfunction]
     #[pyo3(signature = (max_entries = None, enabled = None))]
-    fn configure_cache(max_entries: Option<i64>, enabled: Option<bool>) -> PyResult<()> {
+    fn configure_cache(max_entries: Option<&Bound<'_, PyAny>>, enabled: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let current = cache::global().info();
-        let max_entries = match max_entries {
+        let max_entries = match max_entries.filter(|m| !m.is_none()) {
             None => current.max_entries,
-            Some(n) => usize::try_from(n).map_err(|_| {
-                Error::InvalidConfig(format!("max_entries must be 0 or more, got {n}"))
+            Some(m) => {
+                if m.is_instance_of::<pyo3::types::PyBool>() || !m.is_instance_of::<pyo3::types::PyInt>() {
+                    return Err(Error::WrongType { what: "max_entries".to_owned(), expected: "an int", got: type_name(m) }
+                        .into());
+                }
+                let n: i128 = m.extract().unwrap_or(i128::MAX);
+                if n < 0 {
+                    return Err(Error::InvalidConfig(format!("max_entries must be 0 or more, got {n}")).into());
+                }
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }
+        };
+        let enabled = match enabled.filter(|e| !e.is_none()) {
+            None => current.enabled,
+            Some(e) => e.cast::<pyo3::types::PyBool>().map(|b| b.is_true()).map_err(|_| Error::WrongType {
+                what: "enabled".to_owned(),
+                expected: "a bool",
+                got: type_name(e),
             })?,
         };
-        cache::global().configure(max_entries, enabled.unwrap_or(current.enabled));
+        cache::global().configure(max_entries, enabled);
         Ok(())
     }
 
@@ -390,7 +421,7 @@ pub mod _core {
             Some(e) => resolve_encoding(py, e)?,
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
-        let (_, mut read) = read_history(py, messages, format)?;
+        let (_, mut read) = read_history(py, messages, format, false)?;
         count_history(py, enc, &mut read);
         Ok(per_message_tokens(py, &read))
     }
@@ -411,7 +442,7 @@ pub mod _core {
             Some(e) => resolve_encoding(py, e)?,
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
-        let (list, mut read) = read_history(py, messages, format)?;
+        let (list, mut read) = read_history(py, messages, format, budget.6)?;
         count_history(py, enc, &mut read);
         let budget = Budget {
             max_input_tokens: budget.0,

@@ -69,7 +69,7 @@ impl AsRef<str> for Text {
 }
 
 /// Whose tokens a text adds to.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Part(usize),
     Stub(usize),
@@ -84,17 +84,30 @@ pub struct Read {
     /// For each part: the index of the Python item it came from in its message's list
     /// (`parts`, `content` blocks or `tool_calls`), or `NO_SLOT`.
     pub slots: Vec<u32>,
-    /// Call id strings, by [`CallId`].
-    pub ids: Vec<String>,
+    /// Call id strings, by [`CallId`] (borrowed from the caller's objects).
+    pub ids: Vec<PyBackedStr>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
 
 impl Read {
-    /// Add the counts (one per text, in order) to the parts they belong to.
-    pub fn apply_counts(&mut self, counts: &[i64]) {
-        for (target, &n) in self.targets.iter().zip(counts) {
-            match *target {
+    /// The texts in runs with one target each, counted together (one cache entry a run).
+    pub fn groups(&self) -> Vec<std::ops::Range<usize>> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        for i in 1..=self.targets.len() {
+            if i == self.targets.len() || self.targets[i] != self.targets[start] {
+                groups.push(start..i);
+                start = i;
+            }
+        }
+        groups
+    }
+
+    /// Add the counts of [`Self::groups`] to the parts they belong to.
+    pub fn apply_counts(&mut self, groups: &[std::ops::Range<usize>], counts: &[i64]) {
+        for (group, &n) in groups.iter().zip(counts) {
+            match self.targets[group.start] {
                 Target::Part(p) => self.history.parts[p].tokens += n as u64,
                 Target::Stub(p) => self.history.parts[p].stub_tokens += n as u64,
             }
@@ -158,13 +171,15 @@ struct Reader<'py> {
     texts: Vec<Text>,
     targets: Vec<Target>,
     slots: Vec<u32>,
-    ids: Vec<String>,
-    id_of: FxHashMap<String, CallId>,
+    ids: Vec<PyBackedStr>,
+    id_of: FxHashMap<PyBackedStr, CallId>,
     /// The legacy `function_call` of the previous message, if it had one.
     legacy_call: Option<CallId>,
+    /// Whether to count what stub results would cost (only when stubs may be made).
+    stubs: bool,
 }
 
-pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format) -> PyResult<Read> {
+pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format, stubs: bool) -> PyResult<Read> {
     let mut r = Reader {
         py,
         index: 0,
@@ -175,6 +190,7 @@ pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format) -> PyR
         ids: Vec::new(),
         id_of: FxHashMap::default(),
         legacy_call: None,
+        stubs,
     };
     let last = messages.len().saturating_sub(1);
     for (index, message) in messages.iter().enumerate() {
@@ -244,33 +260,40 @@ impl<'py> Reader<'py> {
         let Some(value) = value.filter(|v| !v.is_none()) else {
             return Err(self.invalid(format!("{what} without an id")));
         };
-        let id = value.str()?.to_cow()?.into_owned();
+        let text = if value.is_instance_of::<PyString>() { value } else { value.str()?.into_any() };
+        let id = borrow_text(&text, || "id".to_owned())?;
         if id.is_empty() {
             return Err(self.invalid(format!("{what} with an empty id")));
         }
         Ok(self.intern_id(id))
     }
 
-    fn intern_id(&mut self, id: String) -> CallId {
-        if let Some(&n) = self.id_of.get(&id) {
+    fn intern_id(&mut self, id: PyBackedStr) -> CallId {
+        if let Some(&n) = self.id_of.get(&*id) {
             return n;
         }
         let n = self.ids.len() as CallId;
-        self.ids.push(id.clone());
+        self.ids.push(id.clone_ref(self.py));
         self.id_of.insert(id, n);
         n
     }
 
+    /// An id made up by the reader (legacy `function_call`s have none).
+    fn synthetic_id(&mut self, id: String) -> PyResult<CallId> {
+        let id = PyBackedStr::try_from(PyString::new(self.py, &id))?;
+        Ok(self.intern_id(id))
+    }
+
     fn id_texts(&mut self, part: usize, id: CallId, stub_extra: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
-        let id_text = self.ids[id as usize].clone();
-        self.text(Target::Part(part), Text::Owned(id_text.clone()));
-        if matches!(self.history.parts[part].kind, PartKind::Call(_)) {
-            self.text(Target::Stub(part), Text::Owned(id_text));
+        let id_text = self.ids[id as usize].clone_ref(self.py);
+        if self.stubs && matches!(self.history.parts[part].kind, PartKind::Call(_)) {
+            self.text(Target::Stub(part), Text::Borrowed(id_text.clone_ref(self.py)));
             self.text(Target::Stub(part), Text::Owned(crate::history::STUB_TEXT.to_owned()));
             if let Some(name) = stub_extra {
                 self.value(Target::Stub(part), name)?;
             }
         }
+        self.text(Target::Part(part), Text::Borrowed(id_text));
         Ok(())
     }
 
@@ -281,7 +304,8 @@ impl<'py> Reader<'py> {
         let kind = message
             .getattr(intern!(py, "kind"))
             .map_err(|_| self.invalid(format!("expected a pydantic-ai ModelMessage, got {}", type_name(message))))?;
-        let side = match &*kind.str()?.to_cow()? {
+        let kind = kind.str()?;
+        let side = match kind.to_str()? {
             "request" => Side::Request,
             "response" => Side::Response,
             other => return Err(self.invalid(format!("unknown message kind {other:?}"))),
@@ -307,11 +331,15 @@ impl<'py> Reader<'py> {
     fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
         let py = self.py;
         let part_kind = match part.getattr(intern!(py, "part_kind")) {
-            Ok(k) => k.str()?.to_cow()?.into_owned(),
-            Err(_) => String::new(),
+            Ok(k) => Some(k.str()?),
+            Err(_) => None,
+        };
+        let part_kind: &str = match &part_kind {
+            Some(k) => k.to_str()?,
+            None => "",
         };
         let attr = |name: &Bound<'py, PyString>| -> Option<Bound<'py, PyAny>> { part.getattr(name).ok() };
-        match (part_kind.as_str(), side) {
+        match (part_kind, side) {
             ("system-prompt", _) => {
                 let p = self.part(PartKind::System, slot);
                 self.content_of(p, part)?;
@@ -473,9 +501,11 @@ impl<'py> Reader<'py> {
                     }
                 }
                 if let Some(f) = d.get_item(intern!(py, "function_call"))?.filter(|c| !c.is_none()) {
-                    let id = self.intern_id(format!("\u{0}function_call@{}", self.index));
+                    let id = self.synthetic_id(format!("\u{0}function_call@{}", self.index))?;
                     let p = self.part(PartKind::Call(id), NO_SLOT);
-                    self.text(Target::Stub(p), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+                    if self.stubs {
+                        self.text(Target::Stub(p), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+                    }
                     if let Ok(f) = f.cast::<PyDict>() {
                         for key in [intern!(py, "name"), intern!(py, "arguments")] {
                             if let Some(v) = f.get_item(key)? {
@@ -500,7 +530,7 @@ impl<'py> Reader<'py> {
                 // Answers the function_call of the message just before, by position.
                 let id = match legacy_before {
                     Some(id) => id,
-                    None => self.intern_id(format!("\u{0}function@{}", self.index)),
+                    None => self.synthetic_id(format!("\u{0}function@{}", self.index))?,
                 };
                 let p = self.part(PartKind::Result(id), NO_SLOT);
                 if let Some(name) = d.get_item(intern!(py, "name"))? {
@@ -541,7 +571,7 @@ impl<'py> Reader<'py> {
             None => String::new(),
         };
         match kind.as_str() {
-            "text" | "input_text" | "output_text" => {
+            "text" | "input_text" | "output_text" | "summary_text" => {
                 if let Some(t) = block.get_item(intern!(py, "text"))? {
                     self.value(Target::Part(p), &t)?;
                 }
@@ -745,7 +775,15 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
         }
     } else if let Ok(b) = value.cast::<PyBool>() {
         out.push_str(if b.is_true() { "true" } else { "false" });
-    } else if value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>() {
+    } else if let Ok(i) = value.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(i) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{i}");
+            }
+            Err(_) => out.push_str(&value.str()?.to_cow()?), // beyond 64 bits
+        }
+    } else if value.is_instance_of::<PyFloat>() {
         out.push_str(&value.str()?.to_cow()?);
     } else if let Ok(d) = value.cast::<PyDict>() {
         out.push('{');

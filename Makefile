@@ -13,7 +13,7 @@ $(BIN)/python:
 ## Build and install tokensieve, then run it on the bundled example session.
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet .
-	$(BIN)/tokensieve count examples/session.json
+	$(BIN)/tokensieve compact examples/session.json
 
 ## Every test: the Rust core (no Python needed) and the Python package.
 test: test-rust test-python

@@ -1,0 +1,144 @@
+"""Benchmark fixtures, and the tokensieve/tiktoken ratio table printed at the end.
+
+Run with::
+
+    python -m pytest benches --benchmark-enable --benchmark-group-by=group
+
+(pyproject's addopts disable benchmarks by default; then each benchmark body runs once
+as a smoke test and no ratio table is printed.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# ``tests.support`` holds the corpus generator; make the repository root importable
+# however pytest was started (with benches/__init__.py pytest already does this).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import tokensieve  # noqa: E402
+from tests.support.corpus import generate_messages  # noqa: E402
+from tests.support.fixtures import corpus, corpus_texts, restore_cache_defaults, tiktoken_encodings  # noqa: E402,F401
+
+MESSAGE_COUNT = 10_000
+
+# (measurement, encoding or "", library) -> {"seconds": median, "bytes": bytes per call}
+RESULTS: dict[tuple[str, str, str], dict[str, float]] = {}
+# Set once any benchmark has run (enabled or not), so collection-only runs stay quiet.
+BENCHMARKS_RAN: list[bool] = []
+
+
+@pytest.fixture(scope="session")
+def messages() -> list[str]:
+    return generate_messages(count=MESSAGE_COUNT)
+
+
+@pytest.fixture(scope="session")
+def reference_totals(tiktoken_encodings, corpus_texts) -> dict[str, int]:
+    """tiktoken's total token count of the corpus, to check each benchmark's result."""
+    return {
+        name: sum(len(t) for t in enc.encode_ordinary_batch(corpus_texts, num_threads=2))
+        for name, enc in tiktoken_encodings.items()
+    }
+
+
+@pytest.fixture
+def single_thread_cold():
+    """One thread, no cache: TOKENSIEVE_PARALLELISM=0 and the cache off, restored after."""
+    saved = os.environ.get("TOKENSIEVE_PARALLELISM")
+    os.environ["TOKENSIEVE_PARALLELISM"] = "0"
+    tokensieve.configure_cache(enabled=False)
+    yield
+    if saved is None:
+        del os.environ["TOKENSIEVE_PARALLELISM"]
+    else:
+        os.environ["TOKENSIEVE_PARALLELISM"] = saved
+    restore_cache_defaults()
+
+
+@pytest.fixture
+def cache_off():
+    tokensieve.configure_cache(enabled=False)
+    yield
+    restore_cache_defaults()
+
+
+@pytest.fixture
+def record(benchmark):
+    """``record(key, nbytes)``: remember this benchmark's median for the ratio table."""
+
+    def _record(key: tuple[str, str, str], nbytes: int = 0) -> None:
+        BENCHMARKS_RAN.append(True)
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None and stats.stats.rounds:
+            RESULTS[key] = {"seconds": stats.stats.median, "bytes": nbytes}
+
+    return _record
+
+
+def _mbps(entry: dict[str, float]) -> float:
+    return entry["bytes"] / entry["seconds"] / 1e6
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def ratio_lines() -> list[str]:
+    import tiktoken
+
+    lines = [f"medians of this run; tokensieve {tokensieve.__version__} vs tiktoken {tiktoken.__version__}; "
+             f"{os.cpu_count()} CPUs; MB = 10^6 bytes"]
+    rows: list[tuple[str, str, str, str]] = []
+    for encoding in ("o200k_base", "cl100k_base"):
+        for kind, label in (("cold", "single-thread cold"), ("batch", "batch, parallel")):
+            ours, theirs = RESULTS.get((kind, encoding, "tokensieve")), RESULTS.get((kind, encoding, "tiktoken"))
+            if ours and theirs:
+                rows.append((f"{label}, {encoding} ({ours['bytes'] / 1e6:.1f} MB)",
+                             f"{_mbps(ours):.1f} MB/s", f"{_mbps(theirs):.1f} MB/s",
+                             f"{theirs['seconds'] / ours['seconds']:.2f}x"))
+    ours, theirs = RESULTS.get(("call", "o200k_base", "tokensieve")), RESULTS.get(("call", "o200k_base", "tiktoken"))
+    if ours and theirs:
+        rows.append(('per call, "Hello, world!"', _duration(ours["seconds"]), _duration(theirs["seconds"]),
+                     f"{theirs['seconds'] / ours['seconds']:.2f}x"))
+    cached, cold = RESULTS.get(("messages", "o200k_base", "cached")), RESULTS.get(("messages", "o200k_base", "cold"))
+    if cached and cold:
+        rows.append((f"{MESSAGE_COUNT:,} messages ({cold['bytes'] / 1e6:.1f} MB): cached vs cold tokensieve",
+                     _duration(cached["seconds"]), _duration(cold["seconds"]),
+                     f"{cold['seconds'] / cached['seconds']:.0f}x"))
+    theirs = RESULTS.get(("messages", "o200k_base", "tiktoken"))
+    if cached and theirs:
+        rows.append((f"{MESSAGE_COUNT:,} messages: cached tokensieve vs tiktoken batch",
+                     _duration(cached["seconds"]), _duration(theirs["seconds"]),
+                     f"{theirs['seconds'] / cached['seconds']:.0f}x"))
+    if not rows:
+        return []
+    header = ("measurement", "tokensieve", "tiktoken / cold", "speed-up")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines += [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in rows]
+    lines.append("speed-up = tiktoken (or cold) time / tokensieve (or cached) time; > 1 means tokensieve is faster")
+    return lines
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not BENCHMARKS_RAN:
+        return
+    lines = ratio_lines()
+    terminalreporter.write_sep("=", "tokensieve vs tiktoken: ratios")
+    if not lines:
+        terminalreporter.write_line("benchmarks were disabled: run with --benchmark-enable for the ratio table")
+        return
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -82,7 +82,7 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
         let shape = Shape::of(history);
         let mut chosen = None;
         for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
-            let selection = shape.window(history, k);
+            let selection = shape.window(history, k, rules.user_first);
             let action = if selection.iter().all(|&s| s) { Action::None } else { Action::Compacted };
             let outcome = Repair::run(history, rules, budget.dangling, &selection).outcome(
                 history,
@@ -114,6 +114,8 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
 /// Pinned messages and exchange boundaries of a history (section 2).
 struct Shape {
     pinned: Vec<usize>,
+    /// Messages with a prompt part, ascending.
+    prompts: Vec<usize>,
     /// Message ranges of the exchanges, oldest first.
     exchanges: Vec<std::ops::Range<usize>>,
     /// Start of the pending request (== len when there is none).
@@ -124,9 +126,10 @@ impl Shape {
     fn of(history: &History) -> Self {
         let msgs = &history.messages;
         let kinds = |i: usize| history.parts[msgs[i].parts.clone()].iter().map(|p| p.kind);
+        let prompts: Vec<usize> = (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::Prompt)).collect();
         let mut pinned: Vec<usize> =
             (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::System)).collect();
-        if let Some(task) = (0..msgs.len()).rev().find(|&i| kinds(i).any(|k| k == PartKind::Prompt)) {
+        if let Some(&task) = prompts.last() {
             pinned.push(task);
         }
         let mut exchanges = Vec::new();
@@ -143,16 +146,26 @@ impl Shape {
         } else {
             start
         };
-        Shape { pinned, exchanges, pending }
+        Shape { pinned, prompts, exchanges, pending }
     }
 
-    fn window(&self, history: &History, k: usize) -> Vec<bool> {
+    /// Section 2: pinned messages, the last `k` exchanges and the pending request. Where
+    /// the provider needs a user message first and the window does not start with a
+    /// prompt, also the prompt of the turn the window starts in: a window that opens
+    /// inside a tool loop would otherwise start with results whose calls are gone, and
+    /// removing those would unravel the whole loop.
+    fn window(&self, history: &History, k: usize, user_first: bool) -> Vec<bool> {
         let mut selection = vec![false; history.len()];
         let from = self.exchanges[self.exchanges.len() - k].start;
         selection[from..].iter_mut().for_each(|s| *s = true);
         debug_assert!(from <= self.pending);
         for &p in &self.pinned {
             selection[p] = true;
+        }
+        if user_first && self.prompts.binary_search(&from).is_err() {
+            if let Some(&opener) = self.prompts.iter().rev().find(|&&p| p < from) {
+                selection[opener] = true;
+            }
         }
         selection
     }
@@ -262,9 +275,9 @@ impl<'h> Repair<'h> {
             }
         }
 
-        // 3. Messages left with nothing.
+        // 3. Messages left with nothing (thinking alone counts as nothing).
         for &i in &seq {
-            if self.alive_parts(i).next().is_none() {
+            if self.alive_parts(i).all(|p| history.parts[p].kind == PartKind::Thinking) {
                 self.alive_message[i] = false;
                 changed = true;
             }
@@ -548,6 +561,33 @@ mod tests {
         let h = history(&["Q:S", "R:c1", "Q:r1", "R:A", "Q:U"], 1);
         // c1's message goes first (it leads), then r1 has no call, then the text response leads.
         assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 4]);
+    }
+
+    #[test]
+    fn a_window_inside_a_tool_loop_keeps_the_prompt_of_its_turn_where_users_speak_first() {
+        // Task, a five-step tool loop answered with text, then a follow-up prompt.
+        let mut spec = vec!["Q:U".to_string()];
+        for i in 0..5 {
+            spec.push(format!("R:c{i}"));
+            spec.push(format!("Q:r{i}"));
+        }
+        spec.extend(["R:A".to_string(), "Q:U".to_string()]);
+        let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+        let h = history(&spec, 30);
+        let o = compact(&h, NEXT, &budget(3)).unwrap();
+        // The loop's prompt opens the window; the orphan result r2 goes; 3 exchanges stay.
+        assert_eq!(kept(&o), vec![0, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(o.exchanges_kept, 3);
+        // Without the user-first rule no opener is needed.
+        let o = compact(&h, BLOCK, &budget(3)).unwrap();
+        assert_eq!(kept(&o), vec![7, 8, 9, 10, 11, 12]);
+    }
+
+    #[test]
+    fn a_message_left_with_only_thinking_is_removed() {
+        let mut h = history(&["Q:U", "R:A c1", "Q:U"], 1);
+        h.parts[1].kind = PartKind::Thinking;
+        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 2]);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum PartKind {
     Result(CallId),
     /// Everything else, kept with its message.
     Content,
+    /// Thinking or reasoning: kept with its message, but cannot stand alone (a message
+    /// left with only thinking is removed; providers reject it once thinking is stripped).
+    Thinking,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

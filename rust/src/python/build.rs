@@ -10,7 +10,7 @@ use crate::history::{PartKind, STUB_TEXT};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 pub fn build<'py>(
     py: Python<'py>,
@@ -81,7 +81,16 @@ fn rebuild<'py>(
         Format::Anthropic => {
             let copy = message.cast::<PyDict>()?.copy()?;
             let content = copy.get_item(intern!(py, "content"))?.expect("read from it");
-            let mut items = kept_items(&content, read, kept)?;
+            let mut items = if content.is_instance_of::<PyString>() {
+                // A plain-string message that receives stubs becomes blocks: the results
+                // first (as Anthropic requires), then the text as a text block.
+                let text = PyDict::new(py);
+                text.set_item("type", "text")?;
+                text.set_item("text", &content)?;
+                vec![text.into_any()]
+            } else {
+                kept_items(&content, read, kept)?
+            };
             let stub_blocks = stubs
                 .iter()
                 .map(|&c| {

@@ -115,7 +115,9 @@ impl Read {
     }
 }
 
-/// Detect the format of `messages` from the first message that tells.
+/// Detect the format of `messages` from the first message that tells. Roles shared by
+/// several formats (`system`, `developer`, `user`, `assistant`) do not tell; a history of
+/// nothing else is read as OpenAI chat (plain chat messages read alike everywhere).
 pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> {
     for (index, message) in messages.iter().enumerate() {
         if let Ok(d) = message.cast::<PyDict>() {
@@ -127,7 +129,7 @@ pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> 
             }
             if let Some(role) = d.get_item(intern!(py, "role"))? {
                 if let Ok(role) = role.cast::<PyString>() {
-                    if matches!(&*role.to_cow()?, "system" | "developer" | "tool" | "function") {
+                    if matches!(role.to_str()?, "tool" | "function") {
                         return Ok(Format::OpenAi);
                     }
                 }
@@ -137,13 +139,16 @@ pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> 
                     for block in blocks.iter() {
                         let Ok(block) = block.cast::<PyDict>() else { continue };
                         let Some(t) = block.get_item(intern!(py, "type"))? else { continue };
-                        let t = t.str()?;
-                        let t = t.to_cow()?;
-                        if matches!(&*t, "tool_use" | "tool_result" | "thinking" | "redacted_thinking") {
-                            return Ok(Format::Anthropic);
-                        }
-                        if matches!(&*t, "image_url" | "input_audio" | "refusal") {
-                            return Ok(Format::OpenAi);
+                        let Ok(t) = t.cast::<PyString>() else { continue };
+                        match t.to_str()? {
+                            "tool_use" | "tool_result" | "thinking" | "redacted_thinking" | "image" | "document" => {
+                                return Ok(Format::Anthropic)
+                            }
+                            "image_url" | "input_audio" | "refusal" => return Ok(Format::OpenAi),
+                            "input_text" | "output_text" | "input_image" | "input_file" => {
+                                return Ok(Format::Responses)
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -159,8 +164,6 @@ pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> 
         }
         .into());
     }
-    // Plain chat messages only: the OpenAI and Anthropic readings agree except for the
-    // user-first rule, which only matters for a history that breaks it anyway.
     Ok(Format::OpenAi)
 }
 
@@ -349,7 +352,20 @@ impl<'py> Reader<'py> {
                 self.content_of(p, part)?;
             }
             ("user-prompt", _) => {
+                // A list prompt counts item by item (text as text, media as a fixed
+                // estimate), as chat formats send it, not as one JSON array.
                 let p = self.part(PartKind::Prompt, slot);
+                let content = part.getattr(intern!(py, "content"))?;
+                if content.is_instance_of::<PyList>() || content.is_instance_of::<PyTuple>() {
+                    for item in content.try_iter()? {
+                        self.value(Target::Part(p), &item?)?;
+                    }
+                } else {
+                    self.value(Target::Part(p), &content)?;
+                }
+            }
+            ("thinking", Side::Response) => {
+                let p = self.part(PartKind::Thinking, slot);
                 self.content_of(p, part)?;
             }
             ("tool-return", _) | ("retry-prompt", _)
@@ -655,7 +671,13 @@ impl<'py> Reader<'py> {
             }
             return Ok(());
         }
-        if kind.ends_with("_call") && d.contains(intern!(py, "call_id"))? {
+        // Tool calls the caller answers carry a `call_id`; built-in ones (`web_search_call`,
+        // ...) have only an `id` and no output item, and are plain content.
+        let answered = matches!(
+            kind.as_str(),
+            "function_call" | "custom_tool_call" | "computer_call" | "local_shell_call" | "shell_call" | "apply_patch_call"
+        );
+        if kind.ends_with("_call") && (answered || d.contains(intern!(py, "call_id"))?) {
             self.history.begin(Side::Response);
             let id = self.call_id(d.get_item(intern!(py, "call_id"))?, &format!("{kind} item"))?;
             let p = self.part(PartKind::Call(id), NO_SLOT);
@@ -746,6 +768,10 @@ impl<'py> Reader<'py> {
                     if let Some(c) = b.get_item(intern!(py, "content"))? {
                         self.nested_content(p, &c)?;
                     }
+                }
+                ("thinking" | "redacted_thinking", Side::Response) => {
+                    let p = self.part(PartKind::Thinking, slot);
+                    self.block_text(p, &block)?;
                 }
                 _ => {
                     let p = self.part(plain, slot);

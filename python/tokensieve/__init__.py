@@ -29,7 +29,7 @@ from tokensieve._core import (
     tiktoken_bpe_file,
 )
 from tokensieve.compaction import CompactionResult, Compactor, compact_history, count_history_tokens
-from tokensieve.config import PRESETS, BudgetConfig
+from tokensieve.config import PRESETS, BudgetConfig, OutputBudgets, load_presets, register_preset
 from tokensieve.errors import (
     BudgetExceededError,
     ConfigurationError,
@@ -53,6 +53,7 @@ __all__ = [
     "Encoding",
     "InputTypeError",
     "InvalidMessageError",
+    "OutputBudgets",
     "TokensieveError",
     "UnknownEncodingError",
     "__version__",
@@ -64,6 +65,8 @@ __all__ = [
     "count_tokens",
     "count_tokens_batch",
     "get_encoding",
+    "load_presets",
+    "register_preset",
     "tiktoken_bpe_file",
 ]
 

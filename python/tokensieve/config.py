@@ -1,17 +1,62 @@
-"""The token budget a history is compacted to: :class:`BudgetConfig` and its presets."""
+"""The token budget of a model: :class:`BudgetConfig`, its presets and model patterns.
+
+Presets are data (``presets.json`` in the package): per model family, the input window,
+the default and maximum output, the tokenizer that best approximates the model, and
+rate limits where known. ``BudgetConfig.for_model("provider:model-name")`` picks the
+first preset whose pattern matches the name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import fnmatch
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tokensieve._core import ENCODINGS
 from tokensieve.errors import ConfigurationError, InputTypeError
 
-__all__ = ["BudgetConfig", "resolve_config", "PRESETS"]
+__all__ = ["PRESETS", "BudgetConfig", "OutputBudgets", "load_presets", "register_preset", "resolve_config"]
 
 DanglingCalls = Literal["drop", "stub"]
+
+#: The task classes of :func:`tokensieve.classify_task`, in the order of OutputBudgets' fields.
+TASKS = ("TOOL_CALL", "CODE_GENERATION", "EXPLANATION", "PLANNING", "REVIEW", "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputBudgets:
+    """Max output tokens for the next request, by task class (the reference design's table).
+
+    Example:
+        >>> from tokensieve import OutputBudgets
+        >>> OutputBudgets().for_task("CODE_GENERATION")
+        3000
+    """
+
+    tool_call: int = 300
+    code_generation: int = 3000
+    explanation: int = 1800
+    planning: int = 1200
+    review: int = 1500
+    unknown: int = 1500
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigurationError(f"output budget {f.name} must be a positive int, got {value!r}")
+
+    def for_task(self, task: str) -> int:
+        """The budget of a task class, by its name (``"TOOL_CALL"`` ...) or enum member."""
+        name = str(getattr(task, "value", task)).lower()
+        try:
+            return int(getattr(self, name))
+        except AttributeError:
+            raise ConfigurationError(f"unknown task class {task!r}; expected one of {', '.join(TASKS)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +82,13 @@ class BudgetConfig:
             the output budget); it counts against every limit.
         dangling_calls: a tool call whose result was cut away is removed (``"drop"``) or
             answered by a short synthesized result (``"stub"``).
+        output_budgets: max output tokens for the next request by task class.
+        default_max_output_tokens: max output tokens when nothing better is known.
+        model_max_output_tokens: the model's own output ceiling: escalation after a
+            response cut off by the output limit doubles the budget up to this.
+        tokens_per_minute, requests_per_minute, tokens_per_day: the provider's rate
+            limits, where known (None: no limit tracked).
+        model: the model this budget is for, if any.
 
     Example:
         >>> from tokensieve import BudgetConfig
@@ -55,8 +107,27 @@ class BudgetConfig:
     encoding: str = "o200k_base"
     reserved_tokens: int = 0
     dangling_calls: DanglingCalls = "drop"
+    output_budgets: OutputBudgets = field(default_factory=OutputBudgets)
+    default_max_output_tokens: int = 1500
+    model_max_output_tokens: int = 8192
+    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.output_budgets, Mapping):
+            object.__setattr__(self, "output_budgets", OutputBudgets(**self.output_budgets))
+        if not isinstance(self.output_budgets, OutputBudgets):
+            raise ConfigurationError(f"output_budgets must be OutputBudgets, got {type(self.output_budgets).__name__}")
+        for name in ("default_max_output_tokens", "model_max_output_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+        for name in ("tokens_per_minute", "requests_per_minute", "tokens_per_day"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ConfigurationError(f"{name} must be a positive int or None, got {value!r}")
         for name in ("max_input_tokens", "target_input_tokens", "max_exchanges", "reserved_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -126,6 +197,35 @@ class BudgetConfig:
             raise ConfigurationError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None
         return base.replace(**overrides) if overrides else base
 
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> BudgetConfig:
+        """The budget of a model, by name: ``"provider:model-name"`` or just the model name.
+
+        The first preset (registered ones first, then the shipped ``presets.json`` in
+        order) one of whose patterns matches the lower-cased name wins; patterns are
+        shell-style (``*cerebras*``, ``openai:gpt-4o*``). No match gives the ``"default"``
+        preset. The result's ``model`` is set to the name.
+
+        Example:
+            >>> from tokensieve import BudgetConfig
+            >>> BudgetConfig.for_model("cerebras:llama-3.3-70b").max_input_tokens
+            50000
+            >>> BudgetConfig.for_model("openai:gpt-4o").max_input_tokens
+            128000
+        """
+        name = model.lower()
+        for preset_name, patterns in _PATTERNS:
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                base = PRESETS[preset_name]
+                break
+        else:
+            base = PRESETS["default"]
+        return base.replace(model=model, **overrides)
+
+    def max_output_for(self, task: str) -> int:
+        """Max output tokens for a task class, capped by the model's own maximum."""
+        return min(self.output_budgets.for_task(task), self.model_max_output_tokens)
+
     def _core_budget(self) -> tuple[int, float, float, int, int, int, bool]:
         return (
             self.max_input_tokens,
@@ -138,11 +238,73 @@ class BudgetConfig:
         )
 
 
-#: Named budgets. ``"cerebras"``: the reference design's 50K-token window, with
-#: compaction at 30%, a 15K target, 4 exchanges and requests refused above 50%.
-PRESETS: dict[str, BudgetConfig] = {
-    "cerebras": BudgetConfig(),
-}
+#: Named budgets, from ``presets.json`` plus any registered. ``"cerebras"``: the
+#: reference design's 50K-token window, with compaction at 30%, a 15K target, 4 exchanges
+#: and requests refused above 50%.
+PRESETS: dict[str, BudgetConfig] = {}
+#: (preset name, model-name patterns), in matching order.
+_PATTERNS: list[tuple[str, tuple[str, ...]]] = []
+
+
+def _from_data(name: str, data: Mapping[str, Any]) -> tuple[BudgetConfig, tuple[str, ...]]:
+    fields = dict(data)
+    patterns = fields.pop("patterns", [])
+    fields.pop("description", None)
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigurationError(f"preset {name!r}: patterns must be a list of strings")
+    try:
+        return BudgetConfig(**fields), tuple(p.lower() for p in patterns)
+    except TypeError as e:
+        raise ConfigurationError(f"preset {name!r}: {e}") from None
+
+
+def register_preset(name: str, config: BudgetConfig, patterns: Iterable[str] = ()) -> None:
+    """Add (or replace) a preset; its ``patterns`` match model names before the shipped ones.
+
+    Example:
+        >>> from tokensieve import BudgetConfig, register_preset
+        >>> register_preset("tiny", BudgetConfig(max_input_tokens=8_000, target_input_tokens=2_000), ["local:tiny-*"])
+        >>> BudgetConfig.for_model("local:tiny-1b").max_input_tokens
+        8000
+    """
+    if not isinstance(config, BudgetConfig):
+        raise InputTypeError(f"config: expected a BudgetConfig, got {type(config).__name__}")
+    PRESETS[name] = config
+    patterns = tuple(p.lower() for p in patterns)
+    _PATTERNS[:] = [(n, p) for n, p in _PATTERNS if n != name]
+    if patterns:
+        _PATTERNS.insert(0, (name, patterns))
+
+
+def load_presets(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[str]:
+    """Register every preset of a JSON file (or an already parsed mapping) shaped like the
+    shipped ``presets.json``: ``{"name": {"patterns": [...], field: value, ...}, ...}``.
+    Returns the names registered."""
+    if isinstance(source, Mapping):
+        data = source
+    else:
+        with open(source, encoding="utf-8") as f:
+            data = json.load(f)
+    names = []
+    for name, entry in reversed(list(data.items())):
+        config, patterns = _from_data(name, entry)
+        register_preset(name, config, patterns)
+        names.append(name)
+    return names[::-1]
+
+
+def _load_shipped() -> None:
+    # A plain path, not importlib.resources: that import alone costs more than 20 ms.
+    with open(os.path.join(os.path.dirname(__file__), "presets.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    for name, entry in data.items():
+        config, patterns = _from_data(name, entry)
+        PRESETS[name] = config
+        if patterns:
+            _PATTERNS.append((name, patterns))
+
+
+_load_shipped()
 
 
 def resolve_config(config: BudgetConfig | str | None, overrides: dict[str, Any]) -> BudgetConfig:

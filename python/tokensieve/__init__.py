@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import os as _os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tokensieve import _core
 from tokensieve._core import (
@@ -32,6 +32,7 @@ from tokensieve.compaction import CompactionResult, Compactor, compact_history, 
 from tokensieve.config import PRESETS, BudgetConfig, OutputBudgets, load_presets, register_preset
 from tokensieve.errors import (
     BudgetExceededError,
+    BudgetWarning,
     ConfigurationError,
     InputTypeError,
     InvalidMessageError,
@@ -46,6 +47,13 @@ __all__ = [
     "PRESETS",
     "BudgetConfig",
     "BudgetExceededError",
+    "BudgetWarning",
+    "CapacityWarning",
+    "Preflight",
+    "TaskClassification",
+    "TaskType",
+    "UsageStatus",
+    "UsageTracker",
     "CacheInfo",
     "CompactionResult",
     "Compactor",
@@ -58,6 +66,7 @@ __all__ = [
     "UnknownEncodingError",
     "__version__",
     "cache_info",
+    "classify_task",
     "clear_cache",
     "compact_history",
     "configure_cache",
@@ -66,6 +75,7 @@ __all__ = [
     "count_tokens_batch",
     "get_encoding",
     "load_presets",
+    "preflight",
     "register_preset",
     "tiktoken_bpe_file",
 ]
@@ -98,6 +108,40 @@ def cache_info() -> CacheInfo:
         (1, 1, 1)
     """
     return CacheInfo(*_core.cache_info())
+
+
+# The budget layer loads on first use: sqlite3, the classifier's patterns and the
+# telemetry shim cost nothing until an agent asks for them.
+_LAZY = {
+    "CapacityWarning": "tokensieve.usage",
+    "UsageStatus": "tokensieve.usage",
+    "UsageTracker": "tokensieve.usage",
+    "TaskClassification": "tokensieve.classify",
+    "TaskType": "tokensieve.classify",
+    "classify_task": "tokensieve.classify",
+    "Preflight": "tokensieve.preflight",
+    "preflight": "tokensieve.preflight",
+}
+
+if TYPE_CHECKING:
+    from tokensieve.classify import TaskClassification, TaskType, classify_task
+    from tokensieve.preflight import Preflight, preflight
+    from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokensieve' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 # A forked child has none of the parent's worker threads: keep its batches serial

@@ -14,6 +14,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidMessageError",
     "BudgetExceededError",
+    "BudgetWarning",
 ]
 
 
@@ -67,3 +68,9 @@ class BudgetExceededError(TokensieveError):
 
     def __reduce__(self) -> tuple[type[BudgetExceededError], tuple[int, int, int]]:
         return type(self), (self.tokens_before, self.tokens_after, self.limit)
+
+
+class BudgetWarning(UserWarning):
+    """Issued (``warnings.warn``) when a request approaches a limit: the context window,
+    tokens or requests per minute, tokens per day. Also emitted as a ``capacity_warning``
+    telemetry event."""

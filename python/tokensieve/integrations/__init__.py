@@ -1,0 +1,2 @@
+"""Ready integrations with agent frameworks. Each imports its framework lazily, so
+``import tokensieve`` never pulls one in."""

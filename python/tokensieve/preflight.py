@@ -1,0 +1,155 @@
+"""``preflight``: everything to decide before a model request, in one call.
+
+It compacts the history to the budget, classifies the task to pick ``max_tokens`` for
+the request, and says whether the request may go: ``"ok"`` (within budget as is),
+``"compact"`` (send the compacted history) or ``"block"`` (over the hard limit even
+compacted). Approaching a limit issues a :class:`~tokensieve.BudgetWarning` and a
+``capacity_warning`` event; a compaction is recorded as a ``compaction`` span and a block
+as ``budget_blocked`` (see ``docs/observability.md``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from tokensieve import telemetry
+from tokensieve.classify import TaskClassification, TaskType, classify_task
+from tokensieve.compaction import CompactionResult, Compactor, Format
+from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.errors import BudgetExceededError, BudgetWarning
+
+if TYPE_CHECKING:
+    from tokensieve.usage import UsageTracker
+
+__all__ = ["Preflight", "preflight"]
+
+#: A request whose input reaches this share of the hard limit is warned about.
+WARN_AT = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """The outcome of :func:`preflight`.
+
+    Attributes:
+        messages: the history to send (compacted when ``decision == "compact"``; the
+            input, repaired if it had broken pairs, when ``"ok"``; the input when
+            ``"block"``).
+        input_tokens: tokens of ``messages`` plus ``reserved_tokens`` (for a block: of the
+            most compacted history allowed).
+        fraction: ``input_tokens / max_input_tokens``.
+        decision: ``"ok"``, ``"compact"`` or ``"block"``.
+        task: the task class of the next request.
+        classification: the classifier's full answer (confidence, reasons).
+        max_output_tokens: the output budget for the next request.
+        warnings: human-readable warnings about limits being approached.
+        compaction: what compaction did (None when blocked).
+        error: the :class:`~tokensieve.BudgetExceededError` when blocked.
+    """
+
+    messages: list[Any]
+    input_tokens: int
+    fraction: float
+    decision: Literal["ok", "compact", "block"]
+    task: TaskType
+    classification: TaskClassification
+    max_output_tokens: int
+    warnings: tuple[str, ...]
+    compaction: CompactionResult | None
+    error: BudgetExceededError | None = None
+
+    def model_settings(self) -> dict[str, int]:
+        """What to pass to the model call for this request: ``{"max_tokens": ...}``.
+
+        Example:
+            >>> from tokensieve import preflight
+            >>> preflight([{"role": "user", "content": "Why does the parser drop empty lines?"}]).model_settings()
+            {'max_tokens': 1800}
+        """
+        return {"max_tokens": self.max_output_tokens}
+
+    def raise_if_blocked(self) -> None:
+        """Raise the :class:`~tokensieve.BudgetExceededError` if the request is blocked."""
+        if self.error is not None:
+            raise self.error
+
+
+def preflight(
+    messages: Sequence[Any],
+    config: BudgetConfig | str | None = None,
+    *,
+    format: Format | None = None,
+    tracker: UsageTracker | None = None,
+    model: str | None = None,
+    **overrides: Any,
+) -> Preflight:
+    """Prepare the next model request: compact, classify, check the limits.
+
+    Args:
+        messages: the history, in any supported format (never modified).
+        config: a :class:`BudgetConfig`, a preset name, or None (``BudgetConfig.for_model(model)``
+            when ``model`` is given, else the defaults).
+        format: the history format, if not to be detected.
+        tracker: a :class:`~tokensieve.UsageTracker` whose per-minute and per-day state
+            adds its capacity warnings.
+        model: the model the request goes to (for presets and telemetry).
+        **overrides: single :class:`BudgetConfig` fields to change.
+
+    Example:
+        >>> from tokensieve import preflight
+        >>> check = preflight([{"role": "user", "content": "Write a function that parses ISO dates."}])
+        >>> check.decision, check.task.value, check.max_output_tokens
+        ('ok', 'CODE_GENERATION', 3000)
+    """
+    if config is None and model is not None:
+        resolved = BudgetConfig.for_model(model, **overrides)
+    else:
+        resolved = resolve_config(config, overrides)
+    model = model or resolved.model
+    classification = classify_task(messages, resolved, format=format)
+    max_output = classification.max_output_tokens
+    notes: list[str] = []
+
+    try:
+        with telemetry.compaction_span(task=classification.task, max_output_tokens=max_output, model=model) as span:
+            result = Compactor(resolved).compact(messages, format=format)
+            span.record(result)
+    except BudgetExceededError as error:
+        telemetry.budget_blocked(error, model=model, task=classification.task)
+        return Preflight(
+            messages=list(messages),
+            input_tokens=error.tokens_after,
+            fraction=error.tokens_after / resolved.max_input_tokens,
+            decision="block",
+            task=classification.task,
+            classification=classification,
+            max_output_tokens=max_output,
+            warnings=(str(error),),
+            compaction=None,
+            error=error,
+        )
+
+    used = result.tokens_after
+    limit = resolved.hard_limit_tokens
+    if used >= WARN_AT * limit:
+        note = f"context window: {used:,} input tokens are {used / limit:.0%} of the hard limit ({limit:,.0f})"
+        notes.append(note)
+        telemetry.capacity_warning("context_window", used=used, limit=limit, model=model)
+    if tracker is not None:
+        notes.extend(str(w) for w in tracker.warnings)
+    for note in notes:
+        warnings.warn(BudgetWarning(note), stacklevel=2)
+    return Preflight(
+        messages=result.messages,
+        input_tokens=used,
+        fraction=used / resolved.max_input_tokens,
+        decision="compact" if result.action == "compacted" else "ok",
+        task=classification.task,
+        classification=classification,
+        max_output_tokens=max_output,
+        warnings=tuple(notes),
+        compaction=result,
+    )

@@ -131,10 +131,36 @@ def ratio_lines() -> list[str]:
     return lines
 
 
+def compaction_ratio_lines() -> list[str]:
+    """compact_history vs the pure-Python baseline, from benches/test_bench_compaction.py."""
+    rows = []
+    for case in ("cold", "warm"):
+        for size in ("100", "1000", "10000"):
+            ours = RESULTS.get((f"compact-{case}", size, "tokensieve"))
+            theirs = RESULTS.get((f"compact-{case}", size, "baseline"))
+            if ours and theirs:
+                rows.append((f"compact_history {int(size):,} messages, {case}", _duration(ours["seconds"]),
+                             _duration(theirs["seconds"]), f"{theirs['seconds'] / ours['seconds']:.0f}x"))
+    session = RESULTS.get(("session", "2000", "tokensieve"))
+    if session:
+        rows.append(("session of 2,000 requests (total)", _duration(session["seconds"]), "", ""))
+    if not rows:
+        return []
+    header = ("measurement", "tokensieve", "baseline", "speed-up")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not BENCHMARKS_RAN:
         return
+    compaction = compaction_ratio_lines()
+    if compaction:
+        terminalreporter.write_sep("=", "compact_history vs the pure-Python baseline: ratios")
+        for line in compaction:
+            terminalreporter.write_line(line)
     lines = ratio_lines()
     terminalreporter.write_sep("=", "tokensieve vs tiktoken: ratios")
     if not lines:

@@ -275,8 +275,13 @@ impl<'h> Repair<'h> {
             }
         }
 
-        // 3. Messages left with nothing (thinking alone counts as nothing).
+        // 3. Messages left with nothing (thinking alone counts as nothing), except a last
+        //    request that must stay.
+        let last = history.len().wrapping_sub(1);
         for &i in &seq {
+            if self.rules.keep_last_request && i == last && history.messages[i].side == Side::Request {
+                continue;
+            }
             if self.alive_parts(i).all(|p| history.parts[p].kind == PartKind::Thinking) {
                 self.alive_message[i] = false;
                 changed = true;
@@ -466,9 +471,10 @@ mod tests {
         }
     }
 
-    const NEXT: Rules = Rules { pairing: Pairing::NextMessage, user_first: true };
-    const BLOCK: Rules = Rules { pairing: Pairing::ToolBlock, user_first: false };
-    const ANY: Rules = Rules { pairing: Pairing::Anywhere, user_first: false };
+    const NEXT: Rules = Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: false };
+    const BLOCK: Rules = Rules { pairing: Pairing::ToolBlock, user_first: false, keep_last_request: false };
+    const ANY: Rules = Rules { pairing: Pairing::Anywhere, user_first: false, keep_last_request: false };
+    const PYDANTIC_AI: Rules = Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: true };
 
     fn kept(o: &Outcome) -> Vec<usize> {
         o.messages
@@ -588,6 +594,13 @@ mod tests {
         let mut h = history(&["Q:U", "R:A c1", "Q:U"], 1);
         h.parts[1].kind = PartKind::Thinking;
         assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 2]);
+    }
+
+    #[test]
+    fn a_history_ending_with_a_request_keeps_it_even_emptied_where_the_framework_requires() {
+        let h = history(&["Q:U", "R:A", "Q:r9"], 1);
+        assert_eq!(kept(&compact(&h, PYDANTIC_AI, &budget(4)).unwrap()), vec![0, 1, 2]);
+        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 1]);
     }
 
     #[test]

@@ -84,8 +84,12 @@ pub enum Pairing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
     pub pairing: Pairing,
-    /// The first message that is not a system message must be a request (Anthropic).
+    /// The first message that is not a system message must be a request (Anthropic,
+    /// pydantic-ai).
     pub user_first: bool,
+    /// A history that ends with a request must still end with one, even emptied
+    /// (pydantic-ai refuses a processed history that ends with a response).
+    pub keep_last_request: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -46,9 +46,10 @@ impl Format {
 
     pub fn rules(self) -> Rules {
         match self {
-            Format::PydanticAi | Format::Anthropic => Rules { pairing: Pairing::NextMessage, user_first: true },
-            Format::OpenAi => Rules { pairing: Pairing::ToolBlock, user_first: false },
-            Format::Responses => Rules { pairing: Pairing::Anywhere, user_first: false },
+            Format::PydanticAi => Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: true },
+            Format::Anthropic => Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: false },
+            Format::OpenAi => Rules { pairing: Pairing::ToolBlock, user_first: false, keep_last_request: false },
+            Format::Responses => Rules { pairing: Pairing::Anywhere, user_first: false, keep_last_request: false },
         }
     }
 }
@@ -520,7 +521,11 @@ impl<'py> Reader<'py> {
                     let id = self.synthetic_id(format!("\u{0}function_call@{}", self.index))?;
                     let p = self.part(PartKind::Call(id), NO_SLOT);
                     if self.stubs {
+                        // Its stub is a `function` message carrying the function's name.
                         self.text(Target::Stub(p), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+                        if let Some(name) = f.cast::<PyDict>().ok().map(|f| f.get_item(intern!(py, "name"))).transpose()?.flatten() {
+                            self.value(Target::Stub(p), &name)?;
+                        }
                     }
                     if let Ok(f) = f.cast::<PyDict>() {
                         for key in [intern!(py, "name"), intern!(py, "arguments")] {

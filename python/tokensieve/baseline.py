@@ -1,0 +1,1079 @@
+"""``compact_history`` in pure Python, counting with tiktoken: the reference to beat.
+
+This module exists for two reasons:
+
+* **differential tests**: it implements ``docs/compaction.md`` a second time, written
+  independently of the Rust core, and the property tests require both to return the
+  same messages and the same report on random histories;
+* **the benchmark** (``tokensieve bench``): it is what a careful Python developer would
+  write today to keep an agent's history inside a budget — plain loops, dicts and lists,
+  ``tiktoken`` for the counts. It deliberately has **no cache**: every call counts every
+  message again, as code without tokensieve does. (The Rust core counts through a
+  content cache; the counts are identical either way.)
+
+The public functions mirror tokensieve's: :func:`compact_history`, :func:`compact` (a
+:class:`tokensieve.CompactionResult` with the same fields and values) and
+:func:`count_history_tokens`. They raise the same exceptions. ``tiktoken`` is imported on
+first use, so importing this module (or ``tokensieve``) never needs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from tokensieve import _core
+from tokensieve.compaction import CompactionResult, Format
+from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    InputTypeError,
+    InvalidMessageError,
+)
+
+__all__ = ["compact", "compact_history", "count_history_tokens"]
+
+#: Tokens every message costs besides its parts (3 of framing plus 1 for the role).
+MESSAGE_OVERHEAD = 4
+#: Tokens charged for an image, audio clip or other binary item (never read).
+BINARY_PART_TOKENS = 765
+#: The content of a synthesized result answering a call whose result was cut away.
+STUB_TEXT = "[tool result elided by tokensieve]"
+
+# Part kinds (docs/compaction.md, section 1). THINKING is kept with its message but cannot
+# keep a message alive on its own.
+SYSTEM, PROMPT, CALL, RESULT, CONTENT, THINKING = "system", "prompt", "call", "result", "content", "thinking"
+# Message sides.
+REQUEST, RESPONSE = "request", "response"
+
+FORMATS: dict[str, Format] = {
+    "pydantic-ai": "pydantic-ai",
+    "pydantic_ai": "pydantic-ai",
+    "openai": "openai",
+    "chat": "openai",
+    "responses": "responses",
+    "openai-responses": "responses",
+    "anthropic": "anthropic",
+}
+# Where a result must stand relative to its call, per format.
+PAIRING = {"pydantic-ai": "next-message", "anthropic": "next-message", "openai": "tool-block", "responses": "anywhere"}
+# Formats whose first non-system message must be a request.
+USER_FIRST = {"pydantic-ai", "anthropic"}
+
+# Responses item types that are tool calls the caller answers (a missing call_id is an error);
+# other `*_call` items are calls only when they carry a call_id.
+ANSWERED_CALL_TYPES = {
+    "function_call",
+    "custom_tool_call",
+    "computer_call",
+    "local_shell_call",
+    "shell_call",
+    "apply_patch_call",
+}
+# Content block types that tell the format of a history (roles do not: all formats share them).
+ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "image", "document"}
+OPENAI_BLOCKS = {"image_url", "input_audio", "refusal"}
+RESPONSES_BLOCKS = {"input_text", "output_text", "input_image", "input_file"}
+
+# Media items of pydantic-ai, by their ``kind``: counted as BINARY_PART_TOKENS each.
+BINARY_KINDS = {"binary", "image-url", "audio-url", "video-url", "document-url", "uploaded-file"}
+# pydantic-ai framework bookkeeping: kept with its message, never sent, so not counted.
+BOOKKEEPING_KINDS = {"tool-availability-delta", "capability-load-delta", "model-settings-delta", "instruction-baseline"}
+
+# The pre-tokenizer patterns of the two encodings, as tiktoken_ext.openai_public defines
+# them (copied: its constructors would download the vocabulary).
+_O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+PATTERNS = {"o200k_base": _O200K_PATTERN, "cl100k_base": _CL100K_PATTERN}
+
+_encodings: dict[str, Any] = {}  # name -> tiktoken.Encoding, built once per process
+
+
+def _tiktoken_encoding(name: str) -> Any:
+    """The ``tiktoken.Encoding`` called ``name``, built offline from tokensieve's copy of
+    the published vocabulary file."""
+    if name in _encodings:
+        return _encodings[name]
+    try:
+        import tiktoken
+    except ImportError as e:
+        raise ImportError(
+            "tokensieve.baseline counts tokens with tiktoken, which is not installed: pip install tiktoken"
+        ) from e
+    data = _core.tiktoken_bpe_file(name)  # raises UnknownEncodingError for other names
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    encoding = tiktoken.Encoding(name=name, pat_str=PATTERNS[name], mergeable_ranks=ranks, special_tokens={})
+    _encodings[name] = encoding
+    return encoding
+
+
+def _counter(encoding: Any) -> Callable[[str], int]:
+    """A function counting the tokens of a text with ``encoding`` (a name, an
+    ``Encoding`` object or None for o200k_base)."""
+    if encoding is None:
+        name = "o200k_base"
+    elif isinstance(encoding, str):
+        name = encoding
+    elif isinstance(encoding, _core.Encoding):
+        name = encoding.name
+    else:
+        raise InputTypeError(f"encoding: expected str, got {type(encoding).__name__}")
+    enc = _tiktoken_encoding(name)
+
+    def count(text: str) -> int:
+        # encode_ordinary: special-token text is plain text. A lone surrogate is
+        # replaced by U+FFFD inside tiktoken, as tokensieve does.
+        return len(enc.encode_ordinary(text)) if text else 0
+
+    return count
+
+
+# ---- JSON text (docs/compaction.md, "JSON text") ------------------------------------------
+
+
+def _json_string(s: str) -> str:
+    """A JSON string literal as ``json.dumps(s, ensure_ascii=False)`` writes it."""
+    out = ['"']
+    for c in s:
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\b":
+            out.append("\\b")
+        elif c == "\f":
+            out.append("\\f")
+        elif ord(c) < 0x20:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def json_text(value: Any) -> tuple[str, int]:
+    """The text a value is counted by, and the binary tokens (images...) found in it."""
+    binary = 0
+
+    def render(value: Any, top: bool) -> str:
+        nonlocal binary
+        if isinstance(value, str):
+            return value if top else _json_string(value)
+        if value is None:
+            return "" if top else "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            # As a 64-bit integer where it fits (an IntEnum is its number), else str().
+            return int.__repr__(value) if -(2**63) <= value < 2**63 else str(value)
+        if isinstance(value, float):
+            return str(value)
+        if isinstance(value, dict):
+            items = []
+            for key, item in value.items():
+                key = key if isinstance(key, str) else str(key)
+                items.append(_json_string(key) + ":" + render(item, False))
+            return "{" + ",".join(items) + "}"
+        if isinstance(value, (list, tuple)):
+            return "[" + ",".join(render(item, False) for item in value) + "]"
+        if isinstance(value, (bytes, bytearray)):
+            binary += BINARY_PART_TOKENS
+            return "" if top else "null"
+        # Objects: media items by their kind, text wrappers by their content, the rest by str().
+        try:
+            kind = value.kind
+        except Exception:
+            kind = None
+        if not isinstance(kind, str):
+            kind = None
+        if kind in BINARY_KINDS:
+            binary += BINARY_PART_TOKENS
+            return "" if top else "null"
+        if kind == "cache-point":
+            return "" if top else "null"
+        if kind in ("text-content", "structured-content"):
+            return render(value.content, top)
+        text = str(value)
+        return text if top else _json_string(text)
+
+    text = render(value, True)
+    return text, binary
+
+
+# ---- Reading a history -------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    kind: str  # SYSTEM, PROMPT, CALL, RESULT, CONTENT or THINKING
+    call_id: str | None = None
+    slot: int | None = None  # index in the message's list (parts, content, tool_calls) it came from
+    tokens: int = 0
+    stub_tokens: int = 0  # for a call: the tokens of the stub result that would answer it
+
+
+@dataclass
+class Message:
+    side: str  # REQUEST or RESPONSE
+    parts: list[Part] = field(default_factory=list)
+    bonded_to_next: bool = False  # a Responses reasoning item: kept or dropped with the next item
+
+    @property
+    def tokens(self) -> int:
+        return MESSAGE_OVERHEAD + sum(part.tokens for part in self.parts)
+
+
+_MISSING = object()
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name)``, or _MISSING if that raises (anything)."""
+    try:
+        return getattr(obj, name)
+    except Exception:
+        return _MISSING
+
+
+def _type_name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def detect_format(messages: list[Any]) -> Format:
+    """The format of a history, from the first message that tells. The roles system,
+    developer, user and assistant do not tell: every format has them."""
+    for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            if "type" in message or "call_id" in message:
+                return "responses"
+            if "tool_calls" in message or "function_call" in message:
+                return "openai"
+            role = message.get("role")
+            if isinstance(role, str) and role in ("tool", "function"):
+                return "openai"
+            content = message.get("content")
+            if isinstance(content, list):
+                for block in content:
+                    block_type = block.get("type") if isinstance(block, dict) else None
+                    if not isinstance(block_type, str):
+                        continue
+                    if block_type in ANTHROPIC_BLOCKS:
+                        return "anthropic"
+                    if block_type in OPENAI_BLOCKS:
+                        return "openai"
+                    if block_type in RESPONSES_BLOCKS:
+                        return "responses"
+            continue
+        if hasattr(message, "parts") and hasattr(message, "kind"):
+            return "pydantic-ai"
+        raise InvalidMessageError(index, f"expected a dict or a pydantic-ai ModelMessage, got {_type_name(message)}")
+    # Plain chat messages only: OpenAI and Anthropic read them alike.
+    return "openai"
+
+
+class Reader:
+    """Turns the caller's messages into a list of :class:`Message`, counting as it goes."""
+
+    def __init__(self, count: Callable[[str], int], stubs: bool = False) -> None:
+        self.count = count
+        self.stubs = stubs  # count what stub results would cost (only when they may be made)
+        self.messages: list[Message] = []
+        self.index = 0
+        self.legacy_call: str | None = None  # the function_call id of the previous OpenAI message
+
+    # -- helpers --
+
+    def invalid(self, reason: str) -> InvalidMessageError:
+        return InvalidMessageError(self.index, reason)
+
+    def begin(self, side: str) -> Message:
+        message = Message(side)
+        self.messages.append(message)
+        return message
+
+    def add(self, kind: str, slot: int | None = None, call_id: str | None = None) -> Part:
+        part = Part(kind, call_id, slot)
+        self.messages[-1].parts.append(part)
+        if call_id is not None:
+            part.tokens += self.count(call_id)
+            if kind == CALL and self.stubs:
+                part.stub_tokens += self.count(call_id) + self.count(STUB_TEXT)
+        return part
+
+    def add_value(self, part: Part, value: Any) -> None:
+        text, binary = json_text(value)
+        part.tokens += binary + self.count(text)
+
+    def call_id(self, value: Any, what: str) -> str:
+        if value is None or value is _MISSING:
+            raise self.invalid(f"{what} without an id")
+        call_id = str.__str__(value) if isinstance(value, str) else str(value)
+        if not call_id:
+            raise self.invalid(f"{what} with an empty id")
+        return call_id
+
+    def as_dict(self, message: Any) -> dict:
+        if not isinstance(message, dict):
+            raise self.invalid(f"expected a dict, got {_type_name(message)}")
+        return message
+
+    def role(self, message: dict) -> str:
+        if "role" not in message:
+            raise self.invalid("message without a role")
+        role = message["role"]
+        if not isinstance(role, str):
+            raise self.invalid(f"role must be a string, got {_type_name(role)}")
+        return role
+
+    def read(self, messages: list[Any], fmt: str) -> list[Message]:
+        for index, message in enumerate(messages):
+            self.index = index
+            if fmt == "pydantic-ai":
+                self.pydantic_ai(message, is_last=index == len(messages) - 1)
+            elif fmt == "openai":
+                self.openai(message)
+            elif fmt == "responses":
+                self.responses(message)
+            else:
+                self.anthropic(message)
+        if fmt == "responses":
+            # A reasoning item belongs to the response item that follows it, if any.
+            for i, message in enumerate(self.messages):
+                if message.bonded_to_next:
+                    following = self.messages[i + 1] if i + 1 < len(self.messages) else None
+                    message.bonded_to_next = following is not None and following.side == RESPONSE
+        return self.messages
+
+    # -- pydantic-ai --
+
+    def pydantic_ai(self, message: Any, is_last: bool) -> None:
+        kind = _attr(message, "kind")
+        if kind is _MISSING:
+            raise self.invalid(f"expected a pydantic-ai ModelMessage, got {_type_name(message)}")
+        kind = str(kind)
+        if kind == "request":
+            side = REQUEST
+        elif kind == "response":
+            side = RESPONSE
+        else:
+            raise self.invalid(f"unknown message kind {kind!r}")
+        self.begin(side)
+        for slot, part in enumerate(message.parts):
+            self.pydantic_ai_part(part, slot, side)
+        # The instructions of the request about to be sent are sent with it.
+        if is_last and side == REQUEST:
+            instructions = _attr(message, "instructions")
+            if instructions is not _MISSING and instructions is not None:
+                self.add_value(self.add(CONTENT), instructions)
+
+    def pydantic_ai_part(self, part: Any, slot: int, side: str) -> None:
+        part_kind = _attr(part, "part_kind")
+        part_kind = "" if part_kind is _MISSING else str(part_kind)
+        tool_name = _attr(part, "tool_name")
+
+        def add_content(p: Part) -> None:
+            content = _attr(part, "content")
+            if content is not _MISSING:
+                self.add_value(p, content)
+
+        if part_kind == "system-prompt" or (part_kind == "compaction" and side == REQUEST):
+            add_content(self.add(SYSTEM, slot))
+        elif part_kind == "user-prompt":
+            # A list prompt counts item by item (text as text, media as binary), as chat
+            # formats send it.
+            p = self.add(PROMPT, slot)
+            content = part.content
+            if isinstance(content, (list, tuple)):
+                for item in content:
+                    self.add_value(p, item)
+            else:
+                self.add_value(p, content)
+        elif part_kind == "thinking" and side == RESPONSE:
+            add_content(self.add(THINKING, slot))
+        elif part_kind == "tool-return" or (
+            part_kind == "retry-prompt" and tool_name is not _MISSING and tool_name is not None
+        ):
+            p = self.add(RESULT, slot, self.call_id(_attr(part, "tool_call_id"), "tool return"))
+            if tool_name is not _MISSING:
+                self.add_value(p, tool_name)
+            add_content(p)
+        elif part_kind == "tool-call" and side == RESPONSE:
+            p = self.add(CALL, slot, self.call_id(_attr(part, "tool_call_id"), "tool call"))
+            if tool_name is not _MISSING:
+                if self.stubs:
+                    p.stub_tokens += self.count(json_text(tool_name)[0])  # the stub carries the name too
+                self.add_value(p, tool_name)
+            args = _attr(part, "args")
+            if args is not _MISSING:
+                self.add_value(p, args)
+        elif part_kind == "builtin-tool-call":
+            p = self.add(CONTENT, slot)
+            for value in (tool_name, _attr(part, "args")):
+                if value is not _MISSING:
+                    self.add_value(p, value)
+        elif part_kind == "builtin-tool-return":
+            p = self.add(CONTENT, slot)
+            if tool_name is not _MISSING:
+                self.add_value(p, tool_name)
+            add_content(p)
+        elif part_kind == "file":
+            self.add(CONTENT, slot).tokens += BINARY_PART_TOKENS
+        elif part_kind == "speech":
+            p = self.add(CONTENT, slot)
+            transcript = _attr(part, "transcript")
+            if transcript is not _MISSING:
+                self.add_value(p, transcript)
+        elif part_kind in BOOKKEEPING_KINDS:
+            self.add(CONTENT, slot)
+        else:
+            # text, thinking, retry feedback, instruction deltas, unknown kinds: their content.
+            add_content(self.add(CONTENT, slot))
+
+    # -- OpenAI chat completions --
+
+    def openai(self, message: Any) -> None:
+        d = self.as_dict(message)
+        role = self.role(d)
+        content = d.get("content")
+        legacy_before, self.legacy_call = self.legacy_call, None
+        if role in ("system", "developer"):
+            self.begin(REQUEST)
+            p = self.add(SYSTEM)
+            if content is not None:
+                self.openai_content(p, content)
+        elif role == "user":
+            self.begin(REQUEST)
+            p = self.add(PROMPT)
+            if content is not None:
+                self.openai_content(p, content)
+            if "name" in d:
+                self.add_value(p, d["name"])
+        elif role == "assistant":
+            self.begin(RESPONSE)
+            refusal = d.get("refusal")
+            # An empty string is no text; any other content (even an empty list) is.
+            has_text = len(content) > 0 if isinstance(content, str) else content is not None
+            if has_text or refusal is not None:
+                p = self.add(CONTENT)
+                if content is not None:
+                    self.openai_content(p, content)
+                if refusal is not None:
+                    self.add_value(p, refusal)
+            tool_calls = d.get("tool_calls")
+            if tool_calls is not None:
+                try:
+                    tool_calls = iter(tool_calls)
+                except TypeError:
+                    raise self.invalid("tool_calls must be a list") from None
+                for slot, call in enumerate(tool_calls):
+                    if not isinstance(call, dict):
+                        raise self.invalid(f"tool_calls[{slot}] must be a dict")
+                    p = self.add(CALL, slot, self.call_id(call.get("id"), f"tool_calls[{slot}]: tool call"))
+                    body = call["function"] if "function" in call else call.get("custom")
+                    if isinstance(body, dict):
+                        for key in ("name", "arguments", "input"):
+                            if key in body:
+                                self.add_value(p, body[key])
+            function_call = d.get("function_call")
+            if function_call is not None:
+                # A legacy call has no id: the `function` message right after answers it.
+                call_id = f"\0function_call@{self.index}"
+                p = self.add(CALL)
+                p.call_id = call_id
+                if self.stubs:
+                    # Its stub is a `function` message: the function's name and STUB_TEXT.
+                    p.stub_tokens += self.count(STUB_TEXT)
+                    if isinstance(function_call, dict) and "name" in function_call:
+                        p.stub_tokens += self.count(json_text(function_call["name"])[0])
+                if isinstance(function_call, dict):
+                    for key in ("name", "arguments"):
+                        if key in function_call:
+                            self.add_value(p, function_call[key])
+                self.legacy_call = call_id
+        elif role == "tool":
+            self.begin(REQUEST)
+            p = self.add(RESULT, None, self.call_id(d.get("tool_call_id"), "tool message"))
+            if content is not None:
+                self.openai_content(p, content)
+        elif role == "function":
+            self.begin(REQUEST)
+            p = self.add(RESULT)
+            p.call_id = legacy_before if legacy_before is not None else f"\0function@{self.index}"
+            if "name" in d:
+                self.add_value(p, d["name"])
+            if content is not None:
+                self.openai_content(p, content)
+        else:
+            raise self.invalid(f"unknown role {role!r}")
+
+    def openai_content(self, p: Part, content: Any) -> None:
+        """A chat-completions ``content``: a string, or a list of typed items."""
+        if isinstance(content, list):
+            for item in content:
+                self.block(p, item)
+        else:
+            self.add_value(p, content)
+
+    def block(self, p: Part, item: Any) -> None:
+        """A typed content item or block: its text, or the fixed price of media."""
+        if not isinstance(item, dict):
+            self.add_value(p, item)
+            return
+        kind = str(item["type"]) if "type" in item else ""
+        if kind in ("text", "input_text", "output_text", "summary_text"):
+            keys: tuple[str, ...] = ("text",)
+        elif kind in ("refusal", "thinking"):
+            keys = (kind,)
+        elif kind in ("tool_use", "server_tool_use"):
+            keys = ("name", "id", "input")
+        elif kind == "tool_result":
+            if "content" in item:
+                self.nested_content(p, item["content"])
+            return
+        elif kind.endswith("_tool_result"):
+            keys = ("content",)
+        else:
+            p.tokens += BINARY_PART_TOKENS
+            return
+        for key in keys:
+            if key in item:
+                self.add_value(p, item[key])
+
+    def nested_content(self, p: Part, content: Any) -> None:
+        """Content that is a string or a list of blocks (tool results, summaries)."""
+        if isinstance(content, list) and all(isinstance(item, dict) for item in content):
+            for item in content:
+                self.block(p, item)
+        else:
+            self.add_value(p, content)
+
+    # -- OpenAI Responses --
+
+    def responses(self, message: Any) -> None:
+        d = self.as_dict(message)
+        kind = str(d["type"]) if "type" in d else ""
+        if kind in ("", "message"):
+            role = self.role(d)
+            if role == "user":
+                side, part_kind = REQUEST, PROMPT
+            elif role in ("system", "developer"):
+                side, part_kind = REQUEST, SYSTEM
+            elif role == "assistant":
+                side, part_kind = RESPONSE, CONTENT
+            else:
+                raise self.invalid(f"unknown role {role!r}")
+            self.begin(side)
+            p = self.add(part_kind)
+            if d.get("content") is not None:
+                self.openai_content(p, d["content"])
+        elif kind.endswith("_call_output"):
+            self.begin(REQUEST)
+            p = self.add(RESULT, None, self.call_id(d.get("call_id"), f"{kind} item"))
+            if "output" in d:
+                self.nested_content(p, d["output"])
+        elif kind.endswith("_call") and (kind in ANSWERED_CALL_TYPES or "call_id" in d):
+            self.begin(RESPONSE)
+            p = self.add(CALL, None, self.call_id(d.get("call_id"), f"{kind} item"))
+            for key in ("name", "arguments", "input", "action"):
+                if key in d:
+                    self.add_value(p, d[key])
+        elif kind == "reasoning":
+            self.begin(RESPONSE).bonded_to_next = True
+            p = self.add(CONTENT)
+            if "summary" in d:
+                self.nested_content(p, d["summary"])
+        elif kind == "compaction":
+            self.begin(REQUEST)
+            p = self.add(SYSTEM)
+            if "summary" in d:
+                self.add_value(p, d["summary"])
+        else:
+            self.begin(RESPONSE)
+            p = self.add(CONTENT)
+            if "content" in d:
+                self.add_value(p, d["content"])
+
+    # -- Anthropic Messages --
+
+    def anthropic(self, message: Any) -> None:
+        d = self.as_dict(message)
+        role = self.role(d)
+        if role == "user":
+            side = REQUEST
+        elif role == "assistant":
+            side = RESPONSE
+        else:
+            raise self.invalid(
+                f"unknown role {role!r} (Anthropic messages are 'user' or 'assistant'; "
+                "the system prompt is a separate parameter)"
+            )
+        self.begin(side)
+        content = d.get("content")
+        if content is None:
+            return
+        plain = PROMPT if side == REQUEST else CONTENT
+        if not isinstance(content, list):
+            self.add_value(self.add(plain), content)
+            return
+        for slot, block in enumerate(content):
+            if not isinstance(block, dict):
+                self.add_value(self.add(plain, slot), block)
+                continue
+            kind = str(block["type"]) if "type" in block else ""
+            if kind == "tool_use" and side == RESPONSE:
+                p = self.add(CALL, slot, self.call_id(block.get("id"), "tool_use block"))
+                for key in ("name", "input"):
+                    if key in block:
+                        self.add_value(p, block[key])
+            elif kind == "tool_result" and side == REQUEST:
+                p = self.add(RESULT, slot, self.call_id(block.get("tool_use_id"), "tool_result block"))
+                if "content" in block:
+                    self.nested_content(p, block["content"])
+            elif kind in ("thinking", "redacted_thinking") and side == RESPONSE:
+                self.block(self.add(THINKING, slot), block)
+            else:
+                self.block(self.add(plain, slot), block)
+
+
+# ---- Compaction --------------------------------------------------------------------------
+
+
+def _window_plan(history: list[Message]) -> tuple[set[int], list[int], list[int]]:
+    """The pinned messages, the messages with a prompt and the start of each exchange
+    (section 2)."""
+    pinned = {i for i, m in enumerate(history) if any(p.kind == SYSTEM for p in m.parts)}
+    with_prompt = [i for i, m in enumerate(history) if any(p.kind == PROMPT for p in m.parts)]
+    if with_prompt:
+        pinned.add(with_prompt[-1])  # the current task
+    starts = []
+    start = 0
+    for i in range(1, len(history)):
+        if history[i].side == REQUEST and history[i - 1].side == RESPONSE:
+            starts.append(start)
+            start = i
+    if history and history[-1].side == RESPONSE:
+        starts.append(start)  # else the last run of requests is the pending request
+    return pinned, with_prompt, starts
+
+
+class Repair:
+    """Section 3: remove parts and messages from a selection until the pairing holds."""
+
+    def __init__(self, history: list[Message], fmt: str, stub: bool, selection: list[bool]) -> None:
+        self.history = history
+        self.pairing = PAIRING[fmt]
+        self.user_first = fmt in USER_FIRST
+        # pydantic-ai refuses a history that does not end with a request: keep it, emptied.
+        self.keep_last_request = fmt == "pydantic-ai"
+        self.stub = stub
+        self.alive = list(selection)
+        self.part_alive = [[True] * len(m.parts) for m in history]
+        self.stubbed = [[False] * len(m.parts) for m in history]
+        self.orphans_removed = 0
+        self.calls_repaired = 0
+        while self.one_pass():
+            pass
+
+    def alive_kinds(self, i: int) -> list[str]:
+        return [p.kind for p, alive in zip(self.history[i].parts, self.part_alive[i]) if alive]
+
+    def only_results(self, i: int) -> bool:
+        """A request whose alive parts are all tool results (part of a tool block)."""
+        return self.history[i].side == REQUEST and all(kind == RESULT for kind in self.alive_kinds(i))
+
+    def open_call(self, i: int, call_id: str | None, paired: set) -> tuple[int, int] | None:
+        """The first alive call of message i with this id, not yet paired nor stubbed."""
+        for j, part in enumerate(self.history[i].parts):
+            if (
+                part.kind == CALL
+                and part.call_id == call_id
+                and self.part_alive[i][j]
+                and (i, j) not in paired
+                and not self.stubbed[i][j]
+            ):
+                return (i, j)
+        return None
+
+    def one_pass(self) -> bool:
+        history = self.history
+        order = [i for i in range(len(history)) if self.alive[i]]
+        changed = False
+
+        # 1. Pair each result with a call; a result without one is an orphan.
+        paired: set[tuple[int, int]] = set()
+        calls_so_far: dict[str | None, list[tuple[int, int]]] = {}  # for "anywhere": id -> calls, oldest first
+        for pos, i in enumerate(order):
+            for j, part in enumerate(history[i].parts):
+                if part.kind != RESULT or not self.part_alive[i][j]:
+                    continue
+                call = None
+                if self.pairing == "next-message":
+                    if pos > 0 and history[order[pos - 1]].side == RESPONSE:
+                        call = self.open_call(order[pos - 1], part.call_id, paired)
+                elif self.pairing == "tool-block":
+                    owner = None
+                    for before in range(pos - 1, -1, -1):
+                        if not self.only_results(order[before]):
+                            owner = order[before]
+                            break
+                    if owner is not None and history[owner].side == RESPONSE:
+                        call = self.open_call(owner, part.call_id, paired)
+                else:  # anywhere: the nearest earlier call still open
+                    candidates = calls_so_far.get(part.call_id)
+                    if candidates:
+                        call = candidates.pop()
+                if call is None:
+                    self.part_alive[i][j] = False
+                    self.orphans_removed += 1
+                    changed = True
+                else:
+                    paired.add(call)
+                    paired.add((i, j))
+            if self.pairing == "anywhere":
+                for j, part in enumerate(history[i].parts):
+                    if part.kind == CALL and self.part_alive[i][j] and not self.stubbed[i][j]:
+                        calls_so_far.setdefault(part.call_id, []).append((i, j))
+
+        # 2. Calls nobody answered: removed, or answered by a stub.
+        for i in order:
+            for j, part in enumerate(history[i].parts):
+                if part.kind == CALL and self.part_alive[i][j] and (i, j) not in paired and not self.stubbed[i][j]:
+                    if self.stub:
+                        self.stubbed[i][j] = True
+                    else:
+                        self.part_alive[i][j] = False
+                    self.calls_repaired += 1
+                    changed = True
+
+        # 3. Messages left with nothing (thinking alone counts as nothing), except a last
+        #    request that must stay.
+        last = len(history) - 1
+        for i in order:
+            if self.keep_last_request and i == last and history[i].side == REQUEST:
+                continue
+            if all(kind == THINKING for kind in self.alive_kinds(i)):
+                self.alive[i] = False
+                changed = True
+
+        # 4. A reasoning item and the item it belongs to live and die together.
+        for i in order:
+            if history[i].bonded_to_next and i + 1 < len(history) and self.alive[i] != self.alive[i + 1]:
+                self.alive[i] = self.alive[i + 1] = False
+                changed = True
+
+        # 5. The first message that is not only system parts must be a request.
+        if self.user_first:
+            for i in order:
+                if not self.alive[i] or all(kind == SYSTEM for kind in self.alive_kinds(i)):
+                    continue
+                if history[i].side == RESPONSE:
+                    self.alive[i] = False
+                    changed = True
+                break
+        return changed
+
+
+@dataclass
+class Plan:
+    """The output of one repair: what to build, and its report."""
+
+    entries: list[tuple]  # ("kept", index, kept part indices or None, stub calls, stub_at) | ("stub", calls)
+    tokens: int
+    dropped: list[int]
+    orphans_removed: int
+    calls_repaired: int
+
+
+def _plan(repair: Repair, reserved_tokens: int) -> Plan:
+    """What a repair keeps, where its stub results go, and how many tokens that is."""
+    history = repair.history
+    kept = [i for i in range(len(history)) if repair.alive[i]]
+    stubs_into: dict[int, list[tuple[int, int]]] = {}  # request index -> calls answered inside it
+    stubs_after: dict[int, list[list[tuple[int, int]]]] = {}  # index -> new messages after it
+    for pos, i in enumerate(kept):
+        calls = [(i, j) for j in range(len(history[i].parts)) if repair.part_alive[i][j] and repair.stubbed[i][j]]
+        if not calls:
+            continue
+        if repair.pairing == "next-message":
+            following = kept[pos + 1] if pos + 1 < len(kept) else None
+            if following is not None and history[following].side == REQUEST:
+                stubs_into.setdefault(following, []).extend(calls)
+            else:
+                stubs_after.setdefault(i, []).append(calls)
+        elif repair.pairing == "tool-block":
+            end = pos
+            while end + 1 < len(kept) and repair.only_results(kept[end + 1]):
+                end += 1
+            for call in calls:
+                stubs_after.setdefault(kept[end], []).append([call])
+        else:
+            for call in calls:
+                stubs_after.setdefault(i, []).append([call])
+
+    def stub_tokens(calls: list[tuple[int, int]]) -> int:
+        return sum(history[i].parts[j].stub_tokens for i, j in calls)
+
+    entries: list[tuple] = []
+    tokens = reserved_tokens
+    dropped = []
+    for i, message in enumerate(history):
+        if not repair.alive[i]:
+            dropped.append(i)
+            continue
+        parts = [j for j in range(len(message.parts)) if repair.part_alive[i][j]]
+        stubs = stubs_into.get(i, [])
+        tokens += MESSAGE_OVERHEAD + sum(message.parts[j].tokens for j in parts) + stub_tokens(stubs)
+        # Synthesized results go right after the message's last result (results first).
+        stub_at = 0
+        for position, j in enumerate(parts):
+            if message.parts[j].kind == RESULT:
+                stub_at = position + 1
+        entries.append(("kept", i, parts if len(parts) != len(message.parts) else None, stubs, stub_at))
+        for calls in stubs_after.get(i, []):
+            tokens += MESSAGE_OVERHEAD + stub_tokens(calls)
+            entries.append(("stub", calls))
+    return Plan(entries, tokens, dropped, repair.orphans_removed, repair.calls_repaired)
+
+
+def _exchanges_in(history: list[Message], plan: Plan) -> int:
+    """The number of runs of response messages in the output."""
+    count = 0
+    previous = REQUEST
+    for entry in plan.entries:
+        side = history[entry[1]].side if entry[0] == "kept" else REQUEST
+        if side == RESPONSE and previous == REQUEST:
+            count += 1
+        previous = side
+    return count
+
+
+# ---- Building the output ------------------------------------------------------------------
+
+
+def _call_source(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
+    """The Python object a call was read from: its message, or an item of its list."""
+    i, j = call
+    slot = history[i].parts[j].slot
+    message = messages[i]
+    if slot is None:
+        return message
+    if fmt == "pydantic-ai":
+        return message.parts[slot]
+    if fmt == "anthropic":
+        return message["content"][slot]
+    return message["tool_calls"][slot]
+
+
+def _stub_result(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
+    """A synthesized result (a part or a block) answering ``call``."""
+    call_id = cast(str, history[call[0]].parts[call[1]].call_id)  # calls always have one
+    if fmt == "pydantic-ai":
+        from pydantic_ai.messages import ToolReturnPart
+
+        tool_name = _call_source(messages, history, fmt, call).tool_name
+        return ToolReturnPart(tool_name, STUB_TEXT, call_id)
+    return {"type": "tool_result", "tool_use_id": call_id, "content": STUB_TEXT}
+
+
+def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls: list[tuple[int, int]]) -> list[Any]:
+    """New messages answering ``calls``, in the format's shape."""
+    if fmt == "pydantic-ai":
+        from pydantic_ai.messages import ModelRequest
+
+        return [ModelRequest([_stub_result(messages, history, fmt, call) for call in calls])]
+    if fmt == "anthropic":
+        return [{"role": "user", "content": [_stub_result(messages, history, fmt, call) for call in calls]}]
+    out = []
+    for call in calls:
+        call_id = history[call[0]].parts[call[1]].call_id
+        source = _call_source(messages, history, fmt, call)
+        if fmt == "openai" and history[call[0]].parts[call[1]].slot is None:
+            # A legacy function_call is answered by a `function` message, by position.
+            out.append({"role": "function", "name": source["function_call"]["name"], "content": STUB_TEXT})
+        elif fmt == "openai":
+            out.append({"role": "tool", "tool_call_id": call_id, "content": STUB_TEXT})
+        else:
+            out.append({"type": f"{source['type']}_output", "call_id": call_id, "output": STUB_TEXT})
+    return out
+
+
+def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple) -> Any:
+    """A kept message that lost parts or gained stub results, as a new object."""
+    _, i, parts, stubs, stub_at = entry
+    message = messages[i]
+    read = history[i]
+    kept = parts if parts is not None else list(range(len(read.parts)))
+    slots = [read.parts[j].slot for j in kept if read.parts[j].slot is not None]
+    new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
+    if fmt == "pydantic-ai":
+        items = [message.parts[slot] for slot in slots]
+        at = min(stub_at, len(items))
+        items[at:at] = new_results
+        return dataclasses.replace(message, parts=items)
+    if fmt == "anthropic":
+        copy = dict(message)
+        content = copy["content"]
+        if isinstance(content, list):
+            items = [content[slot] for slot in slots]
+        else:
+            # A plain-string user message that receives results: its text becomes a text block.
+            items = [{"type": "text", "text": content}]
+        at = min(stub_at, len(items))
+        items[at:at] = new_results
+        copy["content"] = items
+        return copy
+    if fmt == "openai":
+        # Only an assistant message loses parts: some of its tool calls.
+        copy = dict(message)
+        if copy.get("tool_calls") is not None:
+            calls = [copy["tool_calls"][slot] for slot in slots]
+            if calls:
+                copy["tool_calls"] = calls
+            else:
+                del copy["tool_calls"]
+        keeps_legacy_call = any(read.parts[j].kind == CALL and read.parts[j].slot is None for j in kept)
+        if not keeps_legacy_call and "function_call" in copy:
+            del copy["function_call"]
+        return copy
+    return message  # a Responses item has one part: kept whole or dropped
+
+
+def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) -> list[Any]:
+    out = []
+    for entry in plan.entries:
+        if entry[0] == "stub":
+            out.extend(_stub_messages(messages, history, fmt, entry[1]))
+        elif entry[2] is None and not entry[3]:
+            out.append(messages[entry[1]])  # untouched: the caller's own object
+        else:
+            out.append(_rebuild(messages, history, fmt, entry))
+    return out
+
+
+# ---- Public API --------------------------------------------------------------------------
+
+
+def _as_list(messages: Any) -> list[Any]:
+    if isinstance(messages, list):
+        return messages
+    if isinstance(messages, tuple):
+        return list(messages)
+    raise InputTypeError(f"messages: expected a list of messages, got {_type_name(messages)}")
+
+
+def _format_of(messages: list[Any], format: str | None) -> Format:
+    if format is None:
+        return detect_format(messages)
+    if format not in FORMATS:
+        raise ConfigurationError(
+            f"invalid configuration: unknown format {format!r}; "
+            "expected 'pydantic-ai', 'openai', 'responses' or 'anthropic'"
+        )
+    return FORMATS[format]
+
+
+def _read(
+    messages: Any, format: str | None, count: Callable[[str], int], stubs: bool = False
+) -> tuple[list[Any], Format, list[Message]]:
+    messages = _as_list(messages)
+    fmt = _format_of(messages, format)
+    return messages, fmt, Reader(count, stubs).read(messages, fmt)
+
+
+def count_history_tokens(messages: Sequence[Any], encoding: Any = None, *, format: str | None = None) -> list[int]:
+    """Tokens of each message, as :func:`compact` counts them."""
+    count = _counter(encoding)
+    _, _, history = _read(messages, format, count)
+    return [message.tokens for message in history]
+
+
+def compact(
+    messages: Sequence[Any], config: BudgetConfig | str | None = None, *, format: str | None = None, **overrides: Any
+) -> CompactionResult:
+    """Compact ``messages`` (never modified) following ``docs/compaction.md``."""
+    import numpy as np
+
+    config = resolve_config(config, overrides)
+    count = _counter(config.encoding)
+    stub = config.dangling_calls == "stub"
+    messages, fmt, history = _read(messages, format, count, stubs=stub)
+    limit = float(config.max_input_tokens)
+
+    def over(tokens: int, fraction: float) -> bool:
+        return float(tokens) > float(fraction) * limit
+
+    tokens_before = sum(message.tokens for message in history) + config.reserved_tokens
+    everything = [True] * len(history)
+    plan = None
+    action: Literal["none", "compacted"] = "none"
+    if over(tokens_before, config.compaction_threshold):
+        pinned, with_prompt, starts = _window_plan(history)
+        # Keep fewer and fewer exchanges until the result fits the target (or one is left).
+        for k in range(min(config.max_exchanges, len(starts)), 0, -1):
+            first = starts[-k]
+            selection = [i >= first or i in pinned for i in range(len(history))]
+            if fmt in USER_FIRST and first not in with_prompt:
+                # Open the window with the prompt of the turn it starts in.
+                openers = [i for i in with_prompt if i < first]
+                if openers:
+                    selection[openers[-1]] = True
+            action = "none" if all(selection) else "compacted"
+            plan = _plan(Repair(history, fmt, stub, selection), config.reserved_tokens)
+            if plan.tokens <= config.target_input_tokens:
+                break
+    if plan is None:
+        action = "none"
+        plan = _plan(Repair(history, fmt, stub, everything), config.reserved_tokens)
+
+    if over(plan.tokens, config.hard_limit_threshold):
+        raise BudgetExceededError(
+            tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
+        )
+    out = _build(messages, history, fmt, plan)
+    per_message = [message.tokens for message in history]
+    return CompactionResult(
+        messages=out,
+        action=action,
+        tokens_before=tokens_before,
+        tokens_after=plan.tokens,
+        messages_before=len(messages),
+        messages_after=len(out),
+        exchanges_kept=_exchanges_in(history, plan),
+        dropped=tuple(plan.dropped),
+        orphans_removed=plan.orphans_removed,
+        calls_repaired=plan.calls_repaired,
+        per_message_tokens=np.array(per_message, dtype=np.int64),
+        format=fmt,
+    )
+
+
+def compact_history(
+    messages: Sequence[Any], config: BudgetConfig | str | None = None, *, format: str | None = None, **overrides: Any
+) -> list[Any]:
+    """The compacted messages (see :func:`compact`)."""
+    return compact(messages, config, format=format, **overrides).messages

@@ -1,0 +1,492 @@
+"""Validators: does a history satisfy what its provider enforces?
+
+One function per format checks every rule of ``provider-rules.md`` (the team's reference,
+``shared/reference/provider-rules.md``) for that format and returns the violations as
+readable strings (an empty list means valid). Given the ``source`` history a compacted
+one came from, they also check the rules every provider shares — order kept, system
+prompts kept, the current task kept — and the ones that need to know the input (a
+reasoning item still followed by the item it belongs to, thinking blocks unmodified,
+built-in tool parts kept together).
+
+The rules are written from the providers' point of view, independently of tokensieve's
+reading of the formats: tokensieve is tested against them, not against itself.
+:func:`trace` maps each output message back to the input message it is (the same
+object) or was rebuilt from (the same kind of message with a subsequence of its parts),
+or to None for a synthesized result message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+STUB_TEXT = "[tool result elided by tokensieve]"
+
+
+def _short(obj: Any, width: int = 160) -> str:
+    text = repr(obj)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# ---- Items of a message, per format ------------------------------------------------------
+
+
+def _is_pydantic_ai(message: Any) -> bool:
+    return not isinstance(message, dict) and hasattr(message, "parts")
+
+
+def _kind(message: Any) -> str | None:
+    return getattr(message, "kind", None)
+
+
+def _part_kind(part: Any) -> str | None:
+    return getattr(part, "part_kind", None)
+
+
+def _is_tool_return(part: Any) -> bool:
+    kind = _part_kind(part)
+    return kind == "tool-return" or (kind == "retry-prompt" and getattr(part, "tool_name", None) is not None)
+
+
+def _is_stub_item(fmt: str, item: Any) -> bool:
+    """A synthesized result (part or block) answering a call whose result was cut."""
+    if fmt == "pydantic-ai":
+        return _part_kind(item) == "tool-return" and getattr(item, "content", None) == STUB_TEXT
+    return isinstance(item, dict) and item.get("type") == "tool_result" and item.get("content") == STUB_TEXT
+
+
+def is_stub_message(fmt: str, message: Any) -> bool:
+    """A message made only of synthesized results."""
+    if fmt == "pydantic-ai":
+        parts = list(getattr(message, "parts", ()))
+        return _kind(message) == "request" and bool(parts) and all(_is_stub_item(fmt, p) for p in parts)
+    if not isinstance(message, dict):
+        return False
+    if fmt == "openai":
+        return message.get("role") in ("tool", "function") and message.get("content") == STUB_TEXT
+    if fmt == "responses":
+        return str(message.get("type", "")).endswith("_call_output") and message.get("output") == STUB_TEXT
+    content = message.get("content")
+    return (
+        message.get("role") == "user"
+        and isinstance(content, list)
+        and bool(content)
+        and all(_is_stub_item(fmt, b) for b in content)
+    )
+
+
+def _list_field(fmt: str) -> str | None:
+    """The name of the list a message loses items from when it is rebuilt."""
+    return {"pydantic-ai": "parts", "anthropic": "content", "openai": "tool_calls"}.get(fmt)
+
+
+def _items(fmt: str, message: Any) -> list:
+    if fmt == "pydantic-ai":
+        return list(message.parts)
+    value = message.get(_list_field(fmt)) if isinstance(message, dict) else None
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _removable(fmt: str, item: Any) -> bool:
+    """Whether repair may remove this item from a message: tool calls and results only."""
+    if fmt == "pydantic-ai":
+        return _part_kind(item) == "tool-call" or _is_tool_return(item)
+    if fmt == "anthropic":
+        return isinstance(item, dict) and item.get("type") in ("tool_use", "tool_result")
+    return True  # OpenAI: tool_calls entries
+
+
+def _is_subsequence(small: list, big: list) -> bool:
+    it = iter(big)
+    return all(any(x is y for y in it) for x in small)
+
+
+def _rebuilt_from(fmt: str, out: Any, original: Any) -> str | None:
+    """Why ``out`` is not ``original`` with some items removed (and stubs added), or None
+    if it is."""
+    if fmt == "responses":
+        return "Responses items are never rebuilt"
+    if fmt == "pydantic-ai":
+        if type(out) is not type(original):
+            return "another class"
+        for f in dataclasses.fields(original):
+            if f.name != "parts" and getattr(out, f.name) != getattr(original, f.name):
+                return f"field {f.name} differs"
+    else:
+        if not isinstance(out, dict) or not isinstance(original, dict) or out.get("role") != original.get("role"):
+            return "another role"
+        removable_keys = {"tool_calls", "function_call"} if fmt == "openai" else set()
+        for key in set(out) | set(original):
+            if key == _list_field(fmt):
+                continue
+            if key not in out:
+                if key not in removable_keys:
+                    return f"key {key!r} removed"
+            elif key not in original or not (out[key] is original[key] or out[key] == original[key]):
+                return f"key {key!r} differs"
+        if fmt == "anthropic" and isinstance(original.get("content"), str):
+            # A string content that received stub results becomes blocks: the results, then
+            # the text as a text block.
+            blocks = out.get("content")
+            if not isinstance(blocks, list) or not blocks:
+                return "its content is not blocks"
+            stubs = [b for b in blocks if _is_stub_item(fmt, b)]
+            if not stubs or blocks[len(stubs):] != [{"type": "text", "text": original["content"]}]:
+                return "its content is not stub results followed by the original text"
+            return None
+    originals = _items(fmt, original)
+    kept = [item for item in _items(fmt, out) if not (_is_stub_item(fmt, item) and not any(item is o for o in originals))]
+    if not _is_subsequence(kept, originals):
+        return "its items are not a subsequence of the original's"
+    removed = [o for o in originals if not any(o is k for k in kept)]
+    if any(not _removable(fmt, item) for item in removed):
+        return f"it lost items that are not tool calls or results: {_short(removed)}"
+    if fmt == "anthropic" and not kept and not any(_is_stub_item(fmt, i) for i in _items(fmt, out)):
+        return "empty"
+    return None
+
+
+def trace(fmt: str, output: list, source: list) -> tuple[list[int | None], list[str]]:
+    """For each output message, the index of the input message it is or was rebuilt from
+    (None for a synthesized message); and the problems found on the way: an order not
+    kept, a message that is none of those."""
+    index_of = {id(m): i for i, m in enumerate(source)}
+    sources: list[int | None] = []
+    problems: list[str] = []
+    last = -1
+    for k, message in enumerate(output):
+        if id(message) in index_of:
+            i = index_of[id(message)]
+            if i <= last:
+                problems.append(f"output[{k}] is input[{i}], out of order (after input[{last}])")
+            sources.append(i)
+            last = max(last, i)
+            continue
+        if is_stub_message(fmt, message):
+            sources.append(None)
+            continue
+        reasons = []
+        for i in range(last + 1, len(source)):
+            reason = _rebuilt_from(fmt, message, source[i])
+            if reason is None:
+                sources.append(i)
+                last = i
+                break
+            reasons.append(f"not input[{i}]: {reason}")
+        else:
+            problems.append(
+                f"output[{k}] is not an input message, nor one rebuilt from a later input message, nor a "
+                f"synthesized result: {_short(message)} ({'; '.join(reasons[:3])})"
+            )
+            sources.append(None)
+    return sources, problems
+
+
+# ---- What every provider shares ----------------------------------------------------------
+
+
+def system_indices(fmt: str, messages: list) -> list[int]:
+    """Messages holding a system prompt, developer message, instructions or summary."""
+    found = []
+    for i, m in enumerate(messages):
+        if fmt == "pydantic-ai":
+            if _kind(m) == "request" and any(_part_kind(p) in ("system-prompt", "compaction") for p in m.parts):
+                found.append(i)
+        elif fmt in ("openai", "responses") and isinstance(m, dict):
+            if m.get("type") in (None, "message") and m.get("role") in ("system", "developer"):
+                found.append(i)
+            elif fmt == "responses" and m.get("type") == "compaction":
+                found.append(i)
+    return found
+
+
+def _prompt_items(fmt: str, message: Any) -> list:
+    """The user-authored prompt items of a message (empty if it has none)."""
+    if fmt == "pydantic-ai":
+        if _kind(message) != "request":
+            return []
+        return [p for p in message.parts if _part_kind(p) == "user-prompt"]
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return []
+    if fmt == "anthropic":
+        content = message.get("content")
+        if content is None:
+            return []
+        if not isinstance(content, list):
+            return [content]
+        return [b for b in content if not (isinstance(b, dict) and b.get("type") == "tool_result")]
+    if fmt == "responses" and message.get("type") not in (None, "message"):
+        return []
+    return [message.get("content")]
+
+
+def task_index(fmt: str, messages: list) -> int | None:
+    """The message holding the latest user-authored prompt."""
+    found = [i for i, m in enumerate(messages) if _prompt_items(fmt, m)]
+    return found[-1] if found else None
+
+
+def shared_violations(fmt: str, output: list, source: list) -> list[str]:
+    sources, problems = trace(fmt, output, source)
+    violations = list(problems)
+    kept = {i: k for k, i in enumerate(sources) if i is not None}
+    for i in system_indices(fmt, source):
+        if i not in kept:
+            violations.append(f"the system message input[{i}] was dropped")
+    task = task_index(fmt, source)
+    if task is not None:
+        if task not in kept:
+            violations.append(f"the message with the current task, input[{task}], was dropped")
+        else:
+            out = output[kept[task]]
+            if out is not source[task]:
+                items = _items(fmt, out)
+                missing = [
+                    p
+                    for p in _prompt_items(fmt, source[task])
+                    if not any(p is q or (isinstance(p, str) and q == {"type": "text", "text": p}) for q in items)
+                ]
+                if missing:
+                    violations.append(f"the current task lost its prompt {_short(missing)}")
+    return violations
+
+
+# ---- OpenAI chat completions -------------------------------------------------------------
+
+
+def openai_violations(messages: list, source: list | None = None) -> list[str]:
+    """Rules 1-4 of OpenAI Chat Completions, plus the legacy function_call pairing."""
+    v: list[str] = []
+    n = len(messages)
+    i = 0
+    while i < n:
+        m = messages[i]
+        role = m.get("role")
+        calls = m.get("tool_calls") if role == "assistant" else None
+        if role == "assistant" and calls is not None:
+            if not calls:
+                v.append(f"[{i}] assistant message with an empty tool_calls list")
+            open_ids = Counter(c.get("id") for c in calls)
+            for c in calls:
+                if len(str(c.get("id"))) > 40:
+                    v.append(f"[{i}] tool call id longer than 40 characters")
+            j = i + 1
+            while j < n and messages[j].get("role") == "tool":
+                tid = messages[j].get("tool_call_id")
+                if open_ids[tid] > 0:
+                    open_ids[tid] -= 1
+                else:
+                    v.append(f"[{j}] tool_call_id {tid!r} not found in tool_calls of message {i} (or answered twice)")
+                j += 1
+            unanswered = sorted(str(k) for k, c in open_ids.items() if c > 0)
+            if unanswered:
+                v.append(f"[{i}] tool_call_ids without a response before message {j}: {unanswered}")
+            if m.get("function_call") is not None:
+                v.append(f"[{i}] assistant message with both tool_calls and a legacy function_call")
+            i = j
+            continue
+        if role == "assistant":
+            if m.get("function_call") is not None:
+                if i + 1 >= n or messages[i + 1].get("role") != "function":
+                    v.append(f"[{i}] legacy function_call not answered by a function message right after it")
+            elif m.get("content") in (None, "") and m.get("refusal") is None:
+                v.append(f"[{i}] assistant message with neither content nor tool calls")
+        elif role == "tool":
+            v.append(f"[{i}] tool message that does not follow an assistant message with tool_calls")
+        elif role == "function":
+            before = messages[i - 1] if i > 0 else {}
+            if before.get("role") != "assistant" or before.get("function_call") is None:
+                v.append(f"[{i}] function message that does not answer a function_call right before it")
+        i += 1
+    return v
+
+
+# ---- OpenAI Responses ---------------------------------------------------------------------
+
+
+def _responses_side(item: dict) -> str:
+    kind = item.get("type")
+    if kind in (None, "message"):
+        return "response" if item.get("role") == "assistant" else "request"
+    kind = str(kind)
+    if kind.endswith("_call_output") or kind == "compaction":
+        return "request"
+    return "response"
+
+
+def _is_responses_call(item: dict) -> bool:
+    return str(item.get("type", "")).endswith("_call") and "call_id" in item
+
+
+def responses_violations(items: list, source: list | None = None) -> list[str]:
+    """Rules 1-4 of the Responses API."""
+    v: list[str] = []
+    open_calls: list[tuple[int, Any]] = []  # (index, call_id) of calls without an output yet
+    for k, item in enumerate(items):
+        kind = str(item.get("type", ""))
+        if _is_responses_call(item):
+            if len(str(item["call_id"])) > 64:
+                v.append(f"[{k}] call_id longer than 64 characters")
+            open_calls.append((k, item["call_id"]))
+        elif kind.endswith("_call_output"):
+            match = [c for c in open_calls if c[1] == item.get("call_id")]
+            if match:
+                open_calls.remove(match[-1])
+            else:
+                v.append(f"[{k}] no tool call found for output with call_id {item.get('call_id')!r}")
+        elif kind == "reasoning":
+            if k + 1 >= len(items) or _responses_side(items[k + 1]) != "response":
+                v.append(f"[{k}] reasoning item provided without its required following item")
+    for k, call_id in open_calls:
+        v.append(f"[{k}] no tool output found for call {call_id!r}")
+    if source is not None:
+        # A reasoning item and the item it belongs to: both kept, adjacent, or both dropped.
+        where = {id(item): k for k, item in enumerate(items)}
+        for i in range(len(source) - 1):
+            if source[i].get("type") != "reasoning" or _responses_side(source[i + 1]) != "response":
+                continue
+            a, b = where.get(id(source[i])), where.get(id(source[i + 1]))
+            if (a is None) != (b is None):
+                v.append(f"input[{i}] (reasoning) and input[{i + 1}] were not kept or dropped together")
+            elif a is not None and b != a + 1:
+                v.append(f"the reasoning input[{i}] is no longer right before input[{i + 1}]")
+    return v
+
+
+# ---- Anthropic Messages ------------------------------------------------------------------
+
+
+def _blocks(message: dict) -> list:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _ids(message: dict | None, block_type: str, key: str) -> Counter:
+    if message is None:
+        return Counter()
+    return Counter(b.get(key) for b in _blocks(message) if b.get("type") == block_type)
+
+
+def anthropic_violations(messages: list, source: list | None = None) -> list[str]:
+    """Rules 1-6 of Anthropic Messages, and no message with empty content."""
+    v: list[str] = []
+    n = len(messages)
+    if n and messages[0].get("role") != "user":
+        v.append("[0] the first message is not from the user")
+    for k, m in enumerate(messages):
+        content = m.get("content")
+        if content is None or content == []:
+            v.append(f"[{k}] message with empty content")
+        if m.get("role") == "assistant":
+            following = messages[k + 1] if k + 1 < n and messages[k + 1].get("role") == "user" else None
+            missing = _ids(m, "tool_use", "id") - _ids(following, "tool_result", "tool_use_id")
+            if missing:
+                v.append(f"[{k}] tool_use ids without tool_result blocks immediately after: {sorted(map(str, missing))}")
+            seen_server = set()
+            for b in _blocks(m):
+                t = str(b.get("type"))
+                if t == "server_tool_use":
+                    seen_server.add(b.get("id"))
+                elif t.endswith("_tool_result") and t != "tool_result" and b.get("tool_use_id") not in seen_server:
+                    v.append(f"[{k}] {t} block without its server_tool_use before it in the same turn")
+        elif m.get("role") == "user":
+            before = messages[k - 1] if k > 0 and messages[k - 1].get("role") == "assistant" else None
+            unexpected = _ids(m, "tool_result", "tool_use_id") - _ids(before, "tool_use", "id")
+            if unexpected:
+                v.append(f"[{k}] tool_result blocks without a tool_use in the previous message: {sorted(map(str, unexpected))}")
+            after_other = False
+            for b in content if isinstance(content, list) else []:
+                is_result = isinstance(b, dict) and b.get("type") == "tool_result"
+                if is_result and after_other:
+                    v.append(f"[{k}] a tool_result block after other content")
+                    break
+                after_other = after_other or not is_result
+    if source is not None:
+        # Thinking blocks of a turn that calls tools come back unmodified.
+        sources, _ = trace("anthropic", messages, source)
+        for k, i in enumerate(sources):
+            m = messages[k]
+            if i is None or m is source[i] or m.get("role") != "assistant":
+                continue
+            if any(b.get("type") == "tool_use" for b in _blocks(m)):
+                thinking = [b for b in _blocks(m) if b.get("type") in ("thinking", "redacted_thinking")]
+                original = [b for b in _blocks(source[i]) if b.get("type") in ("thinking", "redacted_thinking")]
+                if len(thinking) != len(original) or any(a is not b for a, b in zip(thinking, original)):
+                    v.append(f"[{k}] the thinking blocks of a tool-calling turn were modified")
+    return v
+
+
+# ---- pydantic-ai --------------------------------------------------------------------------
+
+
+def _call_ids(message: Any) -> Counter:
+    if message is None or _kind(message) != "response":
+        return Counter()
+    return Counter(p.tool_call_id for p in message.parts if _part_kind(p) == "tool-call")
+
+
+def _return_ids(message: Any) -> Counter:
+    if message is None or _kind(message) != "request":
+        return Counter()
+    return Counter(p.tool_call_id for p in message.parts if _is_tool_return(p))
+
+
+NATIVE_KINDS = ("builtin-tool-call", "builtin-tool-return")
+
+
+def pydantic_ai_violations(messages: list, source: list | None = None) -> list[str]:
+    """What pydantic-ai enforces on a processed history, and the pairing it would
+    otherwise patch silently."""
+    v: list[str] = []
+    n = len(messages)
+    if source and _kind(source[-1]) == "request":
+        if not messages:
+            v.append("the processed history is empty")
+        elif _kind(messages[-1]) != "request":
+            v.append("the processed history does not end with a ModelRequest")
+    for k, m in enumerate(messages):
+        if _kind(m) not in ("request", "response"):
+            v.append(f"[{k}] not a ModelRequest or ModelResponse: {_short(m)}")
+            continue
+        if _kind(m) == "response":
+            following = messages[k + 1] if k + 1 < n else None
+            missing = _call_ids(m) - _return_ids(following)
+            if missing:
+                v.append(f"[{k}] tool calls not answered in the next ModelRequest: {sorted(map(str, missing))}")
+            calls = [p.tool_call_id for p in m.parts if _part_kind(p) == "builtin-tool-call"]
+            returns = [p.tool_call_id for p in m.parts if _part_kind(p) == "builtin-tool-return"]
+            if Counter(calls) != Counter(returns):
+                v.append(f"[{k}] native tool calls and returns not together in their response")
+        else:
+            before = messages[k - 1] if k > 0 else None
+            unexpected = _return_ids(m) - _call_ids(before)
+            if unexpected:
+                v.append(f"[{k}] tool returns answering no call of the previous ModelResponse: {sorted(map(str, unexpected))}")
+    if source is not None:
+        sources, _ = trace("pydantic-ai", messages, source)
+        for k, i in enumerate(sources):
+            if i is None or messages[k] is source[i]:
+                continue
+            native = [p for p in messages[k].parts if _part_kind(p) in NATIVE_KINDS]
+            original = [p for p in source[i].parts if _part_kind(p) in NATIVE_KINDS]
+            if len(native) != len(original) or any(a is not b for a, b in zip(native, original)):
+                v.append(f"[{k}] the native tool parts of input[{i}] were not kept together")
+    return v
+
+
+VALIDATORS = {
+    "pydantic-ai": pydantic_ai_violations,
+    "openai": openai_violations,
+    "responses": responses_violations,
+    "anthropic": anthropic_violations,
+}
+
+
+def violations(fmt: str, output: list, source: list | None = None) -> list[str]:
+    """Every rule of ``fmt`` that ``output`` breaks; with ``source`` (the history it was
+    compacted from), also the shared rules."""
+    found = VALIDATORS[fmt](output, source)
+    if source is not None:
+        found += shared_violations(fmt, output, source)
+    return found

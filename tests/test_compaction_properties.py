@@ -1,0 +1,614 @@
+"""Property tests of ``compact_history`` on random agent histories, in every format.
+
+Histories come from ``tests/support/histories.py`` (agent tool loops with injected
+defects), budgets are drawn relative to each history's size so that most examples are
+compacted. Each compacted history is checked against the providers' rules
+(``tests/support/provider_rules.py``) and against the pure-Python baseline
+(``tokensieve.baseline``), which implements ``docs/compaction.md`` independently: both must
+return the same messages — the caller's own objects where the Rust core kept them — and
+the same report.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tokensieve
+from tests.support.histories import FORMATS, budget_plans, histories
+from tests.support.odd_histories import ODD_HISTORIES
+from tests.support.provider_rules import (
+    STUB_TEXT,
+    is_stub_message,
+    system_indices,
+    task_index,
+    trace,
+    violations,
+)
+from tokensieve import baseline
+
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+FEWER = settings(SETTINGS, max_examples=50)
+
+REPORT_FIELDS = (
+    "action",
+    "tokens_before",
+    "tokens_after",
+    "messages_before",
+    "messages_after",
+    "exchanges_kept",
+    "dropped",
+    "orphans_removed",
+    "calls_repaired",
+    "format",
+)
+
+
+def draw_case(data, fmt: str, dangling_calls: str = "drop", defects: bool = True) -> tuple[list, dict]:
+    """A history in ``fmt`` and BudgetConfig overrides sized to it."""
+    messages = data.draw(histories(fmt, defects=defects), label="messages")
+    plan = data.draw(budget_plans(dangling_calls), label="budget plan")
+    total = int(tokensieve.count_history_tokens(messages, encoding=plan.encoding, format=fmt).sum())
+    return messages, plan.overrides(total)
+
+
+def compact(messages: list, fmt: str | None, overrides: dict) -> tokensieve.CompactionResult:
+    return tokensieve.Compactor(**overrides).compact(messages, format=fmt)
+
+
+def snapshot(fmt: str, messages: list):
+    """Everything about ``messages`` that compaction must leave as it was."""
+    identities = [id(m) for m in messages]
+    if fmt == "pydantic-ai":
+        from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+        parts = [(id(m.parts), [id(p) for p in m.parts]) for m in messages]
+        return identities, parts, ModelMessagesTypeAdapter.dump_python(messages)
+    return identities, copy.deepcopy(messages)
+
+
+def reachable_ids(value, found: set | None = None) -> set:
+    """ids of the containers and objects (not strings or numbers) inside ``value``."""
+    found = set() if found is None else found
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None or id(value) in found:
+        return found
+    found.add(id(value))
+    if isinstance(value, dict):
+        for item in value.values():
+            reachable_ids(item, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            reachable_ids(item, found)
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            reachable_ids(getattr(value, f.name, None), found)
+    return found
+
+
+def same(a, b, inputs: set) -> bool:
+    """``b`` (the baseline's) stands for ``a`` (the Rust core's): the very object where
+    ``a`` is one of the caller's, an equal one otherwise. A synthesized pydantic-ai result
+    gets its timestamp when it is made: that field is not compared."""
+    if a is b:
+        return True
+    if id(a) in inputs:
+        return False
+    if isinstance(a, dict):
+        return type(a) is type(b) and list(a) == list(b) and all(same(a[k], b[k], inputs) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y, inputs) for x, y in zip(a, b))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        if type(a) is not type(b):
+            return False
+        synthesized = getattr(a, "part_kind", None) == "tool-return" and getattr(a, "content", None) == STUB_TEXT
+        return all(
+            same(getattr(a, f.name), getattr(b, f.name), inputs)
+            for f in dataclasses.fields(a)
+            if not (synthesized and f.name == "timestamp")
+        )
+    return type(a) is type(b) and a == b
+
+
+def outcome(fn, *args, **kwargs):
+    """``("ok", value)``, or ``("error", class, details)`` for the errors both implementations
+    raise: a history over the hard limit, a message that cannot be read (a history whose
+    format is not named may be detected as another format than it was written in)."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except tokensieve.BudgetExceededError as e:
+        return ("error", type(e), (e.tokens_before, e.tokens_after, e.limit))
+    except tokensieve.InvalidMessageError as e:
+        return ("error", type(e), e.index)
+
+
+def assert_baseline_agrees(messages: list, fmt: str | None, overrides: dict) -> None:
+    """The Rust core and the baseline return the same messages and report, or raise the
+    same error."""
+    rust = outcome(compact, messages, fmt, overrides)
+    python = outcome(baseline.compact, messages, format=fmt, **overrides)
+    if rust[0] == "error" or python[0] == "error":
+        assert python == rust
+        return
+    rust, python = rust[1], python[1]
+    assert {f: getattr(python, f) for f in REPORT_FIELDS} == {f: getattr(rust, f) for f in REPORT_FIELDS}
+    assert python.per_message_tokens.tolist() == rust.per_message_tokens.tolist()
+    inputs = reachable_ids(messages)
+    assert len(python.messages) == len(rust.messages)
+    for k, (a, b) in enumerate(zip(rust.messages, python.messages)):
+        assert same(a, b, inputs), f"message {k}: the Rust core returned {a!r}, the baseline {b!r}"
+
+
+# ---- Validity ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@SETTINGS
+@given(data=st.data())
+def test_a_compacted_history_satisfies_every_rule_of_its_provider(fmt, data):
+    messages, overrides = draw_case(data, fmt)
+    result = compact(messages, fmt, overrides)
+    assert violations(fmt, result.messages, messages) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_with_stubbed_dangling_calls_a_compacted_history_satisfies_every_rule_of_its_provider(fmt, data):
+    messages, overrides = draw_case(data, fmt, dangling_calls="stub")
+    result = compact(messages, fmt, overrides)
+    assert violations(fmt, result.messages, messages) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_the_system_prompt_and_the_current_task_are_always_kept(fmt, data):
+    messages, overrides = draw_case(data, fmt)
+    result = compact(messages, fmt, overrides)
+    sources, _ = trace(fmt, result.messages, messages)
+    for i in system_indices(fmt, messages):
+        assert i in sources, f"system message {i} dropped"
+    task = task_index(fmt, messages)
+    if task is not None:
+        assert task in sources, f"the current task (message {task}) was dropped"
+
+
+# ---- Budget ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@SETTINGS
+@given(data=st.data())
+def test_compaction_never_adds_tokens_and_compacting_again_changes_nothing(fmt, data):
+    messages, overrides = draw_case(data, fmt)
+    first = compact(messages, fmt, overrides)
+    assert first.tokens_after <= first.tokens_before
+    second = compact(first.messages, fmt, overrides)
+    assert len(second.messages) == len(first.messages)
+    changed = [k for k, (a, b) in enumerate(zip(first.messages, second.messages)) if a is not b]
+    assert changed == [], f"compacting the output again changed messages {changed}"
+    assert (second.dropped, second.orphans_removed, second.calls_repaired) == ((), 0, 0)
+
+
+@pytest.mark.parametrize("dangling_calls", ["drop", "stub"])
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_tokens_after_is_the_token_count_of_the_returned_history(fmt, dangling_calls, data):
+    messages, overrides = draw_case(data, fmt, dangling_calls=dangling_calls)
+    try:
+        result = compact(messages, fmt, overrides)
+    except tokensieve.BudgetExceededError:
+        return
+    recount = tokensieve.count_history_tokens(result.messages, encoding=overrides["encoding"], format=fmt)
+    assert result.tokens_after == int(recount.sum()) + overrides["reserved_tokens"]
+
+
+def test_a_stubbed_legacy_function_call_counts_the_name_its_stub_message_carries():
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "function_call": {"name": "lookup_weather_in_city", "arguments": "{}"}},
+        {"role": "user", "content": "next"},
+    ]
+    result = tokensieve.Compactor(dangling_calls="stub").compact(history, format="openai")
+    assert result.messages[2] == {"role": "function", "name": "lookup_weather_in_city", "content": STUB_TEXT}
+    assert result.tokens_after == int(tokensieve.count_history_tokens(result.messages, format="openai").sum())
+
+
+# ---- Objects -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@SETTINGS
+@given(data=st.data())
+def test_output_messages_are_the_callers_objects_in_order_or_rebuilt_with_a_subsequence_of_their_parts(fmt, data):
+    messages, overrides = draw_case(data, fmt)
+    before = snapshot(fmt, messages)
+    result = compact(messages, fmt, overrides)
+    sources, problems = trace(fmt, result.messages, messages)
+    assert problems == []
+    # Drop mode synthesizes nothing: every message comes from the input.
+    assert None not in sources
+    assert [i for i in range(len(messages)) if i not in sources] == list(result.dropped)
+    for k, i in enumerate(sources):
+        out = result.messages[k]
+        if out is not messages[i]:
+            assert type(out) is type(messages[i])
+            assert lost_items(fmt, out, messages[i]), f"output[{k}] is a copy of input[{i}] that lost nothing"
+    assert snapshot(fmt, messages) == before, "compaction modified its input"
+
+
+def lost_items(fmt: str, out, original) -> bool:
+    """Whether ``out`` has fewer parts, blocks or tool calls than ``original``."""
+    if fmt == "pydantic-ai":
+        return len(out.parts) < len(original.parts)
+    if fmt == "anthropic":
+        return len(out["content"]) < len(original["content"])
+    calls = lambda m: len(m.get("tool_calls") or ()) + (m.get("function_call") is not None)  # noqa: E731
+    return calls(out) < calls(original)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_stubbed_compaction_never_modifies_its_input_and_adds_only_synthesized_results(fmt, data):
+    messages, overrides = draw_case(data, fmt, dangling_calls="stub")
+    before = snapshot(fmt, messages)
+    try:
+        result = compact(messages, fmt, overrides)
+    except tokensieve.BudgetExceededError:
+        return
+    sources, problems = trace(fmt, result.messages, messages)
+    assert problems == []
+    for k, i in enumerate(sources):
+        if i is None:
+            assert is_stub_message(fmt, result.messages[k])
+    assert snapshot(fmt, messages) == before, "compaction modified its input"
+
+
+# ---- The baseline ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@SETTINGS
+@given(data=st.data())
+def test_the_rust_core_and_the_python_baseline_return_the_same_history_and_report(fmt, data):
+    messages, overrides = draw_case(data, fmt)
+    named = data.draw(st.booleans(), label="format named")
+    assert_baseline_agrees(messages, fmt if named else None, overrides)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_with_stubbed_dangling_calls_the_rust_core_and_the_baseline_agree(fmt, data):
+    messages, overrides = draw_case(data, fmt, dangling_calls="stub")
+    assert_baseline_agrees(messages, fmt, overrides)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_count_history_tokens_equals_the_baseline_per_message_counts(fmt, data):
+    messages = data.draw(histories(fmt), label="messages")
+    encoding = data.draw(st.sampled_from(["o200k_base", "cl100k_base"]), label="encoding")
+    named = data.draw(st.booleans(), label="format named")
+    fmt_arg = fmt if named else None
+    rust = outcome(lambda: tokensieve.count_history_tokens(messages, encoding=encoding, format=fmt_arg).tolist())
+    assert outcome(baseline.count_history_tokens, messages, encoding, format=fmt_arg) == rust
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_over_the_hard_limit_the_rust_core_and_the_baseline_raise_the_same_budget_error(fmt, data):
+    messages = data.draw(histories(fmt), label="messages")
+    total = int(tokensieve.count_history_tokens(messages, format=fmt).sum())
+    hard = data.draw(st.sampled_from([0.05, 0.2, 0.5, 0.9]), label="hard limit")
+    max_input = max(1, total)
+    overrides = {
+        "max_input_tokens": max_input,
+        "hard_limit_threshold": hard,
+        "compaction_threshold": hard * data.draw(st.sampled_from([0.1, 0.5, 1.0]), label="threshold share"),
+        "target_input_tokens": int(hard * max_input * data.draw(st.sampled_from([0.0, 0.5, 1.0]), label="target")),
+        "max_exchanges": data.draw(st.integers(1, 4), label="max exchanges"),
+    }
+    assert_baseline_agrees(messages, fmt, overrides)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_an_unreadable_message_is_reported_at_the_same_index_by_the_rust_core_and_the_baseline(fmt, data):
+    messages = data.draw(histories(fmt), label="messages")
+    index = data.draw(st.integers(0, len(messages)), label="index")
+    bad = data.draw(st.sampled_from([object(), 42, "text", None]), label="bad message")
+    messages = [*messages[:index], bad, *messages[index:]]
+    named = data.draw(st.booleans(), label="format named")
+    with pytest.raises(tokensieve.InvalidMessageError) as rust:
+        compact(messages, fmt if named else None, {})
+    with pytest.raises(tokensieve.InvalidMessageError) as python:
+        baseline.compact(messages, format=fmt if named else None)
+    assert python.value.index == rust.value.index
+
+
+ODD_CASES = [
+    pytest.param(fmt, make, i, id=f"{fmt}-{i}") for fmt, make in ODD_HISTORIES.items() for i in range(len(make()))
+]
+
+
+@pytest.mark.parametrize(("fmt", "make", "index"), ODD_CASES)
+def test_the_rust_core_and_the_baseline_read_odd_values_alike(fmt, make, index):
+    history = make()[index]
+    for named in (fmt, None):
+        rust = tokensieve.count_history_tokens(history, format=named).tolist()
+        assert baseline.count_history_tokens(history, format=named) == rust
+    total = sum(rust)
+    for dangling_calls in ("drop", "stub"):
+        for max_exchanges in (1, 2, 3):
+            overrides = {
+                "max_input_tokens": 3 * total,
+                "compaction_threshold": 0.01,
+                "hard_limit_threshold": 1.0,
+                "target_input_tokens": 0,
+                "max_exchanges": max_exchanges,
+                "dangling_calls": dangling_calls,
+            }
+            assert_baseline_agrees(history, fmt, overrides)
+
+
+def _pydantic_ai_call_without_id():
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+
+    return [ModelRequest([UserPromptPart("hi")]), ModelResponse([ToolCallPart("t", {}, tool_call_id="")])]
+
+
+INVALID = [
+    pytest.param([{"role": "user", "content": "hi"}, {"role": "wizard", "content": "x"}], "openai", 1, id="openai-unknown-role"),
+    pytest.param(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}],
+        "openai",
+        1,
+        id="openai-call-without-id",
+    ),
+    pytest.param([{"role": "user", "content": "hi"}, {"content": "no role"}], "openai", 1, id="openai-no-role"),
+    pytest.param([{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}], "openai", 1, id="openai-tool-without-id"),
+    pytest.param([{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}], "anthropic", 1, id="anthropic-system-role"),
+    pytest.param(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]}],
+        "anthropic",
+        1,
+        id="anthropic-tool-use-without-id",
+    ),
+    pytest.param([{"role": "user", "content": "hi"}, {"type": "function_call_output", "output": "x"}], "responses", 1, id="responses-output-without-call-id"),
+    pytest.param([{"role": "user", "content": "hi"}, {"type": "message", "role": "tool"}], "responses", 1, id="responses-unknown-role"),
+    pytest.param([{"role": "user", "content": "hi"}], "pydantic-ai", 0, id="pydantic-ai-given-a-dict"),
+    pytest.param(_pydantic_ai_call_without_id(), "pydantic-ai", 1, id="pydantic-ai-call-with-empty-id"),
+    pytest.param([{"role": "user", "content": "hi"}, ["not", "a", "message"]], None, 1, id="detected-not-a-message"),
+]
+
+
+@pytest.mark.parametrize(("messages", "fmt", "index"), INVALID)
+def test_the_baseline_raises_invalid_message_error_at_the_index_the_rust_core_names(messages, fmt, index):
+    with pytest.raises(tokensieve.InvalidMessageError) as rust:
+        tokensieve.compact_history(messages, format=fmt)
+    with pytest.raises(tokensieve.InvalidMessageError) as python:
+        baseline.compact_history(messages, format=fmt)
+    assert rust.value.index == python.value.index == index
+
+
+def _ends_with_an_empty_request():
+    from pydantic_ai.messages import ModelRequest
+
+    return ModelRequest([])
+
+
+def _ends_with_an_orphan_result():
+    from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+    return ModelRequest([ToolReturnPart("grep", "no match", tool_call_id="call_gone")])
+
+
+@pytest.mark.parametrize("make_last", [_ends_with_an_empty_request, _ends_with_an_orphan_result], ids=["empty", "only-an-orphan-result"])
+@pytest.mark.parametrize("dangling_calls", ["drop", "stub"])
+def test_a_pydantic_ai_history_ending_with_a_request_still_ends_with_one(make_last, dangling_calls):
+    """pydantic-ai refuses a processed history that does not end with a ModelRequest
+    ("Processed history must end with a `ModelRequest`.")."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+    history = [ModelRequest([UserPromptPart("hi")]), ModelResponse([TextPart("hello")]), make_last()]
+    out = tokensieve.compact_history(history, dangling_calls=dangling_calls)
+    assert out and out[-1].kind == "request", [type(m).__name__ for m in out]
+
+
+def test_a_stub_result_for_an_anthropic_string_message_keeps_its_text_after_the_results():
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "user", "content": "next question"},
+    ]
+    result = tokensieve.Compactor(dangling_calls="stub").compact(history, format="anthropic")
+    assert result.messages[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "content": STUB_TEXT},
+        {"type": "text", "text": "next question"},
+    ]
+    assert violations("anthropic", result.messages, history) == []
+    recounted = tokensieve.count_history_tokens(result.messages, format="anthropic").sum()
+    assert result.tokens_after == recounted
+
+
+def test_the_baseline_rejects_what_the_rust_core_rejects_outside_messages():
+    with pytest.raises(tokensieve.InputTypeError):
+        baseline.compact_history("not a list")
+    with pytest.raises(tokensieve.ConfigurationError):
+        baseline.compact_history([], format="gemini")
+    with pytest.raises(tokensieve.ConfigurationError):
+        baseline.compact_history([], max_exchanges=0)
+    with pytest.raises(tokensieve.UnknownEncodingError):
+        baseline.count_history_tokens([], "p50k_base")
+
+
+def test_the_baseline_builds_the_published_tiktoken_encodings(tiktoken_encodings):
+    for name, published in tiktoken_encodings.items():
+        built = baseline._tiktoken_encoding(name)
+        assert built._pat_str == published._pat_str
+        assert built._mergeable_ranks == published._mergeable_ranks
+
+
+def test_importing_the_baseline_does_not_import_tiktoken_and_a_missing_tiktoken_says_how_to_install_it():
+    code = """
+import sys
+import tokensieve, tokensieve.baseline
+assert "tiktoken" not in sys.modules, "tiktoken imported eagerly"
+sys.modules["tiktoken"] = None  # as if it were not installed
+try:
+    tokensieve.baseline.compact_history([{"role": "user", "content": "hi"}])
+except ImportError as e:
+    assert "pip install tiktoken" in str(e), str(e)
+else:
+    raise AssertionError("no ImportError")
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_baseline_counts_with_an_encoding_object_or_a_name_alike():
+    history = [{"role": "user", "content": "Hello, world! 🙂"}]
+    by_object = baseline.count_history_tokens(history, tokensieve.get_encoding("cl100k_base"))
+    assert by_object == baseline.count_history_tokens(history, "cl100k_base")
+    assert by_object == tokensieve.count_history_tokens(history, "cl100k_base").tolist()
+
+
+# ---- The validators themselves -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@FEWER
+@given(data=st.data())
+def test_the_validators_accept_the_generated_histories_without_defects(fmt, data):
+    messages = data.draw(histories(fmt, defects=False), label="messages")
+    assert violations(fmt, messages) == []
+    assert violations(fmt, messages, messages) == []
+
+
+BROKEN = [
+    pytest.param(
+        "openai",
+        [{"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "a", "content": "r"}],
+        "does not follow an assistant message with tool_calls",
+        id="openai-tool-without-call",
+    ),
+    pytest.param(
+        "openai",
+        [
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "a", "type": "function", "function": {}}]},
+            {"role": "tool", "tool_call_id": "b", "content": "r"},
+        ],
+        "not found in tool_calls",
+        id="openai-wrong-id",
+    ),
+    pytest.param(
+        "openai",
+        [
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "a", "type": "function", "function": {}}]},
+            {"role": "user", "content": "q"},
+            {"role": "tool", "tool_call_id": "a", "content": "r"},
+        ],
+        "without a response",
+        id="openai-unanswered",
+    ),
+    pytest.param(
+        "openai",
+        [{"role": "assistant", "content": None, "function_call": {"name": "f"}}, {"role": "user", "content": "q"}],
+        "legacy function_call not answered",
+        id="openai-legacy-unanswered",
+    ),
+    pytest.param(
+        "responses",
+        [{"type": "function_call_output", "call_id": "a", "output": "r"}],
+        "no tool call found",
+        id="responses-orphan",
+    ),
+    pytest.param(
+        "responses",
+        [{"type": "function_call", "call_id": "a", "name": "f", "arguments": "{}"}],
+        "no tool output found",
+        id="responses-dangling",
+    ),
+    pytest.param(
+        "responses",
+        [{"type": "reasoning", "summary": []}, {"role": "user", "content": "q"}],
+        "without its required following item",
+        id="responses-reasoning-alone",
+    ),
+    pytest.param(
+        "anthropic",
+        [{"role": "assistant", "content": "hi"}],
+        "first message is not from the user",
+        id="anthropic-assistant-first",
+    ),
+    pytest.param(
+        "anthropic",
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+            {"role": "user", "content": "r"},
+        ],
+        "without tool_result blocks immediately after",
+        id="anthropic-unanswered",
+    ),
+    pytest.param(
+        "anthropic",
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "tool_result", "tool_use_id": "a"}]},
+        ],
+        "a tool_result block after other content",
+        id="anthropic-result-not-first",
+    ),
+    pytest.param(
+        "anthropic",
+        [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": "r"}]}],
+        "without a tool_use in the previous message",
+        id="anthropic-orphan",
+    ),
+    pytest.param("anthropic", [{"role": "user", "content": []}], "empty content", id="anthropic-empty"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "messages", "expected"), BROKEN)
+def test_the_validators_flag_a_history_that_breaks_a_provider_rule(fmt, messages, expected):
+    found = violations(fmt, messages)
+    assert any(expected in v for v in found), found
+
+
+def test_the_pydantic_ai_validator_flags_pairing_and_the_trailing_request():
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    source = [
+        ModelRequest([UserPromptPart("q")]),
+        ModelResponse([ToolCallPart("f", {}, tool_call_id="a")]),
+        ModelRequest([ToolReturnPart("f", "r", tool_call_id="b")]),
+    ]
+    found = violations("pydantic-ai", source)
+    assert any("not answered in the next ModelRequest" in v for v in found)
+    assert any("answering no call" in v for v in found)
+    ends_with_response = [source[0], ModelResponse([TextPart("x")])]
+    assert any("does not end with a ModelRequest" in v for v in violations("pydantic-ai", ends_with_response, source))
+
+
+def test_the_shared_rules_flag_a_dropped_task_and_a_changed_order():
+    source = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    found = violations("openai", [source[2], source[0]], source)
+    assert any("out of order" in v for v in found)
+    assert any("current task" in v for v in found)

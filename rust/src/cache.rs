@@ -30,6 +30,18 @@ pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 /// fifth of tokenizing them, so only the tiniest texts skip the cache.
 pub const MIN_CACHED_BYTES: usize = 16;
 
+/// A text with its content hash, which callers that already know it (a memo of large
+/// strings, say) can supply instead of having it computed again.
+pub trait CacheText: AsRef<str> {
+    /// The 128-bit XXH3 of the text's UTF-8 bytes.
+    fn content_hash(&self) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(self.as_ref().as_bytes())
+    }
+}
+
+impl CacheText for &str {}
+impl CacheText for String {}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Key {
     hash: u128,
@@ -46,16 +58,28 @@ impl Key {
     /// and 128-bit hash, so that ("ab", "c") and ("a", "bc") differ. Hashing each text in
     /// one shot and then the short digest list is faster than a streaming hash, which
     /// copies the input through its buffer.
-    fn group<S: AsRef<str>>(encoding: EncodingId, texts: &[S]) -> Self {
-        let mut digest = Vec::with_capacity(texts.len() * 24);
+    fn of<S: CacheText>(encoding: EncodingId, text: &S) -> Self {
+        Key { hash: text.content_hash(), len: text.as_ref().len(), encoding }
+    }
+
+    fn group<S: CacheText>(encoding: EncodingId, texts: &[S]) -> Self {
+        // Most groups are a few texts (a call's name, id and arguments): no allocation.
+        let mut small = [0u8; 24 * 8];
+        let mut large = Vec::new();
+        let digest: &mut [u8] = if texts.len() <= 8 {
+            &mut small[..24 * texts.len()]
+        } else {
+            large.resize(24 * texts.len(), 0);
+            &mut large
+        };
         let mut len = 0;
-        for text in texts {
+        for (text, slot) in texts.iter().zip(digest.chunks_exact_mut(24)) {
             let bytes = text.as_ref().as_bytes();
-            digest.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-            digest.extend_from_slice(&xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes());
+            slot[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            slot[8..].copy_from_slice(&text.content_hash().to_le_bytes());
             len += bytes.len();
         }
-        Key { hash: xxhash_rust::xxh3::xxh3_128(&digest), len: len + 24 * texts.len(), encoding }
+        Key { hash: xxhash_rust::xxh3::xxh3_128(digest), len: len + 24 * texts.len(), encoding }
     }
 
     fn shard(&self) -> usize {
@@ -141,7 +165,7 @@ impl CountCache {
     /// The summed count of several texts that always go together (the name, id and
     /// arguments of one tool call): one cache entry and one lookup for all of them.
     #[inline]
-    pub fn get_or_count_group<S: AsRef<str>>(
+    pub fn get_or_count_group<S: CacheText>(
         &self,
         encoding: EncodingId,
         texts: &[S],
@@ -149,7 +173,13 @@ impl CountCache {
     ) -> usize {
         match texts {
             [] => 0,
-            [one] => self.get_or_count(encoding, one.as_ref(), count),
+            [one] => {
+                let text = one.as_ref();
+                if text.len() < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
+                    return count(text);
+                }
+                self.lookup(Key::of(encoding, one), || count(text))
+            }
             _ => {
                 let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
                 if total < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {

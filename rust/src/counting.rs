@@ -5,7 +5,7 @@
 //! `TOKENSIEVE_PARALLELISM=0` (or `false`/`off`) keeps everything on the calling thread,
 //! and a forked child never touches the parent's thread pool (see [`disable_parallelism`]).
 
-use crate::cache;
+use crate::cache::{self, CacheText};
 use crate::encoding::Encoding;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -53,7 +53,7 @@ pub fn count_batch<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S]) -> Ve
 /// Token counts of groups of texts: `groups[i]` is a range of `texts` whose counts are
 /// summed. Each group is one cache entry, so a re-read history costs one lookup per
 /// message part instead of one per string.
-pub fn count_groups<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S], groups: &[Range<usize>]) -> Vec<i64> {
+pub fn count_groups<S: CacheText + Sync>(encoding: &Encoding, texts: &[S], groups: &[Range<usize>]) -> Vec<i64> {
     let cache = cache::global();
     let one = |g: &Range<usize>| {
         cache.get_or_count_group(encoding.id(), &texts[g.clone()], |t| encoding.count(t)) as i64

@@ -7,6 +7,7 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod memo;
 mod read;
 
 use crate::cache::{self, CacheInfo};
@@ -363,7 +364,8 @@ pub mod _core {
     ///     0
     #[pyfunction]
     fn clear_cache() {
-        cache::global().clear()
+        cache::global().clear();
+        memo::clear();
     }
 
     /// Bound the content cache to ``max_entries`` counts (entries over the bound are

@@ -57,14 +57,25 @@ impl Format {
 /// A piece of text to count once the GIL is released.
 pub enum Text {
     Borrowed(PyBackedStr),
+    /// A large string whose content hash is already known (see `memo.rs`).
+    Hashed(PyBackedStr, u128),
     Owned(String),
 }
 
 impl AsRef<str> for Text {
     fn as_ref(&self) -> &str {
         match self {
-            Text::Borrowed(s) => s,
+            Text::Borrowed(s) | Text::Hashed(s, _) => s,
             Text::Owned(s) => s,
+        }
+    }
+}
+
+impl crate::cache::CacheText for Text {
+    fn content_hash(&self) -> u128 {
+        match self {
+            Text::Hashed(_, hash) => *hash,
+            _ => xxhash_rust::xxh3::xxh3_128(self.as_ref().as_bytes()),
         }
     }
 }
@@ -196,7 +207,15 @@ pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format, stubs:
         legacy_call: None,
         stubs,
     };
-    let last = messages.len().saturating_sub(1);
+    let n = messages.len();
+    r.history.messages.reserve(n);
+    r.history.parts.reserve(n * 2);
+    r.slots.reserve(n * 2);
+    r.texts.reserve(n * 3);
+    r.targets.reserve(n * 3);
+    r.id_of.reserve(n);
+    r.ids.reserve(n);
+    let last = n.saturating_sub(1);
     for (index, message) in messages.iter().enumerate() {
         r.index = index;
         match format {
@@ -244,9 +263,15 @@ impl<'py> Reader<'py> {
 
     /// Count a value's JSON text (see `docs/compaction.md`) into `target`.
     fn value(&mut self, target: Target, value: &Bound<'py, PyAny>) -> PyResult<()> {
-        if let Ok(s) = value.cast::<PyString>() {
-            let s = borrow_text(s.as_any(), || "text".to_owned())?;
-            self.text(target, Text::Borrowed(s));
+        if let Ok(string) = value.cast::<PyString>() {
+            let s = borrow_text(string.as_any(), || "text".to_owned())?;
+            let text = if s.len() >= super::memo::MIN_MEMO_BYTES {
+                let hash = super::memo::content_hash(string, &s);
+                Text::Hashed(s, hash)
+            } else {
+                Text::Borrowed(s)
+            };
+            self.text(target, text);
             return Ok(());
         }
         let mut out = String::new();
@@ -308,7 +333,7 @@ impl<'py> Reader<'py> {
         let kind = message
             .getattr(intern!(py, "kind"))
             .map_err(|_| self.invalid(format!("expected a pydantic-ai ModelMessage, got {}", type_name(message))))?;
-        let kind = kind.str()?;
+        let kind = kind.cast_into::<PyString>().or_else(|k| k.into_inner().str())?;
         let side = match kind.to_str()? {
             "request" => Side::Request,
             "response" => Side::Response,
@@ -335,7 +360,7 @@ impl<'py> Reader<'py> {
     fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
         let py = self.py;
         let part_kind = match part.getattr(intern!(py, "part_kind")) {
-            Ok(k) => Some(k.str()?),
+            Ok(k) => Some(k.cast_into::<PyString>().or_else(|k| k.into_inner().str())?),
             Err(_) => None,
         };
         let part_kind: &str = match &part_kind {
@@ -879,6 +904,11 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
 /// A JSON string literal as Python's `json.dumps(s, ensure_ascii=False)` writes it.
 fn json_string(s: &str, out: &mut String) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

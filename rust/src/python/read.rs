@@ -819,12 +819,7 @@ const BINARY_KINDS: [&str; 6] = ["binary", "image-url", "audio-url", "video-url"
 fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: bool) -> PyResult<()> {
     let py = value.py();
     if let Ok(s) = value.cast::<PyString>() {
-        let s = borrow_text(s.as_any(), || "text".to_owned())?;
-        if top {
-            out.push_str(&s);
-        } else {
-            json_string(&s, out);
-        }
+        push_str_value(s, out, top)?;
     } else if value.is_none() {
         if !top {
             out.push_str("null");
@@ -848,8 +843,7 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
                 out.push(',');
             }
             let key = if k.is_instance_of::<PyString>() { k.cast_into::<PyString>()? } else { k.str()? };
-            let key = borrow_text(key.as_any(), || "key".to_owned())?;
-            json_string(&key, out);
+            push_str_value(&key, out, false)?;
             out.push(':');
             json_text(&v, out, binary, false)?;
         }
@@ -897,6 +891,25 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// A string inside JSON text (quoted and escaped), or as is at the top level. Read in
+/// place: the text is copied into `out` while the string is held, so it is not borrowed.
+fn push_str_value(s: &Bound<'_, PyString>, out: &mut String, top: bool) -> PyResult<()> {
+    let repaired;
+    let text = match s.to_str() {
+        Ok(text) => text,
+        Err(_) => {
+            repaired = borrow_text(s.as_any(), || "text".to_owned())?;
+            &*repaired
+        }
+    };
+    if top {
+        out.push_str(text);
+    } else {
+        json_string(text, out);
     }
     Ok(())
 }

@@ -124,6 +124,10 @@ impl Shard {
     }
 }
 
+/// Where a missed group's count goes (see [`CountCache::probe_group`]).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupKey(Key);
+
 /// Counters and size of the cache at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheInfo {
@@ -162,31 +166,31 @@ impl CountCache {
         self.lookup(Key::new(encoding, text), || count(text))
     }
 
-    /// The summed count of several texts that always go together (the name, id and
-    /// arguments of one tool call): one cache entry and one lookup for all of them.
-    #[inline]
-    pub fn get_or_count_group<S: CacheText>(
-        &self,
-        encoding: EncodingId,
-        texts: &[S],
-        count: impl Fn(&str) -> usize,
-    ) -> usize {
-        match texts {
-            [] => 0,
-            [one] => {
-                let text = one.as_ref();
-                if text.len() < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
-                    return count(text);
-                }
-                self.lookup(Key::of(encoding, one), || count(text))
-            }
-            _ => {
-                let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-                if total < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
-                    return texts.iter().map(|t| count(t.as_ref())).sum();
-                }
-                self.lookup(Key::group(encoding, texts), || texts.iter().map(|t| count(t.as_ref())).sum())
-            }
+    /// The cached count of a group of texts, or the key to store it under once counted
+    /// (`Err(None)`: not cacheable, count it directly). Lets a batch look everything up
+    /// first and tokenize only the misses, in parallel.
+    pub fn probe_group<S: CacheText>(&self, encoding: EncodingId, texts: &[S]) -> Result<usize, Option<GroupKey>> {
+        let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+        if texts.is_empty() || total < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
+            return Err(None);
+        }
+        let key = match texts {
+            [one] => Key::of(encoding, one),
+            _ => Key::group(encoding, texts),
+        };
+        if let Some(n) = lock(&self.shards[key.shard()]).get(&key) {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(n as usize);
+        }
+        self.misses.fetch_add(1, Relaxed);
+        Err(Some(GroupKey(key)))
+    }
+
+    /// Remember the count of a group that [`Self::probe_group`] missed.
+    pub fn store(&self, key: GroupKey, count: usize) {
+        if let Ok(n32) = u32::try_from(count) {
+            let capacity = shard_capacity(self.max_entries.load(Relaxed), key.0.shard());
+            lock(&self.shards[key.0.shard()]).insert(key.0, n32, capacity);
         }
     }
 
@@ -338,11 +342,15 @@ mod tests {
     fn a_group_is_one_entry_and_differs_from_its_concatenation() {
         let cache = CountCache::new(100);
         let group = ["tool_name_long_enough", "call_0123456789abcdef"];
-        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &group, |t| t.len()), 42);
-        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &group, |_| 0), 42);
+        let Err(Some(key)) = cache.probe_group(EncodingId::O200kBase, &group) else { panic!("a miss") };
+        cache.store(key, 42);
+        assert_eq!(cache.probe_group(EncodingId::O200kBase, &group).ok(), Some(42));
         assert_eq!(cache.info().size, 1);
         let split = ["tool_name_long_enoughcall_", "0123456789abcdef"];
-        assert_eq!(cache.get_or_count_group(EncodingId::O200kBase, &split, |_| 5), 10);
+        assert!(cache.probe_group(EncodingId::O200kBase, &split).is_err());
+        // A group of one text shares its entry with the text counted alone.
+        cache.get_or_count(EncodingId::O200kBase, group[0], |_| 7);
+        assert_eq!(cache.probe_group(EncodingId::O200kBase, &group[..1]).ok(), Some(7));
     }
 
     #[test]

@@ -53,17 +53,40 @@ pub fn count_batch<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S]) -> Ve
 /// Token counts of groups of texts: `groups[i]` is a range of `texts` whose counts are
 /// summed. Each group is one cache entry, so a re-read history costs one lookup per
 /// message part instead of one per string.
+///
+/// Every group is looked up first, on this thread; only the misses are tokenized, in
+/// parallel when there is enough new text. Re-counting a history is all hits, where
+/// threads would only add hand-off costs.
 pub fn count_groups<S: CacheText + Sync>(encoding: &Encoding, texts: &[S], groups: &[Range<usize>]) -> Vec<i64> {
     let cache = cache::global();
-    let one = |g: &Range<usize>| {
-        cache.get_or_count_group(encoding.id(), &texts[g.clone()], |t| encoding.count(t)) as i64
-    };
-    let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-    if groups.len() > 1 && total >= PARALLEL_MIN_BYTES && parallelism_allowed() {
-        groups.par_iter().with_min_len(8).map(one).collect()
-    } else {
-        groups.iter().map(one).collect()
+    let mut counts = vec![0i64; groups.len()];
+    let mut misses = Vec::new();
+    let mut miss_bytes = 0;
+    for (i, group) in groups.iter().enumerate() {
+        match cache.probe_group(encoding.id(), &texts[group.clone()]) {
+            Ok(n) => counts[i] = n as i64,
+            Err(key) => {
+                miss_bytes += texts[group.clone()].iter().map(|t| t.as_ref().len()).sum::<usize>();
+                misses.push((i, key));
+            }
+        }
     }
+    let count = |&(i, key): &(usize, Option<cache::GroupKey>)| {
+        let n: usize = texts[groups[i].clone()].iter().map(|t| encoding.count(t.as_ref())).sum();
+        if let Some(key) = key {
+            cache.store(key, n);
+        }
+        (i, n as i64)
+    };
+    let counted: Vec<(usize, i64)> = if misses.len() > 1 && miss_bytes >= PARALLEL_MIN_BYTES && parallelism_allowed() {
+        misses.par_iter().with_min_len(8).map(count).collect()
+    } else {
+        misses.iter().map(count).collect()
+    };
+    for (i, n) in counted {
+        counts[i] = n;
+    }
+    counts
 }
 
 #[cfg(test)]

@@ -42,8 +42,8 @@ fn build() -> Box<[u8]> {
             unreachable!("{pattern} is a Unicode class")
         };
         for range in class.ranges() {
-            for cp in range.start() as usize..=range.end() as usize {
-                table[cp] |= bit;
+            for entry in &mut table[range.start() as usize..=range.end() as usize] {
+                *entry |= bit;
             }
         }
     }

@@ -290,12 +290,13 @@ impl<'h> Repair<'h> {
 
         // 4. Bonded pairs live and die together.
         for &i in &seq {
-            if history.messages[i].bonded_to_next && i + 1 < history.len() {
-                if self.alive_message[i] != self.alive_message[i + 1] {
-                    self.alive_message[i] = false;
-                    self.alive_message[i + 1] = false;
-                    changed = true;
-                }
+            if history.messages[i].bonded_to_next
+                && i + 1 < history.len()
+                && self.alive_message[i] != self.alive_message[i + 1]
+            {
+                self.alive_message[i] = false;
+                self.alive_message[i + 1] = false;
+                changed = true;
             }
         }
 

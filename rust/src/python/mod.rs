@@ -123,13 +123,28 @@ fn count_many<'py>(
     Ok(numpy::PyArray1::from_vec(py, counts))
 }
 
-/// Phase one of a history call: the caller's list (a tuple is read as a list), its
-/// format, and the history read from it with its texts borrowed.
+/// Histories at least this long are read and counted at once: a worker thread counts
+/// each chunk of texts (cache lookups, tokenizing what is new) while this thread, holding
+/// the GIL, reads the next one. Shorter ones are read, then counted.
+const PIPELINE_MIN_MESSAGES: usize = 4 * read::CHUNK_MESSAGES;
+
+/// Count one chunk: each run of texts with one target is one group (one cache entry).
+fn count_chunk(enc: &'static Encoding, (texts, targets): &read::Chunk) -> Vec<(read::Target, i64)> {
+    let groups = read::groups(targets);
+    let counts = counting::count_groups(enc, texts, &groups);
+    groups.iter().zip(counts).map(|(g, n)| (targets[g.start], n)).collect()
+}
+
+/// Phases one and two of a history call: the caller's list (a tuple is read as a list),
+/// its format, and the history read from it with every text counted. Strings are
+/// borrowed, not copied; counting never holds the GIL, and for long histories it runs
+/// on another thread while reading goes on.
 fn read_history<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
     format: Option<&str>,
     stubs: bool,
+    enc: &'static Encoding,
 ) -> PyResult<(Bound<'py, PyList>, Read)> {
     let list = if let Ok(list) = messages.cast::<PyList>() {
         list.clone()
@@ -142,16 +157,38 @@ fn read_history<'py>(
         Some(name) => Format::from_name(name)?,
         None => read::detect(py, &list)?,
     };
-    let read = read::read(py, &list, format, stubs)?;
+    let (mut read, counts, spent) = if list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed() {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<read::Chunk>(64);
+            let worker = scope.spawn(move || {
+                let mut counts = Vec::new();
+                let mut spent = Vec::new();
+                for chunk in rx {
+                    counts.extend(count_chunk(enc, &chunk));
+                    spent.push(chunk); // dropped back on the Python thread
+                }
+                (counts, spent)
+            });
+            let read = read::read(py, &list, format, stubs, &mut |chunk| {
+                let _ = tx.send(chunk);
+            });
+            drop(tx);
+            let (counts, spent) = py.detach(|| worker.join()).expect("the counting thread does not panic");
+            Ok::<_, PyErr>((read?, counts, spent))
+        })?
+    } else {
+        let mut chunks = Vec::new();
+        let read = read::read(py, &list, format, stubs, &mut |chunk| chunks.push(chunk))?;
+        let (counts, whole) = py.detach(|| {
+            let (texts, targets): (Vec<_>, Vec<_>) = chunks.drain(..).unzip();
+            let whole = (texts.into_iter().flatten().collect(), targets.into_iter().flatten().collect());
+            (count_chunk(enc, &whole), whole)
+        });
+        (read, counts, vec![whole])
+    };
+    read.apply_counts(&counts);
+    drop(spent);
     Ok((list, read))
-}
-
-/// Phase two: count every text without the GIL (through the cache, in parallel when large).
-fn count_history(py: Python<'_>, enc: &'static Encoding, read: &mut Read) {
-    let groups = read.groups();
-    let texts = &read.texts;
-    let counts = py.detach(|| counting::count_groups(enc, texts, &groups));
-    read.apply_counts(&groups, &counts);
 }
 
 fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::PyArray1<i64>> {
@@ -423,8 +460,7 @@ pub mod _core {
             Some(e) => resolve_encoding(py, e)?,
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
-        let (_, mut read) = read_history(py, messages, format, false)?;
-        count_history(py, enc, &mut read);
+        let (_, read) = read_history(py, messages, format, false, enc)?;
         Ok(per_message_tokens(py, &read))
     }
 
@@ -444,8 +480,7 @@ pub mod _core {
             Some(e) => resolve_encoding(py, e)?,
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
-        let (list, mut read) = read_history(py, messages, format, budget.6)?;
-        count_history(py, enc, &mut read);
+        let (list, read) = read_history(py, messages, format, budget.6, enc)?;
         let budget = Budget {
             max_input_tokens: budget.0,
             compaction_threshold: budget.1,

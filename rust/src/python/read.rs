@@ -87,12 +87,16 @@ pub enum Target {
     Stub(usize),
 }
 
-/// A history read from Python, waiting for its texts to be counted.
+/// Messages per chunk of texts handed over for counting while reading goes on.
+pub const CHUNK_MESSAGES: usize = 256;
+
+/// The texts of a run of messages, each with the part (or stub) it counts for.
+pub type Chunk = (Vec<Text>, Vec<Target>);
+
+/// A history read from Python; its texts went to the chunk callback for counting.
 pub struct Read {
     pub format: Format,
     pub history: History,
-    pub texts: Vec<Text>,
-    pub targets: Vec<Target>,
     /// For each part: the index of the Python item it came from in its message's list
     /// (`parts`, `content` blocks or `tool_calls`), or `NO_SLOT`.
     pub slots: Vec<u32>,
@@ -102,24 +106,25 @@ pub struct Read {
 
 pub const NO_SLOT: u32 = u32::MAX;
 
-impl Read {
-    /// The texts in runs with one target each, counted together (one cache entry a run).
-    pub fn groups(&self) -> Vec<std::ops::Range<usize>> {
-        let mut groups = Vec::new();
-        let mut start = 0;
-        for i in 1..=self.targets.len() {
-            if i == self.targets.len() || self.targets[i] != self.targets[start] {
-                groups.push(start..i);
-                start = i;
-            }
+/// Consecutive texts with the same target, as ranges: each is counted as one group (one
+/// cache entry for, say, a tool call's name, id and arguments).
+pub fn groups(targets: &[Target]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=targets.len() {
+        if i == targets.len() || targets[i] != targets[start] {
+            groups.push(start..i);
+            start = i;
         }
-        groups
     }
+    groups
+}
 
-    /// Add the counts of [`Self::groups`] to the parts they belong to.
-    pub fn apply_counts(&mut self, groups: &[std::ops::Range<usize>], counts: &[i64]) {
-        for (group, &n) in groups.iter().zip(counts) {
-            match self.targets[group.start] {
+impl Read {
+    /// Add counted tokens to the parts (or stubs) they belong to.
+    pub fn apply_counts(&mut self, counts: &[(Target, i64)]) {
+        for &(target, n) in counts {
+            match target {
                 Target::Part(p) => self.history.parts[p].tokens += n as u64,
                 Target::Stub(p) => self.history.parts[p].stub_tokens += n as u64,
             }
@@ -194,7 +199,15 @@ struct Reader<'py> {
     stubs: bool,
 }
 
-pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format, stubs: bool) -> PyResult<Read> {
+/// Read `messages` as `format`. Every [`CHUNK_MESSAGES`] messages (and at the end) the
+/// texts read so far go to `on_chunk`, so they can be counted while reading goes on.
+pub fn read(
+    py: Python<'_>,
+    messages: &Bound<'_, PyList>,
+    format: Format,
+    stubs: bool,
+    on_chunk: &mut dyn FnMut(Chunk),
+) -> PyResult<Read> {
     let mut r = Reader {
         py,
         index: 0,
@@ -217,6 +230,9 @@ pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format, stubs:
     r.ids.reserve(n);
     let last = n.saturating_sub(1);
     for (index, message) in messages.iter().enumerate() {
+        if index > 0 && index % CHUNK_MESSAGES == 0 {
+            on_chunk((std::mem::take(&mut r.texts), std::mem::take(&mut r.targets)));
+        }
         r.index = index;
         match format {
             Format::PydanticAi => r.pydantic_ai(&message, index == last)?,
@@ -237,7 +253,8 @@ pub fn read(py: Python<'_>, messages: &Bound<'_, PyList>, format: Format, stubs:
             last.bonded_to_next = false;
         }
     }
-    Ok(Read { format, history: r.history, texts: r.texts, targets: r.targets, slots: r.slots, ids: r.ids })
+    on_chunk((r.texts, r.targets));
+    Ok(Read { format, history: r.history, slots: r.slots, ids: r.ids })
 }
 
 impl<'py> Reader<'py> {

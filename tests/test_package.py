@@ -7,6 +7,7 @@ import doctest
 import importlib.metadata
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -124,3 +125,14 @@ def test_every_name_in_all_exists_and_the_errors_form_one_hierarchy():
 
 def test_the_version_is_the_installed_distribution_version():
     assert tokensieve.__version__ == _core.__version__ == importlib.metadata.version("tokensieve")
+
+
+def test_the_package_type_checks(tmp_path):
+    """Every public function has type hints; mypy agrees with them (and with the stubs)."""
+    package = Path(tokensieve.__file__).parent
+    env = {**os.environ, "MYPY_CACHE_DIR": str(tmp_path / ".mypy_cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", str(package), "--ignore-missing-imports"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

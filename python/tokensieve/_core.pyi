@@ -2,7 +2,7 @@
 ``mypy.stubtest`` in the test suite). Import from ``tokensieve``, not from here."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, final
+from typing import Any, Final, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -62,4 +62,15 @@ def compact_history(
     *,
     encoding: str | Encoding | None = None,
     format: str | None = None,
-) -> tuple[list[Any], str, int, int, int, list[int], int, int, npt.NDArray[np.int64], str]: ...
+) -> tuple[
+    list[Any],
+    Literal["none", "compacted"],
+    int,
+    int,
+    int,
+    list[int],
+    int,
+    int,
+    npt.NDArray[np.int64],
+    Literal["pydantic-ai", "openai", "responses", "anthropic"],
+]: ...

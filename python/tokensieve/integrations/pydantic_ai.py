@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pydantic_ai import RunContext
     from pydantic_ai.messages import ModelResponse
     from pydantic_ai.models import ModelRequestContext
+    from pydantic_ai.settings import ModelSettings
 
     from tokensieve.usage import UsageTracker
 
@@ -112,7 +113,8 @@ class TokenBudget(AbstractCapability[Any]):
         request_context.messages = list(check.messages)
         if self.persist and check.decision == "compact":
             ctx.messages[:] = check.messages
-        request_context.model_settings = {**(request_context.model_settings or {}), **check.model_settings()}  # type: ignore[typeddict-item]
+        settings: ModelSettings = {**(request_context.model_settings or {}), "max_tokens": check.max_output_tokens}
+        request_context.model_settings = settings
         return request_context
 
     async def after_model_request(

@@ -13,7 +13,7 @@ instead of being sent. After the request the usage is recorded in the
 :class:`~tokensieve.UsageTracker`, if one is given; an HTTP 429 counts as a rate limit.
 
 The tool schemas the agent sends with every request count against the budget (as
-``reserved_tokens``), counted once per set of tools.
+``reserved_tokens``); the content cache makes counting the same schemas again a lookup.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class TokenBudget(AbstractCapability[Any]):
     persist: bool = True
     count_tools: bool = True
     last: Preflight | None = field(default=None, init=False, repr=False)
-    _tool_tokens: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def _config_for(self, model: str | None) -> BudgetConfig:
         if self.config is None and model is not None:
@@ -94,9 +93,7 @@ class TokenBudget(AbstractCapability[Any]):
             sort_keys=True,
             default=str,
         )
-        if schema not in self._tool_tokens:
-            self._tool_tokens[schema] = tokensieve.count_tokens(schema)
-        return self._tool_tokens[schema]
+        return tokensieve.count_tokens(schema)  # the content cache makes repeats a lookup
 
     async def before_model_request(
         self, ctx: RunContext[Any], request_context: ModelRequestContext

@@ -980,3 +980,25 @@ def test_the_cerebras_preset_compacts_above_15k_tokens_to_the_last_exchanges(fmt
     assert result.tokens_after <= 15_000 and 1 <= result.exchanges_kept <= 4
     small = build(fmt, [system("sys"), user("the task"), *tool_loop(2, size=2_000)])
     assert compact(fmt, small, "cerebras").action == "none"
+
+
+def test_pydantic_ai_instructions_count_only_on_the_last_request_sent():
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
+
+    rules = "Answer tersely, cite the file and line of every claim, never guess. " * 3
+    history = [
+        ModelRequest(parts=[UserPromptPart("first question")], instructions=rules),
+        ModelResponse(parts=[TextPart("first answer " * 60)]),
+        ModelRequest(parts=[UserPromptPart("second question")], instructions=rules),
+        # A call that was never answered: repair removes it, and with it this response, so
+        # the output ends with (and sends the instructions of) the second request.
+        ModelResponse(parts=[ToolCallPart("grep", {"pattern": "x"}, tool_call_id="never_answered")]),
+    ]
+    per_message = tokensieve.count_history_tokens(history)
+    alone = tokensieve.count_history_tokens(history[:1])
+    assert per_message[0] < alone[0]  # not the last request: its instructions are not sent
+    assert per_message[2] > tokensieve.count_tokens(rules)
+    for overrides in ({}, dict(max_input_tokens=1_000, compaction_threshold=0.01, target_input_tokens=0)):
+        result = tokensieve.Compactor(hard_limit_threshold=1.0, **overrides).compact(history)
+        recount = tokensieve.count_history_tokens(result.messages)
+        assert result.tokens_after == int(recount.sum())

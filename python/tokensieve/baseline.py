@@ -19,6 +19,8 @@ first use, so importing this module (or ``tokensieve``) never needs it.
 
 from __future__ import annotations
 
+import json
+
 import base64
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -47,6 +49,9 @@ STUB_TEXT = "[tool result elided by tokensieve]"
 # Part kinds (docs/compaction.md, section 1). THINKING is kept with its message but cannot
 # keep a message alive on its own.
 SYSTEM, PROMPT, CALL, RESULT, CONTENT, THINKING = "system", "prompt", "call", "result", "content", "thinking"
+# A request's instructions: sent only with the last request, and, like thinking, never
+# enough to keep a message.
+INSTRUCTIONS = "instructions"
 # Message sides.
 REQUEST, RESPONSE = "request", "response"
 
@@ -153,28 +158,7 @@ def _counter(encoding: Any) -> Callable[[str], int]:
 
 def _json_string(s: str) -> str:
     """A JSON string literal as ``json.dumps(s, ensure_ascii=False)`` writes it."""
-    out = ['"']
-    for c in s:
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\b":
-            out.append("\\b")
-        elif c == "\f":
-            out.append("\\f")
-        elif ord(c) < 0x20:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
+    return json.dumps(s, ensure_ascii=False)
 
 
 def json_text(value: Any) -> tuple[str, int]:
@@ -231,7 +215,7 @@ def json_text(value: Any) -> tuple[str, int]:
 
 @dataclass
 class Part:
-    kind: str  # SYSTEM, PROMPT, CALL, RESULT, CONTENT or THINKING
+    kind: str  # SYSTEM, PROMPT, CALL, RESULT, CONTENT, THINKING or INSTRUCTIONS
     call_id: str | None = None
     slot: int | None = None  # index in the message's list (parts, content, tool_calls) it came from
     tokens: int = 0
@@ -244,9 +228,17 @@ class Message:
     parts: list[Part] = field(default_factory=list)
     bonded_to_next: bool = False  # a Responses reasoning item: kept or dropped with the next item
 
-    @property
-    def tokens(self) -> int:
-        return MESSAGE_OVERHEAD + sum(part.tokens for part in self.parts)
+    def tokens(self, with_instructions: bool) -> int:
+        return MESSAGE_OVERHEAD + sum(
+            part.tokens for part in self.parts if with_instructions or part.kind != INSTRUCTIONS
+        )
+
+
+def tokens_per_message(history: list[Message]) -> list[int]:
+    """Each message's tokens as the history is sent: instructions on its last request only."""
+    requests = [i for i, message in enumerate(history) if message.side == REQUEST]
+    last_request = requests[-1] if requests else None
+    return [message.tokens(i == last_request) for i, message in enumerate(history)]
 
 
 _MISSING = object()
@@ -354,7 +346,7 @@ class Reader:
         for index, message in enumerate(messages):
             self.index = index
             if fmt == "pydantic-ai":
-                self.pydantic_ai(message, is_last=index == len(messages) - 1)
+                self.pydantic_ai(message)
             elif fmt == "openai":
                 self.openai(message)
             elif fmt == "responses":
@@ -371,7 +363,7 @@ class Reader:
 
     # -- pydantic-ai --
 
-    def pydantic_ai(self, message: Any, is_last: bool) -> None:
+    def pydantic_ai(self, message: Any) -> None:
         kind = _attr(message, "kind")
         if kind is _MISSING:
             raise self.invalid(f"expected a pydantic-ai ModelMessage, got {_type_name(message)}")
@@ -385,11 +377,11 @@ class Reader:
         self.begin(side)
         for slot, part in enumerate(message.parts):
             self.pydantic_ai_part(part, slot, side)
-        # The instructions of the request about to be sent are sent with it.
-        if is_last and side == REQUEST:
+        # Counted only while this is the last request of the history.
+        if side == REQUEST:
             instructions = _attr(message, "instructions")
             if instructions is not _MISSING and instructions is not None:
-                self.add_value(self.add(CONTENT), instructions)
+                self.add_value(self.add(INSTRUCTIONS), instructions)
 
     def pydantic_ai_part(self, part: Any, slot: int, side: str) -> None:
         part_kind = _attr(part, "part_kind")
@@ -776,7 +768,7 @@ class Repair:
         for i in order:
             if self.keep_last_request and i == last and history[i].side == REQUEST:
                 continue
-            if all(kind == THINKING for kind in self.alive_kinds(i)):
+            if all(kind in (THINKING, INSTRUCTIONS) for kind in self.alive_kinds(i)):
                 self.alive[i] = False
                 changed = True
 
@@ -847,7 +839,8 @@ def _plan(repair: Repair, reserved_tokens: int) -> Plan:
             continue
         parts = [j for j in range(len(message.parts)) if repair.part_alive[i][j]]
         stubs = stubs_into.get(i, [])
-        tokens += MESSAGE_OVERHEAD + sum(message.parts[j].tokens for j in parts) + stub_tokens(stubs)
+        tokens += MESSAGE_OVERHEAD + stub_tokens(stubs)
+        tokens += sum(message.parts[j].tokens for j in parts if message.parts[j].kind != INSTRUCTIONS)
         # Synthesized results go right after the message's last result (results first).
         stub_at = 0
         for position, j in enumerate(parts):
@@ -857,6 +850,15 @@ def _plan(repair: Repair, reserved_tokens: int) -> Plan:
         for calls in stubs_after.get(i, []):
             tokens += MESSAGE_OVERHEAD + stub_tokens(calls)
             entries.append(("stub", calls))
+    # The instructions of the last request sent count (none when that is a stub message).
+    requests = [e for e in entries if e[0] == "stub" or history[e[1]].side == REQUEST]
+    if requests and requests[-1][0] == "kept":
+        i = requests[-1][1]
+        tokens += sum(
+            part.tokens
+            for j, part in enumerate(history[i].parts)
+            if part.kind == INSTRUCTIONS and repair.part_alive[i][j]
+        )
     return Plan(entries, tokens, dropped, repair.orphans_removed, repair.calls_repaired)
 
 
@@ -1009,7 +1011,7 @@ def count_history_tokens(messages: Sequence[Any], encoding: Any = None, *, forma
     """Tokens of each message, as :func:`compact` counts them."""
     count = _counter(encoding)
     _, _, history = _read(messages, format, count)
-    return [message.tokens for message in history]
+    return tokens_per_message(history)
 
 
 def compact(
@@ -1027,7 +1029,7 @@ def compact(
     def over(tokens: int, fraction: float) -> bool:
         return float(tokens) > float(fraction) * limit
 
-    tokens_before = sum(message.tokens for message in history) + config.reserved_tokens
+    tokens_before = sum(tokens_per_message(history)) + config.reserved_tokens
     everything = [True] * len(history)
     plan = None
     action: Literal["none", "compacted"] = "none"
@@ -1055,7 +1057,7 @@ def compact(
             tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
         )
     out = _build(messages, history, fmt, plan)
-    per_message = [message.tokens for message in history]
+    per_message = tokens_per_message(history)
     return CompactionResult(
         messages=out,
         action=action,

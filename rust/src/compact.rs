@@ -68,7 +68,7 @@ pub struct Outcome {
 
 /// Total tokens of a history as sent: its messages plus what every request carries.
 pub fn history_tokens(history: &History, reserved: u64) -> u64 {
-    (0..history.len()).map(|i| history.message_tokens(i)).sum::<u64>() + reserved
+    history.tokens_per_message().iter().sum::<u64>() + reserved
 }
 
 /// Compact `history` under `budget`, following `rules`.
@@ -77,7 +77,7 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
     let n = history.len();
     let all = vec![true; n];
     let mut outcome = if !budget.over(tokens_before, budget.compaction_threshold) {
-        Repair::run(history, rules, budget.dangling, &all).outcome(history, budget, tokens_before, Action::None)
+        Repair::run(history, rules, budget.dangling, &all).outcome(budget, tokens_before, Action::None)
     } else {
         let shape = Shape::of(history);
         let mut chosen = None;
@@ -85,7 +85,6 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
             let selection = shape.window(history, k, rules.user_first);
             let action = if selection.iter().all(|&s| s) { Action::None } else { Action::Compacted };
             let outcome = Repair::run(history, rules, budget.dangling, &selection).outcome(
-                history,
                 budget,
                 tokens_before,
                 action,
@@ -97,7 +96,7 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
             }
         }
         chosen.unwrap_or_else(|| {
-            Repair::run(history, rules, budget.dangling, &all).outcome(history, budget, tokens_before, Action::None)
+            Repair::run(history, rules, budget.dangling, &all).outcome(budget, tokens_before, Action::None)
         })
     };
     if budget.over(outcome.tokens_after, budget.hard_limit_threshold) {
@@ -275,14 +274,14 @@ impl<'h> Repair<'h> {
             }
         }
 
-        // 3. Messages left with nothing (thinking alone counts as nothing), except a last
-        //    request that must stay.
+        // 3. Messages left with nothing (thinking or instructions alone count as nothing),
+        //    except a last request that must stay.
         let last = history.len().wrapping_sub(1);
         for &i in &seq {
             if self.rules.keep_last_request && i == last && history.messages[i].side == Side::Request {
                 continue;
             }
-            if self.alive_parts(i).all(|p| history.parts[p].kind == PartKind::Thinking) {
+            if self.alive_parts(i).all(|p| matches!(history.parts[p].kind, PartKind::Thinking | PartKind::Instructions)) {
                 self.alive_message[i] = false;
                 changed = true;
             }
@@ -331,7 +330,8 @@ impl<'h> Repair<'h> {
         (history.messages[owner].side == Side::Response).then_some(owner)
     }
 
-    fn outcome(&self, history: &History, budget: &Budget, tokens_before: u64, action: Action) -> Outcome {
+    fn outcome(&self, budget: &Budget, tokens_before: u64, action: Action) -> Outcome {
+        let history = self.history;
         let n = history.len();
         let mut messages = Vec::new();
         let mut tokens = budget.reserved_tokens;
@@ -381,7 +381,13 @@ impl<'h> Repair<'h> {
             }
             let range = self.parts(i);
             let kept: Vec<usize> = range.clone().filter(|&p| self.alive_part[p]).map(|p| p - range.start).collect();
-            tokens += MESSAGE_OVERHEAD + kept.iter().map(|&p| history.parts[range.start + p].tokens).sum::<u64>();
+            tokens += MESSAGE_OVERHEAD
+                + kept
+                    .iter()
+                    .map(|&p| &history.parts[range.start + p])
+                    .filter(|p| p.kind != PartKind::Instructions)
+                    .map(|p| p.tokens)
+                    .sum::<u64>();
             let stubs = into_next.remove(&i).unwrap_or_default();
             tokens += stubs.iter().map(|&c| history.parts[c].stub_tokens).sum::<u64>();
             // Synthesized results go after the message's last result (tool results first).
@@ -395,6 +401,18 @@ impl<'h> Repair<'h> {
                 tokens += MESSAGE_OVERHEAD + calls.iter().map(|&c| history.parts[c].stub_tokens).sum::<u64>();
                 messages.push(OutMessage::Stub { after: i, calls });
             }
+        }
+        // Instructions go with the last request of what is sent (none if that is a stub).
+        let last_request = messages.iter().rev().find(|m| match m {
+            OutMessage::Kept { index, .. } => history.messages[*index].side == Side::Request,
+            OutMessage::Stub { .. } => true,
+        });
+        if let Some(OutMessage::Kept { index, .. }) = last_request {
+            tokens += self
+                .parts(*index)
+                .filter(|&p| self.alive_part[p] && history.parts[p].kind == PartKind::Instructions)
+                .map(|p| history.parts[p].tokens)
+                .sum::<u64>();
         }
         Outcome {
             messages,
@@ -602,6 +620,29 @@ mod tests {
         let h = history(&["Q:U", "R:A", "Q:r9"], 1);
         assert_eq!(kept(&compact(&h, PYDANTIC_AI, &budget(4)).unwrap()), vec![0, 1, 2]);
         assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 1]);
+    }
+
+    #[test]
+    fn instructions_count_only_on_the_last_request_of_what_is_sent() {
+        // Two requests carrying instructions of 100 tokens each.
+        let mut h = History::default();
+        for side in [Side::Request, Side::Response, Side::Request, Side::Response] {
+            h.begin(side);
+            h.push(Part::new(if side == Side::Request { PartKind::Prompt } else { PartKind::Content }, 1));
+            if side == Side::Request {
+                h.push(Part::new(PartKind::Instructions, 100));
+            }
+        }
+        assert_eq!(h.tokens_per_message(), vec![5, 5, 105, 5]);
+        let mut b = budget(1);
+        b.compaction_threshold = 0.001;
+        b.target_input_tokens = 0;
+        let o = compact(&h, BLOCK, &b).unwrap();
+        assert_eq!(kept(&o), vec![2, 3]);
+        assert_eq!(o.tokens_after, 105 + 5);
+        // When the last request of the output is an earlier one, its instructions count.
+        let o = compact(&h, BLOCK, &budget(4)).unwrap();
+        assert_eq!(o.tokens_after, 5 + 5 + 105 + 5);
     }
 
     #[test]

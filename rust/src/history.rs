@@ -44,6 +44,9 @@ pub enum PartKind {
     /// Thinking or reasoning: kept with its message, but cannot stand alone (a message
     /// left with only thinking is removed; providers reject it once thinking is stripped).
     Thinking,
+    /// A request's instructions (pydantic-ai): sent only with the last request of the
+    /// history, so counted only there; like thinking, it cannot keep a message alone.
+    Instructions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +124,21 @@ impl History {
         self.messages.is_empty()
     }
 
-    /// Tokens of message `i` with all its parts.
-    pub fn message_tokens(&self, i: usize) -> u64 {
-        MESSAGE_OVERHEAD + self.parts[self.messages[i].parts.clone()].iter().map(|p| p.tokens).sum::<u64>()
+    /// Tokens of message `i`: its overhead and parts, its instructions only if asked
+    /// (they are sent with the last request alone).
+    pub fn message_tokens(&self, i: usize, with_instructions: bool) -> u64 {
+        let parts = &self.parts[self.messages[i].parts.clone()];
+        MESSAGE_OVERHEAD
+            + parts
+                .iter()
+                .filter(|p| with_instructions || p.kind != PartKind::Instructions)
+                .map(|p| p.tokens)
+                .sum::<u64>()
+    }
+
+    /// Tokens of each message as the history is sent (instructions on its last request).
+    pub fn tokens_per_message(&self) -> Vec<u64> {
+        let last_request = self.messages.iter().rposition(|m| m.side == Side::Request);
+        (0..self.len()).map(|i| self.message_tokens(i, Some(i) == last_request)).collect()
     }
 }

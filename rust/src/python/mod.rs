@@ -192,7 +192,7 @@ fn read_history<'py>(
 }
 
 fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::PyArray1<i64>> {
-    let tokens = (0..read.history.len()).map(|i| read.history.message_tokens(i) as i64).collect();
+    let tokens = read.history.tokens_per_message().into_iter().map(|t| t as i64).collect();
     numpy::PyArray1::from_vec(py, tokens)
 }
 

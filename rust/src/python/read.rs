@@ -228,14 +228,13 @@ pub fn read(
     r.targets.reserve(n * 3);
     r.id_of.reserve(n);
     r.ids.reserve(n);
-    let last = n.saturating_sub(1);
     for (index, message) in messages.iter().enumerate() {
         if index > 0 && index % CHUNK_MESSAGES == 0 {
             on_chunk((std::mem::take(&mut r.texts), std::mem::take(&mut r.targets)));
         }
         r.index = index;
         match format {
-            Format::PydanticAi => r.pydantic_ai(&message, index == last)?,
+            Format::PydanticAi => r.pydantic_ai(&message)?,
             Format::OpenAi => r.openai(&message)?,
             Format::Responses => r.responses(&message)?,
             Format::Anthropic => r.anthropic(&message)?,
@@ -345,7 +344,7 @@ impl<'py> Reader<'py> {
 
     // ---- pydantic-ai -------------------------------------------------------------
 
-    fn pydantic_ai(&mut self, message: &Bound<'py, PyAny>, is_last: bool) -> PyResult<()> {
+    fn pydantic_ai(&mut self, message: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
         let kind = message
             .getattr(intern!(py, "kind"))
@@ -362,11 +361,11 @@ impl<'py> Reader<'py> {
             let part = part?;
             self.pydantic_ai_part(&part, slot as u32, side)?;
         }
-        // The instructions of the request about to be sent are sent with it.
-        if is_last && side == Side::Request {
+        // Counted only if this stays the last request (see `PartKind::Instructions`).
+        if side == Side::Request {
             if let Ok(instructions) = message.getattr(intern!(py, "instructions")) {
                 if !instructions.is_none() {
-                    let p = self.part(PartKind::Content, NO_SLOT);
+                    let p = self.part(PartKind::Instructions, NO_SLOT);
                     self.value(Target::Part(p), &instructions)?;
                 }
             }
@@ -562,19 +561,18 @@ impl<'py> Reader<'py> {
                 if let Some(f) = d.get_item(intern!(py, "function_call"))?.filter(|c| !c.is_none()) {
                     let id = self.synthetic_id(format!("\u{0}function_call@{}", self.index))?;
                     let p = self.part(PartKind::Call(id), NO_SLOT);
+                    let f = f.cast::<PyDict>().ok();
+                    let field = |key| f.map(|f| f.get_item(key)).transpose().map(Option::flatten);
+                    let name = field(intern!(py, "name"))?;
                     if self.stubs {
                         // Its stub is a `function` message carrying the function's name.
                         self.text(Target::Stub(p), Text::Owned(crate::history::STUB_TEXT.to_owned()));
-                        if let Some(name) = f.cast::<PyDict>().ok().map(|f| f.get_item(intern!(py, "name"))).transpose()?.flatten() {
-                            self.value(Target::Stub(p), &name)?;
+                        if let Some(name) = &name {
+                            self.value(Target::Stub(p), name)?;
                         }
                     }
-                    if let Ok(f) = f.cast::<PyDict>() {
-                        for key in [intern!(py, "name"), intern!(py, "arguments")] {
-                            if let Some(v) = f.get_item(key)? {
-                                self.value(Target::Part(p), &v)?;
-                            }
-                        }
+                    for v in [name, field(intern!(py, "arguments"))?].into_iter().flatten() {
+                        self.value(Target::Part(p), &v)?;
                     }
                     self.legacy_call = Some(id);
                 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import enum
 import json
 from typing import Any
 
@@ -761,6 +762,39 @@ def test_tool_call_args_given_as_dict_or_json_string_both_count(fmt):
     base = OVERHEAD + tokensieve.count_tokens(TOOL) + tokensieve.count_tokens("c1")
     assert counts[2] == base
     assert counts[0] == counts[1] == base + tokensieve.count_tokens(as_json)
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Flag(int):
+    """An int subclass that prints otherwise."""
+
+    def __str__(self) -> str:
+        return "flag"
+
+
+EDGE_ARGUMENTS = [
+    {"n": 0, "neg": -1, "min": -(2**63), "max": 2**63 - 1, "big": 2**64, "neg_big": -(2**70)},
+    {"level": Level.HIGH, "flag": Flag(7), "ok": True, "no": False, "none": None, "x": 1.5, "y": -0.0},
+    {1: "int key", None: "none key", "nested": {"a": [1, (2, 3), {"b": "c"}], "e": {}}, "l": []},
+    {"quote": 'say "hi"\n', "tab": "a\tb", "ctl": "\x01\x1f", "uni": "Zürich 東京 🎉"},
+    [1, -2, "three", [4.0], {"five": 5}],
+    12345678901234567890,
+    -42,
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("args", EDGE_ARGUMENTS, ids=range(len(EDGE_ARGUMENTS)))
+def test_tool_call_arguments_of_every_json_shape_count_as_the_baseline_renders_them(fmt, args):
+    from tokensieve import baseline
+
+    history = [_call_message(fmt, args)]
+    assert tokensieve.count_history_tokens(history, format=fmt).tolist() == baseline.count_history_tokens(
+        history, format=fmt
+    )
 
 
 @dataclasses.dataclass

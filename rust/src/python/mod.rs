@@ -157,37 +157,38 @@ fn read_history<'py>(
         Some(name) => Format::from_name(name)?,
         None => read::detect(py, &list)?,
     };
-    let (mut read, counts, spent) = if list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed() {
+    let (mut read, counts) = if list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed() {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<read::Chunk>(64);
+            // Counted chunks come back to be dropped here, with the GIL, while their
+            // strings are still warm in the cache (dropping releases their references).
+            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<read::Chunk>();
             let worker = scope.spawn(move || {
                 let mut counts = Vec::new();
-                let mut spent = Vec::new();
                 for chunk in rx {
                     counts.extend(count_chunk(enc, &chunk));
-                    spent.push(chunk); // dropped back on the Python thread
+                    let _ = spent_tx.send(chunk);
                 }
-                (counts, spent)
+                counts
             });
             let read = read::read(py, &list, format, stubs, &mut |chunk| {
                 let _ = tx.send(chunk);
+                spent_rx.try_iter().for_each(drop);
             });
             drop(tx);
-            let (counts, spent) = py.detach(|| worker.join()).expect("the counting thread does not panic");
-            Ok::<_, PyErr>((read?, counts, spent))
+            let counts = py.detach(|| worker.join()).expect("the counting thread does not panic");
+            spent_rx.try_iter().for_each(drop);
+            Ok::<_, PyErr>((read?, counts))
         })?
     } else {
         let mut chunks = Vec::new();
         let read = read::read(py, &list, format, stubs, &mut |chunk| chunks.push(chunk))?;
-        let (counts, whole) = py.detach(|| {
-            let (texts, targets): (Vec<_>, Vec<_>) = chunks.drain(..).unzip();
-            let whole = (texts.into_iter().flatten().collect(), targets.into_iter().flatten().collect());
-            (count_chunk(enc, &whole), whole)
-        });
-        (read, counts, vec![whole])
+        let (texts, targets): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
+        let whole = (texts.into_iter().flatten().collect(), targets.into_iter().flatten().collect());
+        let counts = py.detach(|| count_chunk(enc, &whole));
+        (read, counts)
     };
     read.apply_counts(&counts);
-    drop(spent);
     Ok((list, read))
 }
 

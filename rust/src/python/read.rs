@@ -224,13 +224,17 @@ pub fn read(
     r.history.messages.reserve(n);
     r.history.parts.reserve(n * 2);
     r.slots.reserve(n * 2);
-    r.texts.reserve(n * 3);
-    r.targets.reserve(n * 3);
+    r.texts.reserve(n.min(CHUNK_MESSAGES) * 3);
+    r.targets.reserve(n.min(CHUNK_MESSAGES) * 3);
     r.id_of.reserve(n);
     r.ids.reserve(n);
     for (index, message) in messages.iter().enumerate() {
         if index > 0 && index % CHUNK_MESSAGES == 0 {
-            on_chunk((std::mem::take(&mut r.texts), std::mem::take(&mut r.targets)));
+            // The next chunk will be about as long: spare it the regrowing.
+            let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
+            let texts = std::mem::replace(&mut r.texts, Vec::with_capacity(texts_cap));
+            let targets = std::mem::replace(&mut r.targets, Vec::with_capacity(targets_cap));
+            on_chunk((texts, targets));
         }
         r.index = index;
         match format {
@@ -290,7 +294,7 @@ impl<'py> Reader<'py> {
             self.text(target, text);
             return Ok(());
         }
-        let mut out = String::new();
+        let mut out = String::with_capacity(64);
         let mut binary = 0;
         json_text(value, &mut out, &mut binary, true)?;
         if let Target::Part(p) = target {
@@ -357,10 +361,7 @@ impl<'py> Reader<'py> {
         };
         self.history.begin(side);
         let parts = message.getattr(intern!(py, "parts"))?;
-        for (slot, part) in parts.try_iter()?.enumerate() {
-            let part = part?;
-            self.pydantic_ai_part(&part, slot as u32, side)?;
-        }
+        each(&parts, |slot, part| self.pydantic_ai_part(&part, slot as u32, side))?;
         // Counted only if this stays the last request (see `PartKind::Instructions`).
         if side == Side::Request {
             if let Ok(instructions) = message.getattr(intern!(py, "instructions")) {
@@ -399,9 +400,7 @@ impl<'py> Reader<'py> {
                 let p = self.part(PartKind::Prompt, slot);
                 let content = part.getattr(intern!(py, "content"))?;
                 if content.is_instance_of::<PyList>() || content.is_instance_of::<PyTuple>() {
-                    for item in content.try_iter()? {
-                        self.value(Target::Part(p), &item?)?;
-                    }
+                    each(&content, |_, item| self.value(Target::Part(p), &item))?;
                 } else {
                     self.value(Target::Part(p), &content)?;
                 }
@@ -536,9 +535,11 @@ impl<'py> Reader<'py> {
                     }
                 }
                 if let Some(calls) = d.get_item(intern!(py, "tool_calls"))?.filter(|c| !c.is_none()) {
-                    let calls = calls.try_iter().map_err(|_| self.invalid("tool_calls must be a list"))?;
-                    for (slot, call) in calls.enumerate() {
-                        let call = call?;
+                    let sequence = calls.is_instance_of::<PyList>() || calls.is_instance_of::<PyTuple>();
+                    if !sequence && calls.try_iter().is_err() {
+                        return Err(self.invalid("tool_calls must be a list"));
+                    }
+                    each(&calls, |slot, call| {
                         let call = call
                             .cast::<PyDict>()
                             .map_err(|_| self.invalid(format!("tool_calls[{slot}] must be a dict")))?;
@@ -556,7 +557,8 @@ impl<'py> Reader<'py> {
                                 }
                             }
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
                 if let Some(f) = d.get_item(intern!(py, "function_call"))?.filter(|c| !c.is_none()) {
                     let id = self.synthetic_id(format!("\u{0}function_call@{}", self.index))?;
@@ -828,10 +830,42 @@ impl<'py> Reader<'py> {
     }
 }
 
+/// Call `f` on each item of `items`. Lists and tuples are read in place: a generic
+/// iterator is a garbage-collected object, and making one per message would run the
+/// cyclic collector over the caller's heap several times per history.
+fn each<'py>(items: &Bound<'py, PyAny>, mut f: impl FnMut(usize, Bound<'py, PyAny>) -> PyResult<()>) -> PyResult<()> {
+    if let Ok(list) = items.cast::<PyList>() {
+        return list.iter().enumerate().try_for_each(|(i, item)| f(i, item));
+    }
+    if let Ok(tuple) = items.cast::<PyTuple>() {
+        return tuple.iter().enumerate().try_for_each(|(i, item)| f(i, item));
+    }
+    for (i, item) in items.try_iter()?.enumerate() {
+        f(i, item?)?;
+    }
+    Ok(())
+}
+
 const BINARY_KINDS: [&str; 6] = ["binary", "image-url", "audio-url", "video-url", "document-url", "uploaded-file"];
 
 /// Render `value` as the JSON text of `docs/compaction.md`; binary items add to `binary`.
+///
+/// The exact built-in types (what tool arguments and results are made of) are told apart
+/// by comparing type pointers, before the slower checks that also accept subclasses.
 fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: bool) -> PyResult<()> {
+    if let Ok(s) = value.cast_exact::<PyString>() {
+        return push_str_value(s, out, top);
+    }
+    if let Ok(d) = value.cast_exact::<PyDict>() {
+        return json_dict(d, out, binary);
+    }
+    if value.is_exact_instance_of::<PyInt>() {
+        return push_int(value, out);
+    }
+    json_text_general(value, out, binary, top)
+}
+
+fn json_text_general(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: bool) -> PyResult<()> {
     let py = value.py();
     if let Ok(s) = value.cast::<PyString>() {
         push_str_value(s, out, top)?;
@@ -841,36 +875,20 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
         }
     } else if let Ok(b) = value.cast::<PyBool>() {
         out.push_str(if b.is_true() { "true" } else { "false" });
-    } else if let Ok(i) = value.cast::<PyInt>() {
-        match i.extract::<i64>() {
-            Ok(i) => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "{i}");
-            }
-            Err(_) => out.push_str(&value.str()?.to_cow()?), // beyond 64 bits
-        }
+    } else if value.is_instance_of::<PyInt>() {
+        push_int(value, out)?;
     } else if value.is_instance_of::<PyFloat>() {
         out.push_str(&value.str()?.to_cow()?);
     } else if let Ok(d) = value.cast::<PyDict>() {
-        out.push('{');
-        for (i, (k, v)) in d.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let key = if k.is_instance_of::<PyString>() { k.cast_into::<PyString>()? } else { k.str()? };
-            push_str_value(&key, out, false)?;
-            out.push(':');
-            json_text(&v, out, binary, false)?;
-        }
-        out.push('}');
+        json_dict(d, out, binary)?;
     } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
         out.push('[');
-        for (i, item) in value.try_iter()?.enumerate() {
+        each(value, |i, item| {
             if i > 0 {
                 out.push(',');
             }
-            json_text(&item?, out, binary, false)?;
-        }
+            json_text(&item, out, binary, false)
+        })?;
         out.push(']');
     } else if value.is_instance_of::<PyBytes>() || value.is_instance_of::<PyByteArray>() {
         *binary += BINARY_PART_TOKENS;
@@ -908,6 +926,51 @@ fn json_text(value: &Bound<'_, PyAny>, out: &mut String, binary: &mut u64, top: 
         }
     }
     Ok(())
+}
+
+fn json_dict(d: &Bound<'_, PyDict>, out: &mut String, binary: &mut u64) -> PyResult<()> {
+    out.push('{');
+    for (i, (k, v)) in d.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match k.cast::<PyString>() {
+            Ok(key) => push_str_value(key, out, false)?,
+            Err(_) => push_str_value(&k.str()?, out, false)?,
+        }
+        out.push(':');
+        json_text(&v, out, binary, false)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// An `int` as Python prints it (`bool` is handled before: it is an `int` too).
+fn push_int(value: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
+    match value.extract::<i64>() {
+        Ok(i) => push_decimal(i, out),
+        Err(_) => out.push_str(&value.str()?.to_cow()?), // beyond 64 bits
+    }
+    Ok(())
+}
+
+/// `i` in decimal, without the formatting machinery of `write!`.
+fn push_decimal(i: i64, out: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// A string inside JSON text (quoted and escaped), or as is at the top level. Read in

@@ -135,6 +135,29 @@ fn count_chunk(enc: &'static Encoding, (texts, targets): &read::Chunk) -> Vec<(r
     groups.iter().zip(counts).map(|(g, n)| (targets[g.start], n)).collect()
 }
 
+/// How long the counting thread polls for the next chunk before it sleeps. Chunks come
+/// every ~0.1 ms; waking a sleeping thread costs the reader a system call (and, on a
+/// virtual machine, an interrupt between cores) per chunk.
+const POLL_FOR_CHUNK: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// The next chunk to count, or None once the reader is done.
+fn next_chunk(rx: &std::sync::mpsc::Receiver<read::Chunk>) -> Option<read::Chunk> {
+    use std::sync::mpsc::TryRecvError;
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            match rx.try_recv() {
+                Ok(chunk) => return Some(chunk),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+        if start.elapsed() >= POLL_FOR_CHUNK {
+            return rx.recv().ok();
+        }
+    }
+}
+
 /// Phases one and two of a history call: the caller's list (a tuple is read as a list),
 /// its format, and the history read from it with every text counted. Strings are
 /// borrowed, not copied; counting never holds the GIL, and for long histories it runs
@@ -165,7 +188,7 @@ fn read_history<'py>(
             let (spent_tx, spent_rx) = std::sync::mpsc::channel::<read::Chunk>();
             let worker = scope.spawn(move || {
                 let mut counts = Vec::new();
-                for chunk in rx {
+                while let Some(chunk) = next_chunk(&rx) {
                     counts.extend(count_chunk(enc, &chunk));
                     let _ = spent_tx.send(chunk);
                 }
@@ -173,7 +196,13 @@ fn read_history<'py>(
             });
             let read = read::read(py, &list, format, stubs, &mut |chunk| {
                 let _ = tx.send(chunk);
-                spent_rx.try_iter().for_each(drop);
+                let mut reuse = None;
+                for (mut texts, mut targets) in spent_rx.try_iter() {
+                    texts.clear();
+                    targets.clear();
+                    reuse = Some((texts, targets));
+                }
+                reuse
             });
             drop(tx);
             let counts = py.detach(|| worker.join()).expect("the counting thread does not panic");
@@ -182,7 +211,10 @@ fn read_history<'py>(
         })?
     } else {
         let mut chunks = Vec::new();
-        let read = read::read(py, &list, format, stubs, &mut |chunk| chunks.push(chunk))?;
+        let read = read::read(py, &list, format, stubs, &mut |chunk| {
+            chunks.push(chunk);
+            None
+        })?;
         let (texts, targets): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
         let whole = (texts.into_iter().flatten().collect(), targets.into_iter().flatten().collect());
         let counts = py.detach(|| count_chunk(enc, &whole));

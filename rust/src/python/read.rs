@@ -201,12 +201,13 @@ struct Reader<'py> {
 
 /// Read `messages` as `format`. Every [`CHUNK_MESSAGES`] messages (and at the end) the
 /// texts read so far go to `on_chunk`, so they can be counted while reading goes on.
+/// `on_chunk` may hand back an emptied chunk to fill next: buffers still in cache.
 pub fn read(
     py: Python<'_>,
     messages: &Bound<'_, PyList>,
     format: Format,
     stubs: bool,
-    on_chunk: &mut dyn FnMut(Chunk),
+    on_chunk: &mut dyn FnMut(Chunk) -> Option<Chunk>,
 ) -> PyResult<Read> {
     let mut r = Reader {
         py,
@@ -230,11 +231,11 @@ pub fn read(
     r.ids.reserve(n);
     for (index, message) in messages.iter().enumerate() {
         if index > 0 && index % CHUNK_MESSAGES == 0 {
-            // The next chunk will be about as long: spare it the regrowing.
             let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
-            let texts = std::mem::replace(&mut r.texts, Vec::with_capacity(texts_cap));
-            let targets = std::mem::replace(&mut r.targets, Vec::with_capacity(targets_cap));
-            on_chunk((texts, targets));
+            let chunk = (std::mem::take(&mut r.texts), std::mem::take(&mut r.targets));
+            // The next chunk will be about as long: spare it the regrowing.
+            (r.texts, r.targets) = on_chunk(chunk)
+                .unwrap_or_else(|| (Vec::with_capacity(texts_cap), Vec::with_capacity(targets_cap)));
         }
         r.index = index;
         match format {
@@ -309,8 +310,20 @@ impl<'py> Reader<'py> {
         let Some(value) = value.filter(|v| !v.is_none()) else {
             return Err(self.invalid(format!("{what} without an id")));
         };
-        let text = if value.is_instance_of::<PyString>() { value } else { value.str()?.into_any() };
-        let id = borrow_text(&text, || "id".to_owned())?;
+        let text = match value.cast_into::<PyString>() {
+            Ok(s) => s,
+            Err(e) => e.into_inner().str()?,
+        };
+        if let Ok(id) = text.to_str() {
+            if id.is_empty() {
+                return Err(self.invalid(format!("{what} with an empty id")));
+            }
+            // Usually the call's id, met before: found without borrowing the string.
+            if let Some(&n) = self.id_of.get(id) {
+                return Ok(n);
+            }
+        }
+        let id = borrow_text(text.as_any(), || "id".to_owned())?;
         if id.is_empty() {
             return Err(self.invalid(format!("{what} with an empty id")));
         }

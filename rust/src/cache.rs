@@ -210,6 +210,11 @@ impl CountCache {
         n
     }
 
+    /// Whether counts are cached (see [`CountCache::configure`]).
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
     pub fn info(&self) -> CacheInfo {
         CacheInfo {
             hits: self.hits.load(Relaxed),

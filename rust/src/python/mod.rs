@@ -9,6 +9,7 @@
 mod build;
 mod memo;
 mod read;
+mod value_memo;
 
 use crate::cache::{self, CacheInfo};
 use crate::compact::{self, Action, Budget, Dangling};
@@ -194,7 +195,7 @@ fn read_history<'py>(
                 }
                 counts
             });
-            let read = read::read(py, &list, format, stubs, &mut |chunk| {
+            let read = read::read(py, &list, format, stubs, enc, &mut |chunk| {
                 let _ = tx.send(chunk);
                 let mut reuse = None;
                 for (mut texts, mut targets) in spent_rx.try_iter() {
@@ -211,7 +212,7 @@ fn read_history<'py>(
         })?
     } else {
         let mut chunks = Vec::new();
-        let read = read::read(py, &list, format, stubs, &mut |chunk| {
+        let read = read::read(py, &list, format, stubs, enc, &mut |chunk| {
             chunks.push(chunk);
             None
         })?;
@@ -436,6 +437,7 @@ pub mod _core {
     fn clear_cache() {
         cache::global().clear();
         memo::clear();
+        value_memo::clear();
     }
 
     /// Bound the content cache to ``max_entries`` counts (entries over the bound are

@@ -5,7 +5,9 @@
 //! and only tool-call ids and non-string values (rendered as JSON text) are copied.
 //! The mapping of each format is documented in `docs/compaction.md`.
 
-use super::{borrow_text, type_name};
+use super::{borrow_text, type_name, value_memo};
+use crate::counting;
+use crate::encoding::Encoding;
 use crate::error::Error;
 use crate::history::{CallId, History, Pairing, Part, PartKind, Rules, Side, BINARY_PART_TOKENS};
 use pyo3::intern;
@@ -186,6 +188,7 @@ pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> 
 
 struct Reader<'py> {
     py: Python<'py>,
+    encoding: &'static Encoding,
     index: usize,
     history: History,
     texts: Vec<Text>,
@@ -207,10 +210,12 @@ pub fn read(
     messages: &Bound<'_, PyList>,
     format: Format,
     stubs: bool,
+    encoding: &'static Encoding,
     on_chunk: &mut dyn FnMut(Chunk) -> Option<Chunk>,
 ) -> PyResult<Read> {
     let mut r = Reader {
         py,
+        encoding,
         index: 0,
         history: History::default(),
         texts: Vec::new(),
@@ -295,14 +300,43 @@ impl<'py> Reader<'py> {
             self.text(target, text);
             return Ok(());
         }
+        // Dicts and lists (tool arguments, structured results): unchanged ones are
+        // counted from the memo, without rendering or touching their items.
+        let trace = if value_memo::is_container(value) {
+            if let Some((tokens, binary)) = value_memo::lookup(value, self.encoding.id()) {
+                self.add_counted(target, tokens as u64, binary);
+                return Ok(());
+            }
+            value_memo::record(value)
+        } else {
+            None
+        };
         let mut out = String::with_capacity(64);
         let mut binary = 0;
         json_text(value, &mut out, &mut binary, true)?;
-        if let Target::Part(p) = target {
-            self.add_fixed(p, binary);
+        match trace {
+            // Counted now (through the content cache), to be remembered.
+            Some(trace) => {
+                let tokens = counting::count(self.encoding, &out);
+                value_memo::store(value, trace, self.encoding.id(), tokens, binary, out.len());
+                self.add_counted(target, tokens as u64, binary);
+            }
+            None => {
+                if let Target::Part(p) = target {
+                    self.add_fixed(p, binary);
+                }
+                self.text(target, Text::Owned(out));
+            }
         }
-        self.text(target, Text::Owned(out));
         Ok(())
+    }
+
+    /// Tokens already counted: `text` for the part or its stub, `binary` (media) for the part.
+    fn add_counted(&mut self, target: Target, text: u64, binary: u64) {
+        match target {
+            Target::Part(p) => self.history.parts[p].tokens += text + binary,
+            Target::Stub(p) => self.history.parts[p].stub_tokens += text,
+        }
     }
 
     /// A string-valued field, if present and a string; anything else is rendered.

@@ -1,0 +1,331 @@
+//! A memo of the token counts of rendered containers, by object identity, checked on
+//! every use.
+//!
+//! Tool-call arguments and structured tool results are dicts and lists, counted by their
+//! JSON text (`docs/compaction.md`). Rendering one again on every request touches every
+//! key and value object in it: on a long history, most of the reading time. Here a
+//! container made only of exact built-in containers (`dict`, `list`, `tuple`) and
+//! immutable leaves (`str`, `int`, `float`, `bool`, `None`, `bytes`) is remembered with
+//! the objects it held, in order, and the tokens of its text. A later use walks the
+//! container and compares object addresses only: the same containers with the same
+//! items, in the same order, hold the same immutable leaves (the memo keeps them alive,
+//! so no other object can take their addresses), hence render the same text. Any
+//! difference (a key added, a value replaced, a list grown) is a miss: the container is
+//! rendered and counted again. Nothing of a leaf is read on a hit, not even its header.
+//!
+//! Only called with the GIL held; the lock is never held while Python code could run
+//! (walking uses `PyDict_Next` and item getters, which run none), and entries are
+//! dropped outside it. Bounded by the size of the text the pinned objects render to,
+//! evicted by CLOCK; cleared with the content cache, and bypassed when it is disabled.
+
+use crate::encoding::EncodingId;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// The most rendered bytes the pinned containers may stand for.
+pub const MAX_MEMO_BYTES: usize = 64 << 20;
+
+/// Marks a leaf in a [`Trace`]; a container records its length.
+const LEAF: u32 = u32::MAX;
+
+/// What a container held, depth first: every object (with a strong reference) and, for
+/// containers, their length.
+pub struct Trace {
+    objects: Vec<Py<PyAny>>,
+    lens: Vec<u32>,
+}
+
+/// Traces of at most this many objects (a dict of two arguments is five) are kept inline
+/// in the memo's table, so checking one reads no other memory.
+const INLINE: usize = 6;
+
+/// A trace as checked: the addresses and lengths, inline when small.
+enum Layout {
+    Inline { n: u8, addresses: [usize; INLINE], lens: [u32; INLINE] },
+    Heap { addresses: Box<[usize]>, lens: Box<[u32]> },
+}
+
+impl Layout {
+    fn of(trace: &Trace) -> Layout {
+        let n = trace.objects.len();
+        if n <= INLINE {
+            let mut addresses = [0; INLINE];
+            let mut lens = [0; INLINE];
+            for (i, (o, l)) in trace.objects.iter().zip(&trace.lens).enumerate() {
+                addresses[i] = o.as_ptr() as usize;
+                lens[i] = *l;
+            }
+            Layout::Inline { n: n as u8, addresses, lens }
+        } else {
+            Layout::Heap {
+                addresses: trace.objects.iter().map(|o| o.as_ptr() as usize).collect(),
+                lens: trace.lens.clone().into_boxed_slice(),
+            }
+        }
+    }
+
+    fn parts(&self) -> (&[usize], &[u32]) {
+        match self {
+            Layout::Inline { n, addresses, lens } => (&addresses[..*n as usize], &lens[..*n as usize]),
+            Layout::Heap { addresses, lens } => (addresses, lens),
+        }
+    }
+
+    /// Whether `obj` holds exactly what was recorded.
+    ///
+    /// # Safety
+    /// The GIL is held and `obj` is alive.
+    unsafe fn matches(&self, obj: *mut ffi::PyObject) -> bool {
+        let (addresses, lens) = self.parts();
+        let mut pos = 0;
+        matches(obj, addresses, lens, &mut pos) && pos == addresses.len()
+    }
+}
+
+const UNKNOWN: u32 = u32::MAX;
+
+struct Entry {
+    layout: Layout,
+    /// Keeps every recorded object alive, so no other object can take its address.
+    _held: Vec<Py<PyAny>>,
+    /// Tokens of the text, per encoding (`UNKNOWN` until counted with it).
+    tokens: [u32; 2],
+    binary: u64,
+    cost: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct Memo {
+    map: FxHashMap<usize, Entry>,
+    order: VecDeque<usize>,
+    bytes: usize,
+}
+
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+
+fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
+    let mut guard = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(guard.get_or_insert_with(Memo::default))
+}
+
+fn enabled() -> bool {
+    crate::cache::global().enabled()
+}
+
+/// Whether `value` is a container this memo can take (its items still to be checked).
+pub fn is_container(value: &Bound<'_, PyAny>) -> bool {
+    // Safety: `value` is alive and the GIL is held.
+    let t = unsafe { ffi::Py_TYPE(value.as_ptr()) };
+    t == std::ptr::addr_of_mut!(ffi::PyDict_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyList_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyTuple_Type)
+}
+
+enum Shape {
+    Leaf,
+    Dict,
+    List,
+    Tuple,
+    Other,
+}
+
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+unsafe fn shape(obj: *mut ffi::PyObject) -> Shape {
+    let t = ffi::Py_TYPE(obj);
+    if obj == ffi::Py_None()
+        || t == std::ptr::addr_of_mut!(ffi::PyUnicode_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyLong_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyFloat_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyBool_Type)
+        || t == std::ptr::addr_of_mut!(ffi::PyBytes_Type)
+    {
+        Shape::Leaf
+    } else if t == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
+        Shape::Dict
+    } else if t == std::ptr::addr_of_mut!(ffi::PyList_Type) {
+        Shape::List
+    } else if t == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+        Shape::Tuple
+    } else {
+        Shape::Other
+    }
+}
+
+/// Record what `value` holds, or None if anything in it is not an exact built-in
+/// container or immutable leaf (such a value is rendered every time).
+pub fn record(value: &Bound<'_, PyAny>) -> Option<Trace> {
+    let mut trace = Trace { objects: Vec::new(), lens: Vec::new() };
+    // Safety: the GIL is held (`value` is bound) and `value` is alive; every object met
+    // is held (a strong reference in the trace) before anything else is looked at.
+    unsafe { record_into(value.py(), value.as_ptr(), &mut trace) }.then_some(trace)
+}
+
+unsafe fn record_into(py: Python<'_>, obj: *mut ffi::PyObject, trace: &mut Trace) -> bool {
+    let held = Bound::from_borrowed_ptr(py, obj).unbind();
+    let len = match shape(obj) {
+        Shape::Leaf => LEAF,
+        Shape::Dict => ffi::PyDict_Size(obj) as u32,
+        Shape::List => ffi::PyList_Size(obj) as u32,
+        Shape::Tuple => ffi::PyTuple_Size(obj) as u32,
+        Shape::Other => return false,
+    };
+    trace.objects.push(held);
+    trace.lens.push(len);
+    match shape(obj) {
+        Shape::Dict => {
+            let mut pos: ffi::Py_ssize_t = 0;
+            let (mut key, mut item) = (std::ptr::null_mut(), std::ptr::null_mut());
+            while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut item) != 0 {
+                if !record_into(py, key, trace) || !record_into(py, item, trace) {
+                    return false;
+                }
+            }
+            true
+        }
+        Shape::List | Shape::Tuple => {
+            for i in 0..len as ffi::Py_ssize_t {
+                let item = match shape(obj) {
+                    Shape::List => ffi::PyList_GetItem(obj, i),
+                    _ => ffi::PyTuple_GetItem(obj, i),
+                };
+                if item.is_null() || !record_into(py, item, trace) {
+                    ffi::PyErr_Clear();
+                    return false;
+                }
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+/// Whether `obj` still holds exactly what was recorded (`addresses`, `lens`) from
+/// position `pos` on.
+///
+/// # Safety
+/// The GIL is held and `obj` is alive. Runs no Python code.
+unsafe fn matches(obj: *mut ffi::PyObject, addresses: &[usize], lens: &[u32], pos: &mut usize) -> bool {
+    let i = *pos;
+    if i >= addresses.len() || addresses[i] != obj as usize {
+        return false;
+    }
+    *pos += 1;
+    let len = lens[i];
+    if len == LEAF {
+        return true;
+    }
+    // The same object as recorded, so the same exact type.
+    match shape(obj) {
+        Shape::Dict => {
+            if ffi::PyDict_Size(obj) != len as ffi::Py_ssize_t {
+                return false;
+            }
+            let mut at: ffi::Py_ssize_t = 0;
+            let (mut key, mut item) = (std::ptr::null_mut(), std::ptr::null_mut());
+            while ffi::PyDict_Next(obj, &mut at, &mut key, &mut item) != 0 {
+                if !matches(key, addresses, lens, pos) || !matches(item, addresses, lens, pos) {
+                    return false;
+                }
+            }
+            true
+        }
+        Shape::List => {
+            if ffi::PyList_Size(obj) != len as ffi::Py_ssize_t {
+                return false;
+            }
+            (0..len as ffi::Py_ssize_t).all(|j| matches(ffi::PyList_GetItem(obj, j), addresses, lens, pos))
+        }
+        Shape::Tuple => {
+            (0..len as ffi::Py_ssize_t).all(|j| matches(ffi::PyTuple_GetItem(obj, j), addresses, lens, pos))
+        }
+        _ => false,
+    }
+}
+
+/// The tokens (text, binary) of `value` in `encoding`, if it is remembered and unchanged.
+pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<(u32, u64)> {
+    if !enabled() {
+        return None;
+    }
+    let address = value.as_ptr() as usize;
+    with_memo(|m| {
+        let entry = m.map.get_mut(&address)?;
+        let tokens = entry.tokens[encoding as usize];
+        // Safety: the GIL is held (`value` is bound); `matches` runs no Python code, so
+        // nothing is freed while the lock is held.
+        if tokens == UNKNOWN || !unsafe { entry.layout.matches(value.as_ptr()) } {
+            return None;
+        }
+        entry.referenced = true;
+        Some((tokens, entry.binary))
+    })
+}
+
+/// Remember that `value`, holding what `trace` recorded, renders to `text_len` bytes of
+/// `tokens` tokens in `encoding` (and `binary` tokens of media).
+pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, tokens: usize, binary: u64, text_len: usize) {
+    let Ok(tokens) = u32::try_from(tokens) else { return };
+    if tokens == UNKNOWN || !enabled() {
+        return;
+    }
+    let address = value.as_ptr() as usize;
+    let cost = text_len + 16 * trace.objects.len();
+    if cost > MAX_MEMO_BYTES / 4 {
+        return;
+    }
+    let mut entry_tokens = [UNKNOWN; 2];
+    entry_tokens[encoding as usize] = tokens;
+    let entry = Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, cost, referenced: false };
+    let evicted = with_memo(|m| {
+        let mut evicted = Vec::new();
+        if let Some(old) = m.map.remove(&address) {
+            // The same container with other contents, or counted in another encoding:
+            // keep the counts that are still true.
+            let mut entry = entry;
+            // Safety: as in `lookup`.
+            if unsafe { old.layout.matches(value.as_ptr()) } {
+                for (mine, theirs) in entry.tokens.iter_mut().zip(old.tokens) {
+                    if *mine == UNKNOWN {
+                        *mine = theirs;
+                    }
+                }
+            }
+            m.bytes -= old.cost;
+            evicted.push(old);
+            m.bytes += entry.cost;
+            m.map.insert(address, entry);
+            return evicted;
+        }
+        while m.bytes + entry.cost > MAX_MEMO_BYTES {
+            let Some(victim) = m.order.pop_front() else { break };
+            match m.map.get_mut(&victim) {
+                Some(e) if e.referenced => {
+                    e.referenced = false;
+                    m.order.push_back(victim);
+                }
+                Some(_) => {
+                    let e = m.map.remove(&victim).expect("present");
+                    m.bytes -= e.cost;
+                    evicted.push(e);
+                }
+                None => {}
+            }
+        }
+        m.bytes += entry.cost;
+        m.order.push_back(address);
+        m.map.insert(address, entry);
+        evicted
+    });
+    drop(evicted); // references released outside the lock
+}
+
+/// Forget everything (with `clear_cache`).
+pub fn clear() {
+    let old = with_memo(std::mem::take);
+    drop(old);
+}

@@ -288,6 +288,31 @@ def test_the_rust_core_and_the_python_baseline_return_the_same_history_and_repor
     assert_baseline_agrees(messages, fmt if named else None, overrides)
 
 
+@FEWER
+@given(data=st.data(), dangling_calls=st.sampled_from(["drop", "stub"]))
+def test_parts_changed_in_place_after_a_compaction_are_read_anew(data, dangling_calls):
+    """The reader remembers pydantic-ai parts (and their argument dicts) by identity; a
+    part whose attributes were reassigned, or whose dict was changed in place, since the
+    last request must count and pair as it is now."""
+    messages, overrides = draw_case(data, "pydantic-ai", dangling_calls=dangling_calls)
+    compact(messages, "pydantic-ai", overrides)  # the previous request: parts remembered
+    parts = [part for message in messages for part in message.parts]
+    ids = sorted({p.tool_call_id for p in parts if isinstance(getattr(p, "tool_call_id", None), str)}) or ["x"]
+    for part in data.draw(st.lists(st.sampled_from(parts), max_size=4), label="parts changed") if parts else []:
+        change = data.draw(st.sampled_from(["content", "tool_name", "tool_call_id", "args", "part_kind"]), label="change")
+        if not hasattr(part, change):
+            continue
+        if change == "tool_call_id":
+            part.tool_call_id = data.draw(st.sampled_from([*ids, "fresh-id"]), label="new id")
+        elif change == "args" and isinstance(part.args, dict):
+            part.args[data.draw(st.sampled_from(["path", "added"]), label="key")] = data.draw(st.text(max_size=20))
+        elif change == "part_kind":
+            part.part_kind = data.draw(st.sampled_from(["text", "tool-call", "tool-return"]), label="new kind")
+        else:
+            setattr(part, change, data.draw(st.text(max_size=40), label="new text"))
+    assert_baseline_agrees(messages, "pydantic-ai", overrides)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @FEWER
 @given(data=st.data())

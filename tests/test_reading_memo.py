@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
 
 import tokensieve
 from tokensieve import baseline
@@ -211,3 +211,39 @@ def test_any_change_to_any_container_is_counted(args, result, data):
     else:
         target.append(new)
     _assert_counted_as_baseline(history)
+
+
+# ---- pydantic-ai parts, remembered by identity -------------------------------------------
+
+
+def test_a_part_whose_attributes_were_reassigned_is_counted_anew():
+    values = _values()
+    history = _history(values["args"], "short result")
+    before = _counts(history)
+    _counts(history)
+    history[1].parts[0].content = "a much longer result than the one counted before " * 3
+    history[0].parts[0].tool_name = "a_longer_tool_name_than_before"
+    _assert_counted_as_baseline(history)
+    assert _counts(history) != before
+
+
+def test_a_part_moved_to_another_kind_of_message_is_read_as_it_is_there():
+    part = ToolCallPart("search", {"q": "x"}, tool_call_id="c1")
+    response = [ModelResponse(parts=[part])]
+    _assert_counted_as_baseline(response)
+    # The same object in a request: not a tool call there (see docs/compaction.md).
+    request = [ModelRequest(parts=[part])]
+    _assert_counted_as_baseline(request)
+
+
+def test_stub_costs_are_counted_when_first_needed():
+    history = [
+        ModelRequest(parts=[UserPromptPart("the task")]),
+        ModelResponse(parts=[ToolCallPart("search", {"q": "weather"}, tool_call_id="c1")]),
+        ModelRequest(parts=[UserPromptPart("never mind the result")]),
+    ]
+    _counts(history)  # remembered without what a stub result would cost
+    config = {"dangling_calls": "stub", "compaction_threshold": 1.0, "hard_limit_threshold": 1.0}
+    ours = tokensieve.Compactor(**config).compact(history)
+    theirs = baseline.compact(history, **config)
+    assert (ours.tokens_after, ours.calls_repaired) == (theirs.tokens_after, theirs.calls_repaired)

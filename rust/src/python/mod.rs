@@ -8,6 +8,7 @@
 
 mod build;
 mod memo;
+mod part_memo;
 mod read;
 mod value_memo;
 
@@ -129,6 +130,10 @@ fn count_many<'py>(
 /// the GIL, reads the next one. Shorter ones are read, then counted.
 const PIPELINE_MIN_MESSAGES: usize = 4 * read::CHUNK_MESSAGES;
 
+/// A chunk with at least this much text starts the counting thread (once started, it
+/// takes every chunk); smaller ones are counted by the reader as they come.
+const HANDOFF_MIN_BYTES: usize = 64 * 1024;
+
 /// Count one chunk: each run of texts with one target is one group (one cache entry).
 fn count_chunk(enc: &'static Encoding, (texts, targets): &read::Chunk) -> Vec<(read::Target, i64)> {
     let groups = read::groups(targets);
@@ -181,47 +186,59 @@ fn read_history<'py>(
         Some(name) => Format::from_name(name)?,
         None => read::detect(py, &list)?,
     };
-    let (mut read, counts) = if list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed() {
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<read::Chunk>(64);
-            // Counted chunks come back to be dropped here, with the GIL, while their
-            // strings are still warm in the cache (dropping releases their references).
-            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<read::Chunk>();
-            let worker = scope.spawn(move || {
-                let mut counts = Vec::new();
-                while let Some(chunk) = next_chunk(&rx) {
-                    counts.extend(count_chunk(enc, &chunk));
-                    let _ = spent_tx.send(chunk);
-                }
-                counts
-            });
-            let read = read::read(py, &list, format, stubs, enc, &mut |chunk| {
-                let _ = tx.send(chunk);
-                let mut reuse = None;
-                for (mut texts, mut targets) in spent_rx.try_iter() {
-                    texts.clear();
-                    targets.clear();
-                    reuse = Some((texts, targets));
-                }
-                reuse
-            });
-            drop(tx);
-            let counts = py.detach(|| worker.join()).expect("the counting thread does not panic");
-            spent_rx.try_iter().for_each(drop);
-            Ok::<_, PyErr>((read?, counts))
-        })?
-    } else {
-        let mut chunks = Vec::new();
+    let pipeline = list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed();
+    let (mut read, counts) = std::thread::scope(|scope| {
+        let mut counts = Vec::new();
+        let mut worker = None;
         let read = read::read(py, &list, format, stubs, enc, &mut |chunk| {
-            chunks.push(chunk);
-            None
-        })?;
-        let (texts, targets): (Vec<_>, Vec<_>) = chunks.into_iter().unzip();
-        let whole = (texts.into_iter().flatten().collect(), targets.into_iter().flatten().collect());
-        let counts = py.detach(|| count_chunk(enc, &whole));
-        (read, counts)
-    };
+            let bytes: usize = chunk.0.iter().map(|t| t.as_ref().len()).sum();
+            if worker.is_none() && !(pipeline && bytes >= HANDOFF_MIN_BYTES) {
+                // Little to count (a history met before: its parts are memoized): here
+                // and now costs less than a handoff.
+                counts.extend(if bytes >= DETACH_MIN_BYTES {
+                    py.detach(|| count_chunk(enc, &chunk))
+                } else {
+                    count_chunk(enc, &chunk)
+                });
+                let (mut texts, mut targets) = chunk;
+                texts.clear();
+                targets.clear();
+                return Some((texts, targets));
+            }
+            let (tx, spent_rx, _) = worker.get_or_insert_with(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<read::Chunk>(64);
+                // Counted chunks come back to be dropped here, with the GIL, while their
+                // strings are still warm in the cache (dropping releases their references).
+                let (spent_tx, spent_rx) = std::sync::mpsc::channel::<read::Chunk>();
+                let handle = scope.spawn(move || {
+                    let mut counts = Vec::new();
+                    while let Some(chunk) = next_chunk(&rx) {
+                        counts.extend(count_chunk(enc, &chunk));
+                        let _ = spent_tx.send(chunk);
+                    }
+                    counts
+                });
+                (tx, spent_rx, handle)
+            });
+            let _ = tx.send(chunk);
+            let mut reuse = None;
+            for (mut texts, mut targets) in spent_rx.try_iter() {
+                texts.clear();
+                targets.clear();
+                reuse = Some((texts, targets));
+            }
+            reuse
+        });
+        if let Some((tx, spent_rx, handle)) = worker {
+            drop(tx);
+            counts.extend(py.detach(|| handle.join()).expect("the counting thread does not panic"));
+            spent_rx.try_iter().for_each(drop);
+        }
+        Ok::<_, PyErr>((read?, counts))
+    })?;
     read.apply_counts(&counts);
+    let parts = &read.history.parts;
+    part_memo::store(std::mem::take(&mut read.pending), |i| (parts[i].tokens, parts[i].stub_tokens), enc.id(), stubs);
     Ok((list, read))
 }
 
@@ -438,6 +455,7 @@ pub mod _core {
         cache::global().clear();
         memo::clear();
         value_memo::clear();
+        part_memo::clear();
     }
 
     /// Bound the content cache to ``max_entries`` counts (entries over the bound are

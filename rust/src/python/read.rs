@@ -5,7 +5,7 @@
 //! and only tool-call ids and non-string values (rendered as JSON text) are copied.
 //! The mapping of each format is documented in `docs/compaction.md`.
 
-use super::{borrow_text, type_name, value_memo};
+use super::{borrow_text, part_memo, type_name, value_memo};
 use crate::counting;
 use crate::encoding::Encoding;
 use crate::error::Error;
@@ -104,6 +104,8 @@ pub struct Read {
     pub slots: Vec<u32>,
     /// Call id strings, by [`CallId`] (borrowed from the caller's objects).
     pub ids: Vec<PyBackedStr>,
+    /// Parts read in full, to remember once their tokens are counted.
+    pub pending: Vec<part_memo::Pending>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
@@ -200,6 +202,10 @@ struct Reader<'py> {
     legacy_call: Option<CallId>,
     /// Whether to count what stub results would cost (only when stubs may be made).
     stubs: bool,
+    /// The attributes fetched from the part being read in full.
+    recording: Option<Vec<(u8, Option<Bound<'py, PyAny>>)>>,
+    /// Parts read in full, for the part memo once counted.
+    pending: Vec<part_memo::Pending>,
 }
 
 /// Read `messages` as `format`. Every [`CHUNK_MESSAGES`] messages (and at the end) the
@@ -225,6 +231,8 @@ pub fn read(
         id_of: FxHashMap::default(),
         legacy_call: None,
         stubs,
+        recording: None,
+        pending: Vec::new(),
     };
     let n = messages.len();
     r.history.messages.reserve(n);
@@ -263,7 +271,7 @@ pub fn read(
         }
     }
     on_chunk((r.texts, r.targets));
-    Ok(Read { format, history: r.history, slots: r.slots, ids: r.ids })
+    Ok(Read { format, history: r.history, slots: r.slots, ids: r.ids, pending: r.pending })
 }
 
 impl<'py> Reader<'py> {
@@ -303,8 +311,8 @@ impl<'py> Reader<'py> {
         // Dicts and lists (tool arguments, structured results): unchanged ones are
         // counted from the memo, without rendering or touching their items.
         let trace = if value_memo::is_container(value) {
-            if let Some((tokens, binary)) = value_memo::lookup(value, self.encoding.id()) {
-                self.add_counted(target, tokens as u64, binary);
+            if let Some(known) = value_memo::lookup(value, self.encoding.id()) {
+                self.add_counted(target, known.tokens as u64, known.binary);
                 return Ok(());
             }
             value_memo::record(value)
@@ -422,16 +430,127 @@ impl<'py> Reader<'py> {
     }
 
     fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
+        if let Some(hit) = part_memo::lookup(part.as_ptr() as usize, side, self.encoding.id(), self.stubs) {
+            if self.reuse(part, slot, &hit)? {
+                return Ok(());
+            }
+        }
+        let before = self.history.parts.len();
+        self.recording = Some(Vec::new());
+        let read = self.pydantic_ai_part_read(part, slot, side);
+        let fetched = self.recording.take();
+        read?;
+        if let Some(fetched) = fetched {
+            if self.history.parts.len() == before + 1 {
+                self.remember(part, side, before, fetched);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch attribute `field` of `part` (None if it has none), noted for the part memo.
+    fn fetch(&mut self, part: &Bound<'py, PyAny>, field: u8) -> Option<Bound<'py, PyAny>> {
+        let value = part.getattr(field_name(self.py, field)).ok();
+        if let Some(recording) = &mut self.recording {
+            recording.push((field, value.clone()));
+        }
+        value
+    }
+
+    /// A part met before: if every attribute is still the object it was, push it with
+    /// the tokens counted then. False if anything changed (the part is then read anew).
+    fn reuse(&mut self, part: &Bound<'py, PyAny>, slot: u32, hit: &part_memo::Hit) -> PyResult<bool> {
+        let mut id = None;
+        for &(field, address, stamp) in hit.fetches() {
+            let value = part.getattr(field_name(self.py, field)).ok();
+            match (&value, address) {
+                (None, 0) => {}
+                (Some(v), a) if v.as_ptr() as usize == a => {
+                    // A dict or list must still hold what it held when the part was read.
+                    if stamp != 0 && value_memo::lookup(v, self.encoding.id()).map(|k| k.stamp) != Some(stamp) {
+                        return Ok(false);
+                    }
+                    if field == TOOL_CALL_ID {
+                        id = value;
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        if !hit.still_valid() {
+            return Ok(false);
+        }
+        let kind = match hit.tag {
+            part_memo::Tag::System => PartKind::System,
+            part_memo::Tag::Prompt => PartKind::Prompt,
+            part_memo::Tag::Content => PartKind::Content,
+            part_memo::Tag::Thinking => PartKind::Thinking,
+            part_memo::Tag::Call => PartKind::Call(self.call_id(id, "tool call")?),
+            part_memo::Tag::Result => PartKind::Result(self.call_id(id, "tool return")?),
+        };
+        let p = self.part(kind, slot);
+        self.history.parts[p].tokens = hit.tokens;
+        if self.stubs && hit.tag == part_memo::Tag::Call {
+            self.history.parts[p].stub_tokens = hit.stub_tokens;
+        }
+        Ok(true)
+    }
+
+    /// Note a part just read in full (`self.history.parts[index]`) for the part memo, if
+    /// everything it was read from is immutable or a container the value memo holds.
+    fn remember(&mut self, part: &Bound<'py, PyAny>, side: Side, index: usize, fetched: Vec<(u8, Option<Bound<'py, PyAny>>)>) {
+        if fetched.len() > part_memo::MAX_FIELDS {
+            return;
+        }
+        let mut text_bytes = 0;
+        let mut stamps = [0u64; part_memo::MAX_FIELDS];
+        for ((_, value), stamp) in fetched.iter().zip(&mut stamps) {
+            let Some(v) = value else { continue };
+            if let Ok(s) = v.cast_exact::<PyString>() {
+                text_bytes += s.to_str().map_or(0, str::len);
+            } else if value_memo::is_container(v) {
+                match value_memo::lookup(v, self.encoding.id()) {
+                    Some(known) => *stamp = known.stamp,
+                    None => return,
+                }
+            } else if !(v.is_none()
+                || v.is_exact_instance_of::<PyInt>()
+                || v.is_exact_instance_of::<PyFloat>()
+                || v.is_exact_instance_of::<PyBool>())
+            {
+                return;
+            }
+        }
+        let tag = match self.history.parts[index].kind {
+            PartKind::System => part_memo::Tag::System,
+            PartKind::Prompt => part_memo::Tag::Prompt,
+            PartKind::Content => part_memo::Tag::Content,
+            PartKind::Thinking => part_memo::Tag::Thinking,
+            PartKind::Call(_) => part_memo::Tag::Call,
+            PartKind::Result(_) => part_memo::Tag::Result,
+            PartKind::Instructions => return,
+        };
+        self.pending.push(part_memo::Pending {
+            part_index: index,
+            part: part.clone().unbind(),
+            side,
+            tag,
+            fetched: fetched.into_iter().zip(stamps).map(|((f, v), stamp)| (f, v.map(Bound::unbind), stamp)).collect(),
+            text_bytes,
+        });
+    }
+
+    fn pydantic_ai_part_read(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
         let py = self.py;
-        let part_kind = match part.getattr(intern!(py, "part_kind")) {
-            Ok(k) => Some(k.cast_into::<PyString>().or_else(|k| k.into_inner().str())?),
-            Err(_) => None,
+        let part_kind = match self.fetch(part, PART_KIND) {
+            Some(k) => Some(k.cast_into::<PyString>().or_else(|k| k.into_inner().str())?),
+            None => None,
         };
         let part_kind: &str = match &part_kind {
             Some(k) => k.to_str()?,
             None => "",
         };
-        let attr = |name: &Bound<'py, PyString>| -> Option<Bound<'py, PyAny>> { part.getattr(name).ok() };
+        let named_retry = part_kind == "retry-prompt" && self.fetch(part, TOOL_NAME).is_some_and(|n| !n.is_none());
         match (part_kind, side) {
             ("system-prompt", _) => {
                 let p = self.part(PartKind::System, slot);
@@ -445,7 +564,10 @@ impl<'py> Reader<'py> {
                 // A list prompt counts item by item (text as text, media as a fixed
                 // estimate), as chat formats send it, not as one JSON array.
                 let p = self.part(PartKind::Prompt, slot);
-                let content = part.getattr(intern!(py, "content"))?;
+                let content = match self.fetch(part, CONTENT) {
+                    Some(content) => content,
+                    None => part.getattr(intern!(py, "content"))?, // raises
+                };
                 if content.is_instance_of::<PyList>() || content.is_instance_of::<PyTuple>() {
                     each(&content, |_, item| self.value(Target::Part(p), &item))?;
                 } else {
@@ -456,41 +578,40 @@ impl<'py> Reader<'py> {
                 let p = self.part(PartKind::Thinking, slot);
                 self.content_of(p, part)?;
             }
-            ("tool-return", _) | ("retry-prompt", _)
-                if part_kind == "tool-return"
-                    || attr(intern!(py, "tool_name")).is_some_and(|n| !n.is_none()) =>
-            {
-                let id = self.call_id(attr(intern!(py, "tool_call_id")), "tool return")?;
+            ("tool-return", _) | ("retry-prompt", _) if part_kind == "tool-return" || named_retry => {
+                let id = self.fetch(part, TOOL_CALL_ID);
+                let id = self.call_id(id, "tool return")?;
                 let p = self.part(PartKind::Result(id), slot);
                 self.id_texts(p, id, None)?;
-                if let Some(name) = attr(intern!(py, "tool_name")) {
+                if let Some(name) = self.fetch(part, TOOL_NAME) {
                     self.value(Target::Part(p), &name)?;
                 }
                 self.content_of(p, part)?;
             }
             ("tool-call", Side::Response) => {
-                let id = self.call_id(attr(intern!(py, "tool_call_id")), "tool call")?;
+                let id = self.fetch(part, TOOL_CALL_ID);
+                let id = self.call_id(id, "tool call")?;
                 let p = self.part(PartKind::Call(id), slot);
-                let name = attr(intern!(py, "tool_name"));
+                let name = self.fetch(part, TOOL_NAME);
                 self.id_texts(p, id, name.as_ref())?;
                 if let Some(name) = &name {
                     self.value(Target::Part(p), name)?;
                 }
-                if let Some(args) = attr(intern!(py, "args")) {
+                if let Some(args) = self.fetch(part, ARGS) {
                     self.value(Target::Part(p), &args)?;
                 }
             }
             ("builtin-tool-call", _) => {
                 let p = self.part(PartKind::Content, slot);
-                for field in [intern!(py, "tool_name"), intern!(py, "args")] {
-                    if let Some(v) = attr(field) {
+                for field in [TOOL_NAME, ARGS] {
+                    if let Some(v) = self.fetch(part, field) {
                         self.value(Target::Part(p), &v)?;
                     }
                 }
             }
             ("builtin-tool-return", _) => {
                 let p = self.part(PartKind::Content, slot);
-                if let Some(v) = attr(intern!(py, "tool_name")) {
+                if let Some(v) = self.fetch(part, TOOL_NAME) {
                     self.value(Target::Part(p), &v)?;
                 }
                 self.content_of(p, part)?;
@@ -501,7 +622,7 @@ impl<'py> Reader<'py> {
             }
             ("speech", _) => {
                 let p = self.part(PartKind::Content, slot);
-                if let Some(t) = attr(intern!(py, "transcript")) {
+                if let Some(t) = self.fetch(part, TRANSCRIPT) {
                     self.value(Target::Part(p), &t)?;
                 }
             }
@@ -521,7 +642,7 @@ impl<'py> Reader<'py> {
 
     /// Count the `content` attribute of a pydantic-ai part, if it has one.
     fn content_of(&mut self, p: usize, part: &Bound<'py, PyAny>) -> PyResult<()> {
-        if let Ok(content) = part.getattr(intern!(self.py, "content")) {
+        if let Some(content) = self.fetch(part, CONTENT) {
             self.value(Target::Part(p), &content)?;
         }
         Ok(())
@@ -874,6 +995,25 @@ impl<'py> Reader<'py> {
             }
         }
         Ok(())
+    }
+}
+
+// The attributes of a pydantic-ai part the reader fetches (see `part_memo.rs`).
+const PART_KIND: u8 = 0;
+const CONTENT: u8 = 1;
+const TOOL_NAME: u8 = 2;
+const TOOL_CALL_ID: u8 = 3;
+const ARGS: u8 = 4;
+const TRANSCRIPT: u8 = 5;
+
+fn field_name(py: Python<'_>, field: u8) -> &Bound<'_, PyString> {
+    match field {
+        PART_KIND => intern!(py, "part_kind"),
+        CONTENT => intern!(py, "content"),
+        TOOL_NAME => intern!(py, "tool_name"),
+        TOOL_CALL_ID => intern!(py, "tool_call_id"),
+        ARGS => intern!(py, "args"),
+        _ => intern!(py, "transcript"),
     }
 }
 

@@ -94,9 +94,14 @@ struct Entry {
     /// Tokens of the text, per encoding (`UNKNOWN` until counted with it).
     tokens: [u32; 2],
     binary: u64,
+    /// Which rendering this is: a new stamp whenever the container is stored with other
+    /// contents, so a reader that relied on it can tell it changed since.
+    stamp: u64,
     cost: usize,
     referenced: bool,
 }
+
+static STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Default)]
 struct Memo {
@@ -247,8 +252,17 @@ unsafe fn matches(obj: *mut ffi::PyObject, addresses: &[usize], lens: &[u32], po
     }
 }
 
-/// The tokens (text, binary) of `value` in `encoding`, if it is remembered and unchanged.
-pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<(u32, u64)> {
+/// What the memo knows of a container: its tokens (text, binary) and the stamp of the
+/// contents they were counted for.
+#[derive(Clone, Copy)]
+pub struct Known {
+    pub tokens: u32,
+    pub binary: u64,
+    pub stamp: u64,
+}
+
+/// What is known of `value` in `encoding`, if it is remembered and unchanged.
+pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<Known> {
     if !enabled() {
         return None;
     }
@@ -262,7 +276,7 @@ pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<(u32, u6
             return None;
         }
         entry.referenced = true;
-        Some((tokens, entry.binary))
+        Some(Known { tokens, binary: entry.binary, stamp: entry.stamp })
     })
 }
 
@@ -280,7 +294,9 @@ pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, token
     }
     let mut entry_tokens = [UNKNOWN; 2];
     entry_tokens[encoding as usize] = tokens;
-    let entry = Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, cost, referenced: false };
+    let stamp = STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let entry =
+        Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, stamp, cost, referenced: false };
     let evicted = with_memo(|m| {
         let mut evicted = Vec::new();
         if let Some(old) = m.map.remove(&address) {
@@ -294,6 +310,7 @@ pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, token
                         *mine = theirs;
                     }
                 }
+                entry.stamp = old.stamp; // the same contents
             }
             m.bytes -= old.cost;
             evicted.push(old);

@@ -1,0 +1,206 @@
+//! A memo of pydantic-ai parts already read, by object identity, checked on every use.
+//!
+//! Reading a part means fetching a few attributes (`part_kind`, `content`, `tool_name`,
+//! ...), borrowing their strings, handing them to be counted and, later, releasing
+//! them. For a part met before, most of that is not needed: this memo keeps, per part
+//! object, the attribute values it held (strong references: no other object can take
+//! their addresses) and the tokens they counted to. A later read fetches the same
+//! attributes again and compares addresses only; when every one is the same object (an
+//! immutable one, or a dict or list the value memo finds unchanged), the remembered
+//! tokens stand. Any difference is a miss and the part is read in full.
+//!
+//! Entries are checked without the lock held (fetching an attribute may run Python code,
+//! which may let other threads run): a generation counter, bumped whenever an entry is
+//! dropped, tells whether the objects compared against stayed alive meanwhile.
+//! Only used with the GIL held. Bounded by the text the pinned values hold, evicted by
+//! CLOCK, cleared with the content cache, bypassed when the cache is disabled.
+
+use crate::encoding::EncodingId;
+use crate::history::Side;
+use pyo3::prelude::*;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The most text (bytes of the pinned strings, roughly) the memo may keep alive.
+pub const MAX_MEMO_BYTES: usize = 64 << 20;
+
+/// Most attribute fetches a memoized part may need.
+pub const MAX_FIELDS: usize = 6;
+
+const UNKNOWN: u64 = u64::MAX;
+
+/// What kind of part was read (call ids are interned anew by each read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    System,
+    Prompt,
+    Content,
+    Thinking,
+    Call,
+    Result,
+}
+
+/// One attribute fetch: which attribute, the address of what it returned (0: the
+/// attribute was missing) and, for a dict or list, the value memo's stamp of what it
+/// held then (0 otherwise).
+pub type Fetch = (u8, usize, u64);
+
+/// What a read needs from an entry, copied out of the memo.
+pub struct Hit {
+    fetches: [Fetch; MAX_FIELDS],
+    n: usize,
+    pub tag: Tag,
+    pub tokens: u64,
+    pub stub_tokens: u64,
+    generation: u64,
+}
+
+impl Hit {
+    pub fn fetches(&self) -> &[Fetch] {
+        &self.fetches[..self.n]
+    }
+
+    /// Whether every object compared against was alive throughout (no entry dropped).
+    pub fn still_valid(&self) -> bool {
+        GENERATION.load(Ordering::Acquire) == self.generation
+    }
+}
+
+struct Entry {
+    _held: Vec<Py<PyAny>>,
+    fetches: [Fetch; MAX_FIELDS],
+    n: u8,
+    side: Side,
+    tag: Tag,
+    tokens: [u64; 2],
+    stub_tokens: [u64; 2],
+    cost: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct Memo {
+    map: FxHashMap<usize, Entry>,
+    order: VecDeque<usize>,
+    bytes: usize,
+}
+
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
+    let mut guard = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(guard.get_or_insert_with(Memo::default))
+}
+
+fn enabled() -> bool {
+    crate::cache::global().enabled()
+}
+
+/// The entry for the part at `address`, read on `side`, if it has tokens for `encoding`
+/// (and stub tokens, when `stubs`).
+pub fn lookup(address: usize, side: Side, encoding: EncodingId, stubs: bool) -> Option<Hit> {
+    if !enabled() {
+        return None;
+    }
+    let generation = GENERATION.load(Ordering::Acquire);
+    with_memo(|m| {
+        let e = m.map.get_mut(&address)?;
+        let (tokens, stub_tokens) = (e.tokens[encoding as usize], e.stub_tokens[encoding as usize]);
+        if e.side != side || tokens == UNKNOWN || (stubs && e.tag == Tag::Call && stub_tokens == UNKNOWN) {
+            return None;
+        }
+        e.referenced = true;
+        Some(Hit { fetches: e.fetches, n: e.n as usize, tag: e.tag, tokens, stub_tokens, generation })
+    })
+}
+
+/// A part read in full, to remember once its tokens are counted.
+pub struct Pending {
+    pub part_index: usize,
+    pub part: Py<PyAny>,
+    pub side: Side,
+    pub tag: Tag,
+    pub fetched: Vec<(u8, Option<Py<PyAny>>, u64)>,
+    /// Roughly the bytes of text the fetched values hold.
+    pub text_bytes: usize,
+}
+
+/// Remember parts read in full, with the tokens (and stub tokens, if `stubs`) counted for
+/// them in `encoding` (`tokens(part_index)`).
+pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encoding: EncodingId, stubs: bool) {
+    if pending.is_empty() || !enabled() {
+        return;
+    }
+    let mut evicted = Vec::new();
+    with_memo(|m| {
+        for p in pending {
+            let n = p.fetched.len();
+            if n > MAX_FIELDS {
+                continue;
+            }
+            let address = p.part.as_ptr() as usize;
+            let mut fetches = [(0u8, 0usize, 0u64); MAX_FIELDS];
+            for (slot, (field, value, stamp)) in fetches.iter_mut().zip(&p.fetched) {
+                *slot = (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp);
+            }
+            let (t, s) = tokens(p.part_index);
+            let mut entry_tokens = [UNKNOWN; 2];
+            let mut entry_stubs = [UNKNOWN; 2];
+            entry_tokens[encoding as usize] = t;
+            if stubs {
+                entry_stubs[encoding as usize] = s;
+            }
+            let mut held = Vec::with_capacity(n + 1);
+            held.push(p.part);
+            held.extend(p.fetched.into_iter().filter_map(|(_, v, _)| v));
+            let cost = p.text_bytes + 64 * held.len();
+            let entry = Entry {
+                _held: held,
+                fetches,
+                n: n as u8,
+                side: p.side,
+                tag: p.tag,
+                tokens: entry_tokens,
+                stub_tokens: entry_stubs,
+                cost,
+                referenced: false,
+            };
+            if let Some(old) = m.map.remove(&address) {
+                GENERATION.fetch_add(1, Ordering::AcqRel);
+                m.bytes -= old.cost;
+                evicted.push(old);
+            } else {
+                m.order.push_back(address);
+            }
+            while m.bytes + cost > MAX_MEMO_BYTES {
+                let Some(victim) = m.order.pop_front() else { break };
+                match m.map.get_mut(&victim) {
+                    Some(e) if e.referenced => {
+                        e.referenced = false;
+                        m.order.push_back(victim);
+                    }
+                    Some(_) => {
+                        let e = m.map.remove(&victim).expect("present");
+                        GENERATION.fetch_add(1, Ordering::AcqRel);
+                        m.bytes -= e.cost;
+                        evicted.push(e);
+                    }
+                    None => {}
+                }
+            }
+            m.bytes += cost;
+            m.map.insert(address, entry);
+        }
+    });
+    drop(evicted); // references released outside the lock
+}
+
+/// Forget every part (with `clear_cache`).
+pub fn clear() {
+    let old = with_memo(std::mem::take);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    drop(old);
+}

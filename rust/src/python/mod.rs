@@ -445,6 +445,10 @@ pub mod _core {
 
     /// Empty the content cache and reset its counters.
     ///
+    /// Also forgets the messages' strings, parts and argument dicts that the reader
+    /// remembers by identity (up to 64 MiB of text each, kept alive to check them on the
+    /// next request): call it to release them once a conversation is over.
+    ///
     /// Example:
     ///     >>> import tokensieve
     ///     >>> tokensieve.clear_cache()

@@ -26,8 +26,8 @@ use std::sync::Mutex;
 /// The most text (bytes of the pinned strings, roughly) the memo may keep alive.
 pub const MAX_MEMO_BYTES: usize = 64 << 20;
 
-/// Most attribute fetches a memoized part may need.
-pub const MAX_FIELDS: usize = 6;
+/// Most attribute fetches a memoized part may need (a named retry prompt needs five).
+pub const MAX_FIELDS: usize = 5;
 
 const UNKNOWN: u64 = u64::MAX;
 
@@ -47,10 +47,29 @@ pub enum Tag {
 /// held then (0 otherwise).
 pub type Fetch = (u8, usize, u64);
 
+/// Fetches as kept: addresses, and `stamp << 3 | field` (small enough to copy cheaply).
+#[derive(Clone, Copy)]
+struct Fetches {
+    addresses: [usize; MAX_FIELDS],
+    fields: [u64; MAX_FIELDS],
+    n: u8,
+}
+
+impl Fetches {
+    fn new(all: impl IntoIterator<Item = Fetch>) -> Fetches {
+        let mut f = Fetches { addresses: [0; MAX_FIELDS], fields: [0; MAX_FIELDS], n: 0 };
+        for (i, (field, address, stamp)) in all.into_iter().take(MAX_FIELDS).enumerate() {
+            f.addresses[i] = address;
+            f.fields[i] = stamp << 3 | field as u64;
+            f.n = i as u8 + 1;
+        }
+        f
+    }
+}
+
 /// What a read needs from an entry, copied out of the memo.
 pub struct Hit {
-    fetches: [Fetch; MAX_FIELDS],
-    n: usize,
+    fetches: Fetches,
     pub tag: Tag,
     pub tokens: u64,
     pub stub_tokens: u64,
@@ -58,8 +77,9 @@ pub struct Hit {
 }
 
 impl Hit {
-    pub fn fetches(&self) -> &[Fetch] {
-        &self.fetches[..self.n]
+    pub fn fetches(&self) -> impl Iterator<Item = Fetch> + '_ {
+        let f = &self.fetches;
+        (0..f.n as usize).map(|i| ((f.fields[i] & 7) as u8, f.addresses[i], f.fields[i] >> 3))
     }
 
     /// Whether every object compared against was alive throughout (no entry dropped).
@@ -70,8 +90,7 @@ impl Hit {
 
 struct Entry {
     _held: Vec<Py<PyAny>>,
-    fetches: [Fetch; MAX_FIELDS],
-    n: u8,
+    fetches: Fetches,
     side: Side,
     tag: Tag,
     tokens: [u64; 2],
@@ -113,7 +132,7 @@ pub fn lookup(address: usize, side: Side, encoding: EncodingId, stubs: bool) -> 
             return None;
         }
         e.referenced = true;
-        Some(Hit { fetches: e.fetches, n: e.n as usize, tag: e.tag, tokens, stub_tokens, generation })
+        Some(Hit { fetches: e.fetches, tag: e.tag, tokens, stub_tokens, generation })
     })
 }
 
@@ -142,10 +161,9 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
                 continue;
             }
             let address = p.part.as_ptr() as usize;
-            let mut fetches = [(0u8, 0usize, 0u64); MAX_FIELDS];
-            for (slot, (field, value, stamp)) in fetches.iter_mut().zip(&p.fetched) {
-                *slot = (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp);
-            }
+            let fetches = Fetches::new(
+                p.fetched.iter().map(|(field, value, stamp)| (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp)),
+            );
             let (t, s) = tokens(p.part_index);
             let mut entry_tokens = [UNKNOWN; 2];
             let mut entry_stubs = [UNKNOWN; 2];
@@ -160,7 +178,6 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
             let entry = Entry {
                 _held: held,
                 fetches,
-                n: n as u8,
                 side: p.side,
                 tag: p.tag,
                 tokens: entry_tokens,

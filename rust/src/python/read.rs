@@ -461,7 +461,7 @@ impl<'py> Reader<'py> {
     /// the tokens counted then. False if anything changed (the part is then read anew).
     fn reuse(&mut self, part: &Bound<'py, PyAny>, slot: u32, hit: &part_memo::Hit) -> PyResult<bool> {
         let mut id = None;
-        for &(field, address, stamp) in hit.fetches() {
+        for (field, address, stamp) in hit.fetches() {
             let value = part.getattr(field_name(self.py, field)).ok();
             match (&value, address) {
                 (None, 0) => {}

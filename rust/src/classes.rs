@@ -38,9 +38,7 @@ fn build() -> Box<[u8]> {
     let mut table = vec![0u8; 0x11_0000];
     for (pattern, bit) in SOURCES {
         let hir = regex_syntax::parse(pattern).expect("static class pattern parses");
-        let HirKind::Class(Class::Unicode(class)) = hir.kind() else {
-            unreachable!("{pattern} is a Unicode class")
-        };
+        let HirKind::Class(Class::Unicode(class)) = hir.kind() else { unreachable!("{pattern} is a Unicode class") };
         for range in class.ranges() {
             for entry in &mut table[range.start() as usize..=range.end() as usize] {
                 *entry |= bit;

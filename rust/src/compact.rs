@@ -84,11 +84,8 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
         for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
             let selection = shape.window(history, k, rules.user_first);
             let action = if selection.iter().all(|&s| s) { Action::None } else { Action::Compacted };
-            let outcome = Repair::run(history, rules, budget.dangling, &selection).outcome(
-                budget,
-                tokens_before,
-                action,
-            );
+            let outcome =
+                Repair::run(history, rules, budget.dangling, &selection).outcome(budget, tokens_before, action);
             let fits = outcome.tokens_after <= budget.target_input_tokens;
             chosen = Some(outcome);
             if fits {
@@ -126,8 +123,7 @@ impl Shape {
         let msgs = &history.messages;
         let kinds = |i: usize| history.parts[msgs[i].parts.clone()].iter().map(|p| p.kind);
         let prompts: Vec<usize> = (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::Prompt)).collect();
-        let mut pinned: Vec<usize> =
-            (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::System)).collect();
+        let mut pinned: Vec<usize> = (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::System)).collect();
         if let Some(&task) = prompts.last() {
             pinned.push(task);
         }
@@ -281,7 +277,8 @@ impl<'h> Repair<'h> {
             if self.rules.keep_last_request && i == last && history.messages[i].side == Side::Request {
                 continue;
             }
-            if self.alive_parts(i).all(|p| matches!(history.parts[p].kind, PartKind::Thinking | PartKind::Instructions)) {
+            if self.alive_parts(i).all(|p| matches!(history.parts[p].kind, PartKind::Thinking | PartKind::Instructions))
+            {
                 self.alive_message[i] = false;
                 changed = true;
             }
@@ -301,9 +298,11 @@ impl<'h> Repair<'h> {
 
         // 5. The first message that is not pure system must be a request.
         if self.rules.user_first {
-            let first = seq.iter().copied().filter(|&i| self.alive_message[i]).find(|&i| {
-                !self.alive_parts(i).all(|p| history.parts[p].kind == PartKind::System)
-            });
+            let first = seq
+                .iter()
+                .copied()
+                .filter(|&i| self.alive_message[i])
+                .find(|&i| !self.alive_parts(i).all(|p| history.parts[p].kind == PartKind::System));
             if let Some(i) = first.filter(|&i| history.messages[i].side == Side::Response) {
                 self.alive_message[i] = false;
                 changed = true;

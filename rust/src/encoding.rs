@@ -70,8 +70,7 @@ impl Encoding {
     /// The vocabulary in tiktoken's `.tiktoken` format (`base64(token) rank` per line,
     /// by rank), byte for byte the file OpenAI publishes.
     pub fn tiktoken_file(&self) -> Vec<u8> {
-        let mut by_rank: Vec<(&[u8], u32)> =
-            self.vocabulary.ranks().iter().map(|(k, &v)| (k.as_slice(), v)).collect();
+        let mut by_rank: Vec<(&[u8], u32)> = self.vocabulary.ranks().iter().map(|(k, &v)| (k.as_slice(), v)).collect();
         by_rank.sort_unstable_by_key(|&(_, rank)| rank);
         let mut out = Vec::with_capacity(by_rank.len() * 16);
         for (token, rank) in by_rank {

@@ -74,10 +74,7 @@ impl Text<'_> {
         } else if b0 < 0xE0 {
             (((b0 & 0x1F) as u32) << 6 | (s[i + 1] & 0x3F) as u32, 2)
         } else if b0 < 0xF0 {
-            (
-                ((b0 & 0x0F) as u32) << 12 | ((s[i + 1] & 0x3F) as u32) << 6 | (s[i + 2] & 0x3F) as u32,
-                3,
-            )
+            (((b0 & 0x0F) as u32) << 12 | ((s[i + 1] & 0x3F) as u32) << 6 | (s[i + 2] & 0x3F) as u32, 3)
         } else {
             (
                 ((b0 & 0x07) as u32) << 18

@@ -72,7 +72,8 @@ fn rebuild<'py>(
         Format::PydanticAi => {
             let parts = message.getattr(intern!(py, "parts"))?;
             let mut items = kept_items(&parts, read, kept)?;
-            let stub_parts = stubs.iter().map(|&c| pydantic_ai_stub_part(py, read, messages, c)).collect::<PyResult<Vec<_>>>()?;
+            let stub_parts =
+                stubs.iter().map(|&c| pydantic_ai_stub_part(py, read, messages, c)).collect::<PyResult<Vec<_>>>()?;
             splice(&mut items, stub_at, stub_parts);
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "parts"), PyList::new(py, items)?)?;
@@ -116,9 +117,9 @@ fn rebuild<'py>(
                     copy.set_item(intern!(py, "tool_calls"), PyList::new(py, items)?)?;
                 }
             }
-            let keeps_legacy = kept.iter().any(|&p| {
-                read.slots[p] == NO_SLOT && matches!(read.history.parts[p].kind, PartKind::Call(_))
-            });
+            let keeps_legacy = kept
+                .iter()
+                .any(|&p| read.slots[p] == NO_SLOT && matches!(read.history.parts[p].kind, PartKind::Call(_)));
             if !keeps_legacy && copy.contains(intern!(py, "function_call"))? {
                 copy.del_item(intern!(py, "function_call"))?;
             }

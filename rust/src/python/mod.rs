@@ -63,9 +63,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// `surrogatepass` and decode with `replace`: a valid surrogate pair becomes its
 /// character, a lone surrogate becomes U+FFFD.
 fn borrow_text(obj: &Bound<'_, PyAny>, what: impl FnOnce() -> String) -> PyResult<PyBackedStr> {
-    let text = obj
-        .cast::<PyString>()
-        .map_err(|_| Error::NotAString { what: what(), got: type_name(obj) })?;
+    let text = obj.cast::<PyString>().map_err(|_| Error::NotAString { what: what(), got: type_name(obj) })?;
     match PyBackedStr::try_from(text.clone()) {
         Ok(borrowed) => Ok(borrowed),
         Err(_) => {
@@ -482,8 +480,12 @@ pub mod _core {
             None => current.max_entries,
             Some(m) => {
                 if m.is_instance_of::<pyo3::types::PyBool>() || !m.is_instance_of::<pyo3::types::PyInt>() {
-                    return Err(Error::WrongType { what: "max_entries".to_owned(), expected: "an int", got: type_name(m) }
-                        .into());
+                    return Err(Error::WrongType {
+                        what: "max_entries".to_owned(),
+                        expected: "an int",
+                        got: type_name(m),
+                    }
+                    .into());
                 }
                 let n: i128 = m.extract().unwrap_or(i128::MAX);
                 if n < 0 {
@@ -577,5 +579,4 @@ pub mod _core {
     fn _parallelism_allowed() -> bool {
         counting::parallelism_allowed()
     }
-
 }

@@ -247,8 +247,8 @@ pub fn read(
             let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
             let chunk = (std::mem::take(&mut r.texts), std::mem::take(&mut r.targets));
             // The next chunk will be about as long: spare it the regrowing.
-            (r.texts, r.targets) = on_chunk(chunk)
-                .unwrap_or_else(|| (Vec::with_capacity(texts_cap), Vec::with_capacity(targets_cap)));
+            (r.texts, r.targets) =
+                on_chunk(chunk).unwrap_or_else(|| (Vec::with_capacity(texts_cap), Vec::with_capacity(targets_cap)));
         }
         r.index = index;
         match format {
@@ -498,7 +498,13 @@ impl<'py> Reader<'py> {
 
     /// Note a part just read in full (`self.history.parts[index]`) for the part memo, if
     /// everything it was read from is immutable or a container the value memo holds.
-    fn remember(&mut self, part: &Bound<'py, PyAny>, side: Side, index: usize, fetched: Vec<(u8, Option<Bound<'py, PyAny>>)>) {
+    fn remember(
+        &mut self,
+        part: &Bound<'py, PyAny>,
+        side: Side,
+        index: usize,
+        fetched: Vec<(u8, Option<Bound<'py, PyAny>>)>,
+    ) {
         if fetched.len() > part_memo::MAX_FIELDS {
             return;
         }
@@ -627,7 +633,10 @@ impl<'py> Reader<'py> {
                 }
             }
             // Framework bookkeeping is never sent as such: kept, not counted.
-            ("tool-availability-delta" | "capability-load-delta" | "model-settings-delta" | "instruction-baseline", _) => {
+            (
+                "tool-availability-delta" | "capability-load-delta" | "model-settings-delta" | "instruction-baseline",
+                _,
+            ) => {
                 self.part(PartKind::Content, slot);
             }
             // text, thinking, retry-feedback, instruction-delta, response compaction, and
@@ -711,7 +720,8 @@ impl<'py> Reader<'py> {
                         let call = call
                             .cast::<PyDict>()
                             .map_err(|_| self.invalid(format!("tool_calls[{slot}] must be a dict")))?;
-                        let id = self.call_id(call.get_item(intern!(py, "id"))?, &format!("tool_calls[{slot}]: tool call"))?;
+                        let id =
+                            self.call_id(call.get_item(intern!(py, "id"))?, &format!("tool_calls[{slot}]: tool call"))?;
                         let p = self.part(PartKind::Call(id), slot as u32);
                         self.id_texts(p, id, None)?;
                         let body = match call.get_item(intern!(py, "function"))? {
@@ -890,7 +900,12 @@ impl<'py> Reader<'py> {
         // ...) have only an `id` and no output item, and are plain content.
         let answered = matches!(
             kind.as_str(),
-            "function_call" | "custom_tool_call" | "computer_call" | "local_shell_call" | "shell_call" | "apply_patch_call"
+            "function_call"
+                | "custom_tool_call"
+                | "computer_call"
+                | "local_shell_call"
+                | "shell_call"
+                | "apply_patch_call"
         );
         if kind.ends_with("_call") && (answered || d.contains(intern!(py, "call_id"))?) {
             self.history.begin(Side::Response);

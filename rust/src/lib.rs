@@ -4,7 +4,8 @@
 //! Pure Rust, no Python: [`pretokenize`] splits text exactly as tiktoken's regexes do,
 //! [`bpe`] merges each piece, [`encoding`] holds the embedded vocabularies, [`cache`]
 //! remembers counts by content, and [`counting`] ties them together for one text or a
-//! batch. The optional `python` feature adds the thin PyO3 glue in `python.rs`.
+//! batch; [`slab`] stores the glue's identity memos. The optional `python` feature adds
+//! the thin PyO3 glue in `python/`.
 
 pub mod bpe;
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod encoding;
 pub mod error;
 pub mod history;
 pub mod pretokenize;
+pub mod slab;
 
 pub use encoding::{get_encoding, Encoding, EncodingId};
 pub use error::{Error, Result};

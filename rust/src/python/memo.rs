@@ -7,10 +7,9 @@
 //! bytes. The counts themselves stay in the content cache, keyed by content; only the
 //! hashing is skipped. Bounded by the bytes it keeps alive, evicted by CLOCK.
 
+use crate::slab::Slab;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// Strings shorter than this are hashed directly: a lookup would cost as much.
@@ -23,16 +22,9 @@ struct Entry {
     /// Keeps the string alive, so its address cannot be reused by another object.
     _string: Py<PyString>,
     hash: u128,
-    len: usize,
-    referenced: bool,
 }
 
-#[derive(Default)]
-struct Memo {
-    map: FxHashMap<usize, Entry>,
-    order: VecDeque<usize>,
-    bytes: usize,
-}
+type Memo = Slab<Entry>;
 
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
 
@@ -44,38 +36,13 @@ fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
 /// The content hash of `string`, whose UTF-8 is `text`: remembered for large strings.
 pub fn content_hash(string: &Bound<'_, PyString>, text: &str) -> u128 {
     let address = string.as_ptr() as usize;
-    if let Some(hash) = with_memo(|m| {
-        m.map.get_mut(&address).map(|e| {
-            e.referenced = true;
-            e.hash
-        })
-    }) {
+    if let Some(hash) = with_memo(|m| m.get_mut(address).map(|e| e.hash)) {
         return hash;
     }
     let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
-    let entry = Entry { _string: string.clone().unbind(), hash, len: text.len(), referenced: false };
-    let evicted = with_memo(|m| {
-        let mut evicted = Vec::new();
-        while m.bytes + entry.len > MAX_MEMO_BYTES {
-            let Some(victim) = m.order.pop_front() else { break };
-            match m.map.get_mut(&victim) {
-                Some(e) if e.referenced => {
-                    e.referenced = false;
-                    m.order.push_back(victim);
-                }
-                Some(_) => {
-                    let e = m.map.remove(&victim).expect("present");
-                    m.bytes -= e.len;
-                    evicted.push(e);
-                }
-                None => {}
-            }
-        }
-        m.bytes += entry.len;
-        m.order.push_back(address);
-        m.map.insert(address, entry);
-        evicted
-    });
+    let entry = Entry { _string: string.clone().unbind(), hash };
+    let mut evicted = Vec::new();
+    with_memo(|m| m.insert(address, text.len(), entry, MAX_MEMO_BYTES, &mut evicted));
     drop(evicted); // decrefs outside the lock
     hash
 }

@@ -17,9 +17,8 @@
 
 use crate::encoding::EncodingId;
 use crate::history::Side;
+use crate::slab::Slab;
 use pyo3::prelude::*;
-use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -95,16 +94,9 @@ struct Entry {
     tag: Tag,
     tokens: [u64; 2],
     stub_tokens: [u64; 2],
-    cost: usize,
-    referenced: bool,
 }
 
-#[derive(Default)]
-struct Memo {
-    map: FxHashMap<usize, Entry>,
-    order: VecDeque<usize>,
-    bytes: usize,
-}
+type Memo = Slab<Entry>;
 
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -126,12 +118,11 @@ pub fn lookup(address: usize, side: Side, encoding: EncodingId, stubs: bool) -> 
     }
     let generation = GENERATION.load(Ordering::Acquire);
     with_memo(|m| {
-        let e = m.map.get_mut(&address)?;
+        let e = m.get_mut(address)?;
         let (tokens, stub_tokens) = (e.tokens[encoding as usize], e.stub_tokens[encoding as usize]);
         if e.side != side || tokens == UNKNOWN || (stubs && e.tag == Tag::Call && stub_tokens == UNKNOWN) {
             return None;
         }
-        e.referenced = true;
         Some(Hit { fetches: e.fetches, tag: e.tag, tokens, stub_tokens, generation })
     })
 }
@@ -162,7 +153,9 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
             }
             let address = p.part.as_ptr() as usize;
             let fetches = Fetches::new(
-                p.fetched.iter().map(|(field, value, stamp)| (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp)),
+                p.fetched
+                    .iter()
+                    .map(|(field, value, stamp)| (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp)),
             );
             let (t, s) = tokens(p.part_index);
             let mut entry_tokens = [UNKNOWN; 2];
@@ -182,34 +175,13 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
                 tag: p.tag,
                 tokens: entry_tokens,
                 stub_tokens: entry_stubs,
-                cost,
-                referenced: false,
             };
-            if let Some(old) = m.map.remove(&address) {
+            let dropped = evicted.len();
+            evicted.extend(m.remove(address));
+            m.insert(address, cost, entry, MAX_MEMO_BYTES, &mut evicted);
+            if evicted.len() > dropped {
                 GENERATION.fetch_add(1, Ordering::AcqRel);
-                m.bytes -= old.cost;
-                evicted.push(old);
-            } else {
-                m.order.push_back(address);
             }
-            while m.bytes + cost > MAX_MEMO_BYTES {
-                let Some(victim) = m.order.pop_front() else { break };
-                match m.map.get_mut(&victim) {
-                    Some(e) if e.referenced => {
-                        e.referenced = false;
-                        m.order.push_back(victim);
-                    }
-                    Some(_) => {
-                        let e = m.map.remove(&victim).expect("present");
-                        GENERATION.fetch_add(1, Ordering::AcqRel);
-                        m.bytes -= e.cost;
-                        evicted.push(e);
-                    }
-                    None => {}
-                }
-            }
-            m.bytes += cost;
-            m.map.insert(address, entry);
         }
     });
     drop(evicted); // references released outside the lock

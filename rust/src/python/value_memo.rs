@@ -19,10 +19,9 @@
 //! evicted by CLOCK; cleared with the content cache, and bypassed when it is disabled.
 
 use crate::encoding::EncodingId;
+use crate::slab::Slab;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// The most rendered bytes the pinned containers may stand for.
@@ -97,18 +96,11 @@ struct Entry {
     /// Which rendering this is: a new stamp whenever the container is stored with other
     /// contents, so a reader that relied on it can tell it changed since.
     stamp: u64,
-    cost: usize,
-    referenced: bool,
 }
 
 static STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-#[derive(Default)]
-struct Memo {
-    map: FxHashMap<usize, Entry>,
-    order: VecDeque<usize>,
-    bytes: usize,
-}
+type Memo = Slab<Entry>;
 
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
 
@@ -268,22 +260,30 @@ pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<Known> {
     }
     let address = value.as_ptr() as usize;
     with_memo(|m| {
-        let entry = m.map.get_mut(&address)?;
+        let entry = m.get_mut(address)?;
         let tokens = entry.tokens[encoding as usize];
         // Safety: the GIL is held (`value` is bound); `matches` runs no Python code, so
         // nothing is freed while the lock is held.
         if tokens == UNKNOWN || !unsafe { entry.layout.matches(value.as_ptr()) } {
             return None;
         }
-        entry.referenced = true;
         Some(Known { tokens, binary: entry.binary, stamp: entry.stamp })
     })
 }
 
 /// Remember that `value`, holding what `trace` recorded, renders to `text_len` bytes of
 /// `tokens` tokens in `encoding` (and `binary` tokens of media).
-pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, tokens: usize, binary: u64, text_len: usize) {
-    let Ok(tokens) = u32::try_from(tokens) else { return };
+pub fn store(
+    value: &Bound<'_, PyAny>,
+    trace: Trace,
+    encoding: EncodingId,
+    tokens: usize,
+    binary: u64,
+    text_len: usize,
+) {
+    let Ok(tokens) = u32::try_from(tokens) else {
+        return;
+    };
     if tokens == UNKNOWN || !enabled() {
         return;
     }
@@ -295,14 +295,12 @@ pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, token
     let mut entry_tokens = [UNKNOWN; 2];
     entry_tokens[encoding as usize] = tokens;
     let stamp = STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let entry =
-        Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, stamp, cost, referenced: false };
-    let evicted = with_memo(|m| {
-        let mut evicted = Vec::new();
-        if let Some(old) = m.map.remove(&address) {
-            // The same container with other contents, or counted in another encoding:
-            // keep the counts that are still true.
-            let mut entry = entry;
+    let mut entry = Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, stamp };
+    let mut evicted = Vec::new();
+    with_memo(|m| {
+        if let Some(old) = m.remove(address) {
+            // Counted before in another encoding, with the same contents: keep those
+            // counts, and the stamp (nothing changed for a reader that relied on it).
             // Safety: as in `lookup`.
             if unsafe { old.layout.matches(value.as_ptr()) } {
                 for (mine, theirs) in entry.tokens.iter_mut().zip(old.tokens) {
@@ -310,33 +308,11 @@ pub fn store(value: &Bound<'_, PyAny>, trace: Trace, encoding: EncodingId, token
                         *mine = theirs;
                     }
                 }
-                entry.stamp = old.stamp; // the same contents
+                entry.stamp = old.stamp;
             }
-            m.bytes -= old.cost;
             evicted.push(old);
-            m.bytes += entry.cost;
-            m.map.insert(address, entry);
-            return evicted;
         }
-        while m.bytes + entry.cost > MAX_MEMO_BYTES {
-            let Some(victim) = m.order.pop_front() else { break };
-            match m.map.get_mut(&victim) {
-                Some(e) if e.referenced => {
-                    e.referenced = false;
-                    m.order.push_back(victim);
-                }
-                Some(_) => {
-                    let e = m.map.remove(&victim).expect("present");
-                    m.bytes -= e.cost;
-                    evicted.push(e);
-                }
-                None => {}
-            }
-        }
-        m.bytes += entry.cost;
-        m.order.push_back(address);
-        m.map.insert(address, entry);
-        evicted
+        m.insert(address, cost, entry, MAX_MEMO_BYTES, &mut evicted);
     });
     drop(evicted); // references released outside the lock
 }

@@ -247,3 +247,56 @@ def test_stub_costs_are_counted_when_first_needed():
     ours = tokensieve.Compactor(**config).compact(history)
     theirs = baseline.compact(history, **config)
     assert (ours.tokens_after, ours.calls_repaired) == (theirs.tokens_after, theirs.calls_repaired)
+
+
+def test_threads_sharing_and_changing_histories_count_as_the_baseline(pristine_cache):
+    """Several threads compact the same long histories (long enough to hand counting to a
+    thread) while one keeps changing their parts and another keeps clearing the caches:
+    every count is the one the baseline gives for the history as it was."""
+    import threading
+
+    from tokensieve import _bench
+
+    histories = [_bench.history(1_200, seed=s) for s in range(2)]
+    lock = threading.Lock()  # held while a history is changed, or counted to be checked
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader(seed: int) -> None:
+        try:
+            for i in range(6):
+                history = histories[(seed + i) % 2]
+                with lock:
+                    counts = _counts(history)
+                    expected_now = baseline.count_history_tokens(history)
+                assert counts == expected_now
+                _counts(history)  # and without the lock, racing the others
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def changer() -> None:
+        n = 0
+        while not stop.is_set():
+            with lock:
+                part = histories[n % 2][1 + n % 1_000].parts[-1]
+                if hasattr(part, "content"):
+                    part.content = f"changed {n} " * (n % 7)
+                elif isinstance(getattr(part, "args", None), dict):
+                    part.args["n"] = n
+            n += 1
+
+    def clearer() -> None:
+        while not stop.is_set():
+            tokensieve.clear_cache()
+            stop.wait(0.01)
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(4)]
+    helpers = [threading.Thread(target=changer), threading.Thread(target=clearer)]
+    for t in threads + helpers:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    for t in helpers:
+        t.join()
+    assert not errors, errors[0]

@@ -6,8 +6,9 @@
 //! object, the attribute values it held (strong references: no other object can take
 //! their addresses) and the tokens they counted to. A later read fetches the same
 //! attributes again and compares addresses only; when every one is the same object (an
-//! immutable one, or a dict or list the value memo finds unchanged), the remembered
-//! tokens stand. Any difference is a miss and the part is read in full.
+//! immutable one, or a dict or list whose value-memo stamp shows it still holds what it
+//! held then), the remembered tokens stand. Any difference is a miss and the part is
+//! read in full.
 //!
 //! Entries are checked without the lock held (fetching an attribute may run Python code,
 //! which may let other threads run): a generation counter, bumped whenever an entry is

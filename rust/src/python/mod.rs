@@ -123,9 +123,9 @@ fn count_many<'py>(
     Ok(numpy::PyArray1::from_vec(py, counts))
 }
 
-/// Histories at least this long are read and counted at once: a worker thread counts
+/// Histories at least this long may be read and counted at once: a worker thread counts
 /// each chunk of texts (cache lookups, tokenizing what is new) while this thread, holding
-/// the GIL, reads the next one. Shorter ones are read, then counted.
+/// the GIL, reads the next one. In shorter ones, each chunk is counted as it is read.
 const PIPELINE_MIN_MESSAGES: usize = 4 * read::CHUNK_MESSAGES;
 
 /// A chunk with at least this much text starts the counting thread (once started, it
@@ -164,8 +164,10 @@ fn next_chunk(rx: &std::sync::mpsc::Receiver<read::Chunk>) -> Option<read::Chunk
 
 /// Phases one and two of a history call: the caller's list (a tuple is read as a list),
 /// its format, and the history read from it with every text counted. Strings are
-/// borrowed, not copied; counting never holds the GIL, and for long histories it runs
-/// on another thread while reading goes on.
+/// borrowed, not copied. A chunk of little text (a history met before: its parts are
+/// memoized) is counted as it comes, without the GIL from 4 KiB of text; in a long
+/// history, the first chunk with much to count starts a thread that counts it and every
+/// later one while reading goes on.
 fn read_history<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,

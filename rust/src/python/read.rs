@@ -3,6 +3,8 @@
 //! One walk over the Python objects: attributes and dict keys are looked up with
 //! interned names, strings are borrowed (not copied) for counting later without the GIL,
 //! and only tool-call ids and non-string values (rendered as JSON text) are copied.
+//! What was read before is not read again: a pydantic-ai part (`part_memo.rs`) or a dict
+//! or list (`value_memo.rs`) still holding the same objects keeps the tokens it counted.
 //! The mapping of each format is documented in `docs/compaction.md`.
 
 use super::{borrow_text, part_memo, type_name, value_memo};

@@ -17,7 +17,7 @@
 //! CLOCK, cleared with the content cache, bypassed when the cache is disabled.
 
 use crate::encoding::EncodingId;
-use crate::history::Side;
+use crate::history::{PartKind, Side};
 use crate::slab::Slab;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,17 +30,6 @@ pub const MAX_MEMO_BYTES: usize = 64 << 20;
 pub const MAX_FIELDS: usize = 5;
 
 const UNKNOWN: u64 = u64::MAX;
-
-/// What kind of part was read (call ids are interned anew by each read).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tag {
-    System,
-    Prompt,
-    Content,
-    Thinking,
-    Call,
-    Result,
-}
 
 /// One attribute fetch: which attribute, the address of what it returned (0: the
 /// attribute was missing) and, for a dict or list, the value memo's stamp of what it
@@ -70,7 +59,8 @@ impl Fetches {
 /// What a read needs from an entry, copied out of the memo.
 pub struct Hit {
     fetches: Fetches,
-    pub tag: Tag,
+    /// The part's kind; a call's or result's id is the one of this read, not this one.
+    pub kind: PartKind,
     pub tokens: u64,
     pub stub_tokens: u64,
     generation: u64,
@@ -92,7 +82,7 @@ struct Entry {
     _held: Vec<Py<PyAny>>,
     fetches: Fetches,
     side: Side,
-    tag: Tag,
+    kind: PartKind,
     tokens: [u64; 2],
     stub_tokens: [u64; 2],
 }
@@ -121,10 +111,13 @@ pub fn lookup(address: usize, side: Side, encoding: EncodingId, stubs: bool) -> 
     with_memo(|m| {
         let e = m.get_mut(address)?;
         let (tokens, stub_tokens) = (e.tokens[encoding as usize], e.stub_tokens[encoding as usize]);
-        if e.side != side || tokens == UNKNOWN || (stubs && e.tag == Tag::Call && stub_tokens == UNKNOWN) {
+        if e.side != side
+            || tokens == UNKNOWN
+            || (stubs && matches!(e.kind, PartKind::Call(_)) && stub_tokens == UNKNOWN)
+        {
             return None;
         }
-        Some(Hit { fetches: e.fetches, tag: e.tag, tokens, stub_tokens, generation })
+        Some(Hit { fetches: e.fetches, kind: e.kind, tokens, stub_tokens, generation })
     })
 }
 
@@ -133,7 +126,7 @@ pub struct Pending {
     pub part_index: usize,
     pub part: Py<PyAny>,
     pub side: Side,
-    pub tag: Tag,
+    pub kind: PartKind,
     pub fetched: Vec<(u8, Option<Py<PyAny>>, u64)>,
     /// Roughly the bytes of text the fetched values hold.
     pub text_bytes: usize,
@@ -173,7 +166,7 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
                 _held: held,
                 fetches,
                 side: p.side,
-                tag: p.tag,
+                kind: p.kind,
                 tokens: entry_tokens,
                 stub_tokens: entry_stubs,
             };

@@ -482,17 +482,15 @@ impl<'py> Reader<'py> {
         if !hit.still_valid() {
             return Ok(false);
         }
-        let kind = match hit.tag {
-            part_memo::Tag::System => PartKind::System,
-            part_memo::Tag::Prompt => PartKind::Prompt,
-            part_memo::Tag::Content => PartKind::Content,
-            part_memo::Tag::Thinking => PartKind::Thinking,
-            part_memo::Tag::Call => PartKind::Call(self.call_id(id, "tool call")?),
-            part_memo::Tag::Result => PartKind::Result(self.call_id(id, "tool return")?),
+        // Ids are interned by each read: a call's or result's is found anew.
+        let kind = match hit.kind {
+            PartKind::Call(_) => PartKind::Call(self.call_id(id, "tool call")?),
+            PartKind::Result(_) => PartKind::Result(self.call_id(id, "tool return")?),
+            other => other,
         };
         let p = self.part(kind, slot);
         self.history.parts[p].tokens = hit.tokens;
-        if self.stubs && hit.tag == part_memo::Tag::Call {
+        if self.stubs && matches!(kind, PartKind::Call(_)) {
             self.history.parts[p].stub_tokens = hit.stub_tokens;
         }
         Ok(true)
@@ -521,28 +519,19 @@ impl<'py> Reader<'py> {
                     Some(known) => *stamp = known.stamp,
                     None => return,
                 }
-            } else if !(v.is_none()
-                || v.is_exact_instance_of::<PyInt>()
-                || v.is_exact_instance_of::<PyFloat>()
-                || v.is_exact_instance_of::<PyBool>())
-            {
+            } else if !value_memo::is_leaf(v) {
                 return;
             }
         }
-        let tag = match self.history.parts[index].kind {
-            PartKind::System => part_memo::Tag::System,
-            PartKind::Prompt => part_memo::Tag::Prompt,
-            PartKind::Content => part_memo::Tag::Content,
-            PartKind::Thinking => part_memo::Tag::Thinking,
-            PartKind::Call(_) => part_memo::Tag::Call,
-            PartKind::Result(_) => part_memo::Tag::Result,
-            PartKind::Instructions => return,
-        };
+        let kind = self.history.parts[index].kind;
+        if kind == PartKind::Instructions {
+            return;
+        }
         self.pending.push(part_memo::Pending {
             part_index: index,
             part: part.clone().unbind(),
             side,
-            tag,
+            kind,
             fetched: fetched.into_iter().zip(stamps).map(|((f, v), stamp)| (f, v.map(Bound::unbind), stamp)).collect(),
             text_bytes,
         });

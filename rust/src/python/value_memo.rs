@@ -122,6 +122,13 @@ pub fn is_container(value: &Bound<'_, PyAny>) -> bool {
         || t == std::ptr::addr_of_mut!(ffi::PyTuple_Type)
 }
 
+/// Whether `value` is an immutable leaf (exact `str`, `int`, `float`, `bool`, `bytes`, or
+/// `None`): the same object always renders the same.
+pub fn is_leaf(value: &Bound<'_, PyAny>) -> bool {
+    // Safety: `value` is alive and the GIL is held.
+    matches!(unsafe { shape(value.as_ptr()) }, Shape::Leaf)
+}
+
 enum Shape {
     Leaf,
     Dict,

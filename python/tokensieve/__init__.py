@@ -29,7 +29,7 @@ from tokensieve._core import (
     tiktoken_bpe_file,
 )
 from tokensieve.compaction import CompactionResult, Compactor, compact_history, count_history_tokens
-from tokensieve.config import PRESETS, BudgetConfig, OutputBudgets, load_presets, register_preset
+from tokensieve.config import PRESETS, BudgetConfig, BudgetOverrides, OutputBudgets, load_presets, register_preset
 from tokensieve.errors import (
     BudgetExceededError,
     BudgetWarning,
@@ -47,6 +47,7 @@ __all__ = [
     "PRESETS",
     "BudgetConfig",
     "BudgetExceededError",
+    "BudgetOverrides",
     "BudgetWarning",
     "CapacityWarning",
     "Preflight",
@@ -119,13 +120,13 @@ _LAZY = {
     "TaskClassification": "tokensieve.classify",
     "TaskType": "tokensieve.classify",
     "classify_task": "tokensieve.classify",
-    "Preflight": "tokensieve.preflight",
-    "preflight": "tokensieve.preflight",
+    "Preflight": "tokensieve._preflight",
+    "preflight": "tokensieve._preflight",
 }
 
 if TYPE_CHECKING:
     from tokensieve.classify import TaskClassification, TaskType, classify_task
-    from tokensieve.preflight import Preflight, preflight
+    from tokensieve._preflight import Preflight, preflight
     from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
 
 

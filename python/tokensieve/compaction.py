@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tokensieve import _core
-from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
 
 if TYPE_CHECKING:  # numpy is imported by the first call that returns an array, not by `import tokensieve`
+    import sys
+
     import numpy as np
     import numpy.typing as npt
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = ["CompactionResult", "Compactor", "compact_history", "count_history_tokens"]
 
@@ -88,7 +95,7 @@ class Compactor:
 
     __slots__ = ("config",)
 
-    def __init__(self, config: BudgetConfig | str | None = None, **overrides: Any) -> None:
+    def __init__(self, config: BudgetConfig | str | None = None, **overrides: Unpack[BudgetOverrides]) -> None:
         self.config: BudgetConfig = resolve_config(config, overrides)
 
     def __repr__(self) -> str:
@@ -131,7 +138,7 @@ def compact_history(
     config: BudgetConfig | str | None = None,
     *,
     format: Format | None = None,
-    **overrides: Any,
+    **overrides: Unpack[BudgetOverrides],
 ) -> list[M]:
     """Return ``messages`` cut down to the token budget, as a valid history.
 

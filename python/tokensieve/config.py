@@ -10,18 +10,70 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from tokensieve._core import ENCODINGS
 from tokensieve.errors import ConfigurationError, InputTypeError
 
-__all__ = ["PRESETS", "BudgetConfig", "OutputBudgets", "load_presets", "register_preset", "resolve_config"]
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+__all__ = [
+    "PRESETS",
+    "BudgetConfig",
+    "BudgetOverrides",
+    "OutputBudgets",
+    "load_presets",
+    "register_preset",
+    "resolve_config",
+]
 
 DanglingCalls = Literal["drop", "stub"]
+
+
+class BudgetOverrides(TypedDict, total=False):
+    """The :class:`BudgetConfig` fields that ``**overrides`` accept, with their types.
+
+    ``compact_history``, ``Compactor``, ``preflight``, ``BudgetConfig.preset``,
+    ``BudgetConfig.for_model`` and ``BudgetConfig.replace`` take these keywords, so a type
+    checker rejects ``max_input_tokens="128k"`` as the run-time validation does.
+
+    Example:
+        >>> from tokensieve import BudgetOverrides, compact_history
+        >>> overrides: BudgetOverrides = {"max_input_tokens": 20_000, "max_exchanges": 2}
+        >>> compact_history([{"role": "user", "content": "hi"}], "cerebras", **overrides)
+        [{'role': 'user', 'content': 'hi'}]
+    """
+
+    max_input_tokens: int
+    compaction_threshold: float
+    hard_limit_threshold: float
+    target_input_tokens: int
+    max_exchanges: int
+    encoding: str
+    reserved_tokens: int
+    dangling_calls: DanglingCalls
+    output_budgets: OutputBudgets | Mapping[str, int]
+    default_max_output_tokens: int
+    model_max_output_tokens: int
+    tokens_per_minute: int | None
+    requests_per_minute: int | None
+    tokens_per_day: int | None
+
+
+class _BudgetFields(BudgetOverrides, total=False):
+    """Every field of :class:`BudgetConfig`: the overrides plus the model's name."""
+
+    model: str | None
 
 #: The task classes of :func:`tokensieve.classify_task`, in the order of OutputBudgets' fields.
 TASKS = ("TOOL_CALL", "CODE_GENERATION", "EXPLANATION", "PLANNING", "REVIEW", "UNKNOWN")
@@ -90,6 +142,14 @@ class BudgetConfig:
             limits, where known (None: no limit tracked).
         model: the model this budget is for, if any.
 
+    Relative and absolute fields: ``compaction_threshold`` and ``hard_limit_threshold``
+    are fractions of ``max_input_tokens``; ``target_input_tokens`` is a number of tokens
+    derived from the window, so overriding only ``max_input_tokens`` (``replace``, a
+    preset's or a model's ``**overrides``) scales it by the same factor
+    (``compact_history(h, "cerebras", max_input_tokens=20_000)`` targets 6,000 tokens).
+    Everything else is absolute and keeps its value. A combination that still conflicts
+    raises :class:`~tokensieve.ConfigurationError` naming the field to pass.
+
     Example:
         >>> from tokensieve import BudgetConfig
         >>> config = BudgetConfig(max_input_tokens=128_000, target_input_tokens=30_000)
@@ -147,12 +207,15 @@ class BudgetConfig:
         if self.compaction_threshold > self.hard_limit_threshold:
             raise ConfigurationError(
                 f"compaction_threshold ({self.compaction_threshold}) is above "
-                f"hard_limit_threshold ({self.hard_limit_threshold})"
+                f"hard_limit_threshold ({self.hard_limit_threshold}): pass compaction_threshold "
+                f"at most {self.hard_limit_threshold} or a larger hard_limit_threshold"
             )
         if self.target_input_tokens > self.hard_limit_tokens:
             raise ConfigurationError(
                 f"target_input_tokens ({self.target_input_tokens}) is above the hard limit "
-                f"({self.hard_limit_tokens:g} tokens = hard_limit_threshold * max_input_tokens)"
+                f"({self.hard_limit_tokens:g} tokens = hard_limit_threshold {self.hard_limit_threshold} * "
+                f"max_input_tokens {self.max_input_tokens}): pass target_input_tokens at most "
+                f"{math.floor(self.hard_limit_tokens)}, or a larger max_input_tokens or hard_limit_threshold"
             )
         if self.encoding not in ENCODINGS:
             raise ConfigurationError(f"encoding must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
@@ -169,21 +232,40 @@ class BudgetConfig:
         """Above this many tokens, even after compaction, a request is refused."""
         return self.hard_limit_threshold * self.max_input_tokens
 
-    def replace(self, **changes: Any) -> BudgetConfig:
+    def replace(self, **changes: Unpack[_BudgetFields]) -> BudgetConfig:
         """A copy with some fields changed (validated again).
+
+        A new ``max_input_tokens`` moves what is defined relative to the window with it:
+        the thresholds are fractions of the window already, and ``target_input_tokens``
+        is scaled by the same factor unless it is given too. Every other field is
+        absolute and keeps its value (``max_exchanges``, ``reserved_tokens``, the output
+        budgets, the rate limits).
 
         Example:
             >>> from tokensieve import BudgetConfig
             >>> BudgetConfig().replace(reserved_tokens=2_000).reserved_tokens
             2000
+            >>> BudgetConfig.preset("cerebras").replace(max_input_tokens=20_000).target_input_tokens
+            6000
         """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigurationError(f"unknown BudgetConfig field(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        fields: dict[str, Any] = dict(changes)
+        window = fields.get("max_input_tokens")
+        if (
+            "target_input_tokens" not in fields
+            and type(window) is int
+            and window > 0
+            and window != self.max_input_tokens
+        ):
+            # The target is a share of the window: it follows it (rounded down, so a
+            # target at the hard limit stays at or under it).
+            fields["target_input_tokens"] = self.target_input_tokens * window // self.max_input_tokens
+        return dataclasses.replace(self, **fields)
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> BudgetConfig:
+    def preset(cls, name: str, **overrides: Unpack[BudgetOverrides]) -> BudgetConfig:
         """The preset called ``name`` (see ``PRESETS``), with ``overrides`` applied.
 
         Example:
@@ -198,7 +280,7 @@ class BudgetConfig:
         return base.replace(**overrides) if overrides else base
 
     @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> BudgetConfig:
+    def for_model(cls, model: str, **overrides: Unpack[BudgetOverrides]) -> BudgetConfig:
         """The budget of a model, by name: ``"provider:model-name"`` or just the model name.
 
         The first preset (registered ones first, then the shipped ``presets.json`` in
@@ -220,7 +302,7 @@ class BudgetConfig:
                 break
         else:
             base = PRESETS["default"]
-        return base.replace(model=model, **overrides)
+        return base.replace(**overrides, model=model)
 
     def max_output_for(self, task: str) -> int:
         """Max output tokens for a task class, capped by the model's own maximum."""
@@ -307,7 +389,7 @@ def _load_shipped() -> None:
 _load_shipped()
 
 
-def resolve_config(config: BudgetConfig | str | None, overrides: dict[str, Any]) -> BudgetConfig:
+def resolve_config(config: BudgetConfig | str | None, overrides: BudgetOverrides | Mapping[str, Any]) -> BudgetConfig:
     """``config`` as a :class:`BudgetConfig`: itself, a preset by name, or the defaults;
     then ``overrides`` applied."""
     if config is None:
@@ -318,4 +400,4 @@ def resolve_config(config: BudgetConfig | str | None, overrides: dict[str, Any])
         resolved = config
     else:
         raise InputTypeError(f"config: expected a BudgetConfig, a preset name or None, got {type(config).__name__}")
-    return resolved.replace(**overrides) if overrides else resolved
+    return resolved.replace(**cast("_BudgetFields", overrides)) if overrides else resolved

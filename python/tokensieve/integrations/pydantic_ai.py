@@ -26,7 +26,7 @@ from pydantic_ai.capabilities import AbstractCapability
 
 import tokensieve
 from tokensieve.config import BudgetConfig, resolve_config
-from tokensieve.preflight import Preflight, preflight
+from tokensieve._preflight import Preflight, preflight
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext

@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from tokensieve import telemetry
 from tokensieve.classify import TaskClassification, TaskType, classify_task
 from tokensieve.compaction import CompactionResult, Compactor, Format
-from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
 from tokensieve.errors import BudgetExceededError, BudgetWarning
 
 if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
     from tokensieve.usage import UsageTracker
 
 __all__ = ["Preflight", "preflight"]
@@ -84,7 +91,7 @@ def preflight(
     format: Format | None = None,
     tracker: UsageTracker | None = None,
     model: str | None = None,
-    **overrides: Any,
+    **overrides: Unpack[BudgetOverrides],
 ) -> Preflight:
     """Prepare the next model request: compact, classify, check the limits.
 

@@ -28,7 +28,13 @@ from tokensieve._core import (
     get_encoding,
     tiktoken_bpe_file,
 )
-from tokensieve.compaction import CompactionResult, Compactor, compact_history, count_history_tokens
+from tokensieve.compaction import (
+    CompactionResult,
+    Compactor,
+    compact_history,
+    count_history_tokens,
+    count_request_tokens,
+)
 from tokensieve.config import PRESETS, BudgetConfig, BudgetOverrides, OutputBudgets, load_presets, register_preset
 from tokensieve.errors import (
     BudgetExceededError,
@@ -72,6 +78,7 @@ __all__ = [
     "compact_history",
     "configure_cache",
     "count_history_tokens",
+    "count_request_tokens",
     "count_tokens",
     "count_tokens_batch",
     "get_encoding",

@@ -5,7 +5,8 @@
     tokensieve bench   [--quick]               compact_history against the pure-Python baseline
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
-Anthropic Messages dicts (the format is detected, or named with --format).
+Anthropic Messages dicts, or pydantic-ai's own JSON (``ModelMessagesTypeAdapter`` dumps,
+read through pydantic-ai); the format is detected, or named with --format.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _summary(message: Any, width: int = 56) -> str:
 
 
 def _role(message: Any) -> str:
-    return str(message.get("role") or message.get("type") or "?") if isinstance(message, dict) else "?"
+    return str(message.get("role") or message.get("type") or message.get("kind") or "?") if isinstance(message, dict) else "?"
 
 
 def _load(path: str) -> list[Any]:
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokensieve`` command."""
     parser = argparse.ArgumentParser(prog="tokensieve", description="Token counting and history compaction.")
     sub = parser.add_subparsers(dest="command", required=True)
-    formats = ["openai", "responses", "anthropic"]
+    formats = ["openai", "responses", "anthropic", "pydantic-ai"]
 
     count = sub.add_parser("count", help="tokens per message of a history (a JSON list of messages)")
     count.add_argument("history")

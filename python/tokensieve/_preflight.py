@@ -10,6 +10,7 @@ as ``budget_blocked`` (see ``docs/observability.md``).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +18,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tokensieve import telemetry
 from tokensieve.classify import TaskClassification, TaskType, classify_task
-from tokensieve.compaction import CompactionResult, Compactor, Format
+from tokensieve.compaction import (
+    _API_OF_FORMAT,
+    APIS,
+    REPLY_PRIMING_TOKENS,
+    Api,
+    CompactionResult,
+    Compactor,
+    Format,
+    _detect_format,
+    count_tools_tokens,
+)
 from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
-from tokensieve.errors import BudgetExceededError, BudgetWarning
+from tokensieve.errors import BudgetExceededError, BudgetWarning, ConfigurationError
 
 if TYPE_CHECKING:
     import sys
@@ -36,6 +47,34 @@ __all__ = ["Preflight", "preflight"]
 #: A request whose input reaches this share of the hard limit is warned about.
 WARN_AT = 0.8
 
+#: OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family): their chat-completions
+#: requests take ``max_completion_tokens`` (``max_tokens`` is refused).
+_REASONING_MODEL = re.compile(r"^(o[1-9][0-9]*(-|$)|gpt-5)")
+
+
+def max_tokens_key(api: Api, model: str | None = None) -> str:
+    """The name of the output limit in a request to ``api`` (for ``model``).
+
+    ``"max_output_tokens"`` for the OpenAI Responses API; ``"max_completion_tokens"`` for
+    chat completions with an OpenAI reasoning model (o1, o3, o4, gpt-5 families);
+    ``"max_tokens"`` otherwise: chat completions, Anthropic Messages, and pydantic-ai's
+    ``ModelSettings`` (which pydantic-ai maps to each provider's own name).
+
+    Example:
+        >>> from tokensieve._preflight import max_tokens_key
+        >>> max_tokens_key("chat", "openai:o3-mini"), max_tokens_key("responses"), max_tokens_key("anthropic")
+        ('max_completion_tokens', 'max_output_tokens', 'max_tokens')
+    """
+    if api not in APIS:
+        raise ConfigurationError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+    if api == "responses":
+        return "max_output_tokens"
+    if api == "chat" and model is not None:
+        name = model.lower().rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+        if _REASONING_MODEL.match(name):
+            return "max_completion_tokens"
+    return "max_tokens"
+
 
 @dataclass(frozen=True, slots=True)
 class Preflight:
@@ -45,8 +84,9 @@ class Preflight:
         messages: the history to send (compacted when ``decision == "compact"``; the
             input, repaired if it had broken pairs, when ``"ok"``; the input when
             ``"block"``).
-        input_tokens: tokens of ``messages`` plus ``reserved_tokens`` (for a block: of the
-            most compacted history allowed).
+        input_tokens: tokens of the request: ``messages``, the reply priming
+            (:data:`~tokensieve.compaction.REPLY_PRIMING_TOKENS`), the ``tools`` and
+            ``reserved_tokens`` (for a block: with the most compacted history allowed).
         fraction: ``input_tokens / max_input_tokens``.
         decision: ``"ok"``, ``"compact"`` or ``"block"``.
         task: the task class of the next request.
@@ -55,6 +95,9 @@ class Preflight:
         warnings: human-readable warnings about limits being approached.
         compaction: what compaction did (None when blocked).
         error: the :class:`~tokensieve.BudgetExceededError` when blocked.
+        api: the API the request goes to (given, or the one of the history's format):
+            decides the key :meth:`model_settings` uses.
+        model: the model the request goes to, if known.
     """
 
     messages: list[Any]
@@ -67,16 +110,33 @@ class Preflight:
     warnings: tuple[str, ...]
     compaction: CompactionResult | None
     error: BudgetExceededError | None = None
+    api: Api = "chat"
+    model: str | None = None
 
-    def model_settings(self) -> dict[str, int]:
-        """What to pass to the model call for this request: ``{"max_tokens": ...}``.
+    def model_settings(self, api: Api | None = None, *, model: str | None = None) -> dict[str, int]:
+        """What to pass to the model call for this request: the output limit, under the
+        name ``api`` gives it (see :func:`~tokensieve._preflight.max_tokens_key`):
+        ``max_tokens`` (chat completions, Anthropic, pydantic-ai), ``max_output_tokens``
+        (Responses API), ``max_completion_tokens`` (chat completions with an OpenAI
+        reasoning model).
+
+        Args:
+            api: ``"chat"``, ``"responses"``, ``"anthropic"`` or ``"pydantic-ai"``; by
+                default :attr:`api` (from ``preflight(api=...)`` or the history's format).
+            model: the model, for reasoning models; by default :attr:`model`.
 
         Example:
             >>> from tokensieve import preflight
-            >>> preflight([{"role": "user", "content": "Why does the parser drop empty lines?"}]).model_settings()
+            >>> check = preflight([{"role": "user", "content": "Why does the parser drop empty lines?"}])
+            >>> check.model_settings()
             {'max_tokens': 1800}
+            >>> check.model_settings("responses")
+            {'max_output_tokens': 1800}
+            >>> check.model_settings(model="openai:o4-mini")
+            {'max_completion_tokens': 1800}
         """
-        return {"max_tokens": self.max_output_tokens}
+        key = max_tokens_key(api or self.api, model or self.model)
+        return {key: self.max_output_tokens}
 
     def raise_if_blocked(self) -> None:
         """Raise the :class:`~tokensieve.BudgetExceededError` if the request is blocked."""
@@ -91,6 +151,8 @@ def preflight(
     format: Format | None = None,
     tracker: UsageTracker | None = None,
     model: str | None = None,
+    tools: Sequence[Any] | None = None,
+    api: Api | None = None,
     **overrides: Unpack[BudgetOverrides],
 ) -> Preflight:
     """Prepare the next model request: compact, classify, check the limits.
@@ -102,7 +164,12 @@ def preflight(
         format: the history format, if not to be detected.
         tracker: a :class:`~tokensieve.UsageTracker` whose per-minute and per-day state
             adds its capacity warnings.
-        model: the model the request goes to (for presets and telemetry).
+        model: the model the request goes to (for presets, telemetry and
+            :meth:`Preflight.model_settings`).
+        tools: the tool definitions sent with the request; counted against the budget as
+            :func:`~tokensieve.count_request_tokens` counts them.
+        api: the API the request goes to (``"chat"``, ``"responses"``, ``"anthropic"``,
+            ``"pydantic-ai"``); by default the one of the history's format.
         **overrides: single :class:`BudgetConfig` fields to change.
 
     Example:
@@ -116,6 +183,13 @@ def preflight(
     else:
         resolved = resolve_config(config, overrides)
     model = model or resolved.model
+    if api is None:
+        api = _API_OF_FORMAT.get(format or _detect_format(messages), "chat")
+    elif api not in APIS:
+        raise ConfigurationError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+    # The request carries more than the history: the reply priming and the tool schemas.
+    overhead = REPLY_PRIMING_TOKENS + (count_tools_tokens(tools, api=api, encoding=resolved.encoding) if tools else 0)
+    resolved = resolved.replace(reserved_tokens=resolved.reserved_tokens + overhead)
     classification = classify_task(messages, resolved, format=format)
     max_output = classification.max_output_tokens
     notes: list[str] = []
@@ -137,6 +211,8 @@ def preflight(
             warnings=(str(error),),
             compaction=None,
             error=error,
+            api=api,
+            model=model,
         )
 
     used = result.tokens_after
@@ -159,4 +235,6 @@ def preflight(
         max_output_tokens=max_output,
         warnings=tuple(notes),
         compaction=result,
+        api=api,
+        model=model,
     )

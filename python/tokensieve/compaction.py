@@ -8,11 +8,13 @@ only resolves the configuration and wraps the report. The algorithm is specified
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tokensieve import _core
+from tokensieve.errors import ConfigurationError, InputTypeError, InvalidMessageError
 from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
 
 if TYPE_CHECKING:  # numpy is imported by the first call that returns an array, not by `import tokensieve`
@@ -26,10 +28,32 @@ if TYPE_CHECKING:  # numpy is imported by the first call that returns an array, 
     else:
         from typing_extensions import Unpack
 
-__all__ = ["CompactionResult", "Compactor", "compact_history", "count_history_tokens"]
+__all__ = [
+    "REPLY_PRIMING_TOKENS",
+    "Api",
+    "CompactionResult",
+    "Compactor",
+    "compact_history",
+    "count_history_tokens",
+    "count_request_tokens",
+    "count_tools_tokens",
+]
 
 M = TypeVar("M")
 Format = Literal["pydantic-ai", "openai", "responses", "anthropic"]
+#: The API a request goes to: OpenAI chat completions, OpenAI Responses, Anthropic
+#: Messages, or a pydantic-ai model (which maps settings and tools per provider itself).
+Api = Literal["chat", "responses", "anthropic", "pydantic-ai"]
+APIS: tuple[str, ...] = ("chat", "responses", "anthropic", "pydantic-ai")
+_API_OF_FORMAT: dict[str, Api] = {
+    "openai": "chat",
+    "responses": "responses",
+    "anthropic": "anthropic",
+    "pydantic-ai": "pydantic-ai",
+}
+#: Every reply is primed with ``<|start|>assistant<|message|>``: the 3 tokens OpenAI's
+#: published recipe ("How to count tokens with tiktoken") adds to every request.
+REPLY_PRIMING_TOKENS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +128,27 @@ class Compactor:
     def compact(self, messages: Sequence[M], *, format: Format | None = None) -> CompactionResult:
         """Compact ``messages`` (never modified) and report what was done.
 
+        ``messages`` may also be pydantic-ai's own JSON (``ModelMessagesTypeAdapter.dump_python(...,
+        mode="json")`` or a JSON file of it): a list of dicts with ``kind`` and ``parts``,
+        detected or named with ``format="pydantic-ai"``. It is validated through
+        pydantic-ai (which must be installed), compacted, and returned as dicts again: the
+        caller's own dicts where untouched, freshly dumped ones where rebuilt.
+
         Raises:
             BudgetExceededError: the history is over the hard limit even when compacted.
             InvalidMessageError: a message cannot be read (its index is in the error).
             InputTypeError: ``messages`` is not a list.
         """
         config = self.config
+        dumped = _pydantic_ai_dump(messages, format)
+        if dumped is not None:
+            messages = _load_pydantic_ai(dumped)
+            format = "pydantic-ai"
         (out, action, before, after, exchanges, dropped, orphans, calls, per_message, fmt) = _core.compact_history(
             messages, config._core_budget(), encoding=config.encoding, format=format
         )
+        if dumped is not None:
+            out = _dump_pydantic_ai(out, messages, dumped)
         return CompactionResult(
             messages=out,
             action=action,
@@ -181,4 +217,241 @@ def count_history_tokens(
         >>> count_history_tokens([{"role": "user", "content": "Hello, world!"}]).tolist()
         [8]
     """
+    dumped = _pydantic_ai_dump(messages, format)
+    if dumped is not None:
+        messages, format = _load_pydantic_ai(dumped), "pydantic-ai"
     return _core.count_history_tokens(messages, encoding=encoding, format=format)
+
+
+def count_request_tokens(
+    messages: Sequence[Any],
+    *,
+    tools: Sequence[Any] | None = None,
+    format: Format | None = None,
+    encoding: str | None = None,
+    api: Api | None = None,
+) -> int:
+    """Input tokens of a whole request: the messages, the reply priming and the tools.
+
+    The messages are counted as :func:`count_history_tokens` counts them (3 tokens of
+    framing and 1 for the role per message, plus a chat message's ``name`` and 1 token for
+    it), plus the :data:`REPLY_PRIMING_TOKENS` (3) every request carries: the numbers of
+    OpenAI's published recipe ("How to count tokens with tiktoken"), exact for the
+    messages. ``tools`` are counted as :func:`count_tools_tokens` renders them for
+    ``api``; how a provider renders tool schemas inside its prompt is not public, so that
+    part is an estimate (the compact JSON of what is sent).
+
+    Args:
+        messages: the history, in any supported format (pydantic-ai JSON dumps too).
+        tools: tool definitions: dicts as an API receives them (chat completions
+            ``{"type": "function", "function": {...}}``, Responses
+            ``{"type": "function", "name": ...}``, Anthropic ``{"name", "description",
+            "input_schema"}``), plain ``{"name", "description", "parameters"}`` dicts, or
+            pydantic-ai ``ToolDefinition`` objects.
+        format: the history format, if not to be detected.
+        encoding: ``"o200k_base"`` (the default) or ``"cl100k_base"``.
+        api: the API the request goes to (``"chat"``, ``"responses"``, ``"anthropic"``,
+            ``"pydantic-ai"``); by default the one of the history's format.
+
+    Example:
+        >>> from tokensieve import count_request_tokens
+        >>> history = [
+        ...     {"role": "system", "content": "You are a helpful assistant."},
+        ...     {"role": "user", "content": "What is the capital of France?"},
+        ...     {"role": "assistant", "content": "Paris."},
+        ... ]
+        >>> count_request_tokens(history)
+        30
+        >>> weather = {"name": "get_weather", "description": "Weather of a city.",
+        ...            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+        >>> count_request_tokens(history, tools=[weather]) > 30
+        True
+    """
+    dumped = _pydantic_ai_dump(messages, format)
+    if dumped is not None:
+        messages, format = _load_pydantic_ai(dumped), "pydantic-ai"
+    per_message = _core.count_history_tokens(messages, encoding=encoding, format=format)
+    total = int(per_message.sum()) + REPLY_PRIMING_TOKENS
+    detected = format or _detect_format(messages)
+    if detected == "openai":
+        total += _name_tokens(messages, encoding)
+    if tools:
+        total += count_tools_tokens(tools, api=api or _API_OF_FORMAT.get(detected, "chat"), encoding=encoding)
+    return total
+
+
+def count_tools_tokens(tools: Sequence[Any], *, api: Api = "chat", encoding: str | None = None) -> int:
+    """Tokens of tool definitions as ``api`` receives them: the compact JSON of the ``tools``
+    list of the request (an estimate: providers do not publish how they render schemas
+    into the prompt).
+
+    A tool already in ``api``'s own shape is counted as given; a tool in another API's
+    shape, a plain ``{"name", "description", "parameters"}`` dict or a pydantic-ai
+    ``ToolDefinition`` is rendered in ``api``'s shape first (``"pydantic-ai"`` renders as
+    chat completions, the shape of most providers pydantic-ai talks to). A dict that is
+    no function tool (a provider's built-in tool) is counted as given.
+
+    Example:
+        >>> from tokensieve.compaction import count_tools_tokens
+        >>> tool = {"name": "add", "description": "Add two ints.",
+        ...         "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}
+        >>> count_tools_tokens([tool], api="anthropic") < count_tools_tokens([tool], api="chat")
+        True
+    """
+    if api not in APIS:
+        raise ConfigurationError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+    if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
+        raise InputTypeError(f"tools: expected a list of tool definitions, got {type(tools).__name__}")
+    if not tools:
+        return 0
+    shape = "chat" if api == "pydantic-ai" else api
+    rendered = [_render_tool(tool, shape, i) for i, tool in enumerate(tools)]
+    text = json.dumps(rendered, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _core.count_tokens(text, encoding)  # the content cache makes repeats a lookup
+
+
+def _render_tool(tool: Any, shape: str, index: int) -> Any:
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        if tool.get("type") == "function" and isinstance(function, Mapping):
+            own, fields = "chat", function
+        elif "input_schema" in tool:
+            own, fields = "anthropic", tool
+        elif tool.get("type") == "function" and "name" in tool:
+            own, fields = "responses", tool
+        elif "name" in tool and "parameters" in tool and "type" not in tool:
+            own, fields = None, tool
+        else:
+            return tool  # a built-in tool (web search, ...): sent as is
+        if own == shape:
+            return tool
+        name = fields.get("name")
+        description = fields.get("description")
+        parameters = fields.get("input_schema" if own == "anthropic" else "parameters")
+        strict = fields.get("strict")
+    else:
+        name = getattr(tool, "name", None)
+        parameters = getattr(tool, "parameters_json_schema", None)
+        if not isinstance(name, str) or parameters is None:
+            raise InputTypeError(
+                f"tools[{index}]: expected a tool definition (a dict, or an object with name and "
+                f"parameters_json_schema), got {type(tool).__name__}"
+            )
+        description = getattr(tool, "description", None)
+        strict = getattr(tool, "strict", None)
+    if not isinstance(name, str):
+        raise InputTypeError(f"tools[{index}]: a tool definition without a name")
+    if shape == "anthropic":
+        out: dict[str, Any] = {"name": name}
+        if description is not None:
+            out["description"] = description
+        out["input_schema"] = parameters if parameters is not None else {"type": "object"}
+        return out
+    spec: dict[str, Any] = {"name": name, "description": description or "", "parameters": parameters}
+    if shape == "responses":
+        return {"type": "function", **spec, "strict": bool(strict)}
+    if strict:
+        spec["strict"] = True
+    return {"type": "function", "function": spec}
+
+
+def _detect_format(messages: Sequence[Any]) -> str:
+    """The format of ``messages`` by the rule of ``docs/compaction.md`` (the core's detection),
+    for choosing an API: the first message that tells."""
+    if messages and _is_dumped_message(messages[0]):
+        return "pydantic-ai"
+    for message in messages:
+        if not isinstance(message, dict):
+            return "pydantic-ai" if hasattr(message, "parts") and hasattr(message, "kind") else "openai"
+        if "type" in message or "call_id" in message:
+            return "responses"
+        if "tool_calls" in message or "function_call" in message or message.get("role") in ("tool", "function"):
+            return "openai"
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                kind = block.get("type") if isinstance(block, dict) else None
+                if kind in ("tool_use", "tool_result", "thinking", "redacted_thinking", "image", "document"):
+                    return "anthropic"
+                if kind in ("image_url", "input_audio", "refusal"):
+                    return "openai"
+                if kind in ("input_text", "output_text", "input_image", "input_file"):
+                    return "responses"
+    return "openai"
+
+
+def _name_tokens(messages: Sequence[Any], encoding: str | None) -> int:
+    """The recipe's ``name`` tokens of chat messages (the name, plus 1)."""
+    names = [
+        m["name"]
+        for m in messages
+        if type(m) is dict and isinstance(m.get("name"), str) and m.get("role") not in ("tool", "function")
+    ]
+    if not names:
+        return 0
+    return int(_core.count_tokens_batch(names, encoding).sum()) + len(names)
+
+
+# ---- pydantic-ai's own JSON ----------------------------------------------------------------
+
+_PYDANTIC_AI_EXTRA = 'pip install "tokensieve[pydantic-ai]"'
+
+
+def _is_dumped_message(message: Any) -> bool:
+    return type(message) is dict and message.get("kind") in ("request", "response") and "parts" in message
+
+
+def _pydantic_ai_dump(messages: Any, format: str | None) -> list[dict[str, Any]] | None:
+    """``messages`` as a list if it is pydantic-ai's JSON (dumped dicts), else None."""
+    if format not in (None, "pydantic-ai") or not isinstance(messages, (list, tuple)) or not messages:
+        return None
+    first = messages[0]
+    if format is None and not _is_dumped_message(first):
+        return None
+    if format == "pydantic-ai" and not isinstance(first, dict):
+        return None  # message objects: the core reads them
+    return list(messages)
+
+
+def _load_pydantic_ai(dumped: list[dict[str, Any]]) -> list[Any]:
+    try:
+        from pydantic import ValidationError
+        from pydantic_ai.messages import ModelMessagesTypeAdapter
+    except ImportError:
+        raise ConfigurationError(
+            f"this history is pydantic-ai's JSON (dicts with 'kind' and 'parts'): reading it needs "
+            f"pydantic-ai: {_PYDANTIC_AI_EXTRA}"
+        ) from None
+    for index, message in enumerate(dumped):
+        if not _is_dumped_message(message):
+            raise InvalidMessageError(
+                index,
+                f"expected a pydantic-ai message (a dict with 'kind' 'request' or 'response' and 'parts'), "
+                f"got {_shape(message)}",
+            )
+    try:
+        return ModelMessagesTypeAdapter.validate_python(dumped)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = first.get("loc", ())
+        index = loc[0] if loc and isinstance(loc[0], int) else 0
+        where = ".".join(str(p) for p in loc[1:])
+        raise InvalidMessageError(
+            index, f"not a valid pydantic-ai message: {where + ': ' if where else ''}{first.get('msg')}"
+        ) from None
+
+
+def _dump_pydantic_ai(out: list[Any], loaded: Sequence[Any], dumped: list[dict[str, Any]]) -> list[Any]:
+    """The compacted objects as the caller's dicts (untouched ones) or new dumps (rebuilt ones)."""
+    from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+    original = {id(obj): d for obj, d in zip(loaded, dumped)}
+    rebuilt = [m for m in out if id(m) not in original]
+    fresh = iter(ModelMessagesTypeAdapter.dump_python(rebuilt, mode="json") if rebuilt else ())
+    return [original[id(m)] if id(m) in original else next(fresh) for m in out]
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a dict with keys " + ", ".join(map(repr, list(value)[:6])) if value else "an empty dict"
+    return type(value).__name__

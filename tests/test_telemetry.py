@@ -372,3 +372,71 @@ def test_the_documented_examples_pass(capfire):
     assert runner.tries > 10 and runner.failures == 0, "".join(failures)
     telemetry.configure()
     assert {r["name"] for r in records(capfire)} >= {"capacity_warning", "rate_limit", "compaction", "budget_blocked"}
+
+
+# --------------------------------------------------------------------------- issue 9, item 9
+
+
+def test_the_compaction_span_starts_with_its_message_and_the_request_attributes(capfire):
+    with telemetry.compaction_span(task="PLANNING", max_output_tokens=1_200, model=CEREBRAS) as span:
+        [pending] = [s for s in capfire.exporter.exported_spans if s.attributes["logfire.span_type"] == "pending_span"]
+        span.record(compactor().compact(long_history()))
+    # What an exporter that shows spans as they start (the console) receives:
+    assert pending.name == "compaction"
+    assert pending.attributes["task"] == "PLANNING"
+    assert pending.attributes["max_output_tokens"] == 1_200
+    assert pending.attributes["model"] == CEREBRAS
+    assert pending.attributes["logfire.msg"] == "compaction (PLANNING, max_tokens 1200)"
+    [done] = records(capfire)
+    assert done["message"].startswith("compaction compacted: ")
+    assert done["attributes"]["task"] == "PLANNING" and done["attributes"]["action"] == "compacted"
+
+
+def test_braces_in_attributes_do_not_break_the_span_message(capfire):
+    with telemetry.compaction_span(task="{not a field}", model="x:{y}") as span:
+        span.record(tokens_before=10, tokens_after=5, action="compacted")
+    [done] = records(capfire)
+    assert "{not a field}" in done["message"]
+
+
+UNCONFIGURED = """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import logfire  # installed, never configured
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+    import tokensieve
+    from tokensieve import telemetry
+    from tokensieve.integrations.pydantic_ai import TokenBudget
+
+    history = [{"role": "user", "content": "step: " + "look at this code " * 3000}]
+    tokensieve.preflight(history, max_input_tokens=100_000, compaction_threshold=0.01, target_input_tokens=100)
+    telemetry.rate_limit(consecutive_429s=1, backoff_seconds=60.0)
+    telemetry.budget_blocked(tokens_before=1, tokens_after=1, limit=0)
+    Agent(TestModel(), capabilities=[TokenBudget("cerebras")]).run_sync("Why does the parser drop empty lines?")
+print([f"{w.category.__name__}: {w.message}" for w in caught if "logfire" in w.category.__name__.lower()
+       or "logfire" in str(w.message).lower()])
+"""
+
+
+def test_installed_but_unconfigured_logfire_hears_nothing_and_warns_nothing(tmp_path):
+    """Run where no pyproject.toml sets ``ignore_no_config`` (the test suite's own does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGFIRE_", "TOKENSIEVE_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", UNCONFIGURED], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
+    assert "LogfireNotConfiguredWarning" not in result.stderr
+
+
+def test_configuring_logfire_after_the_first_event_takes_effect_at_once(capfire, monkeypatch):
+    import logfire_api  # capfire configured the global instance: pretend it was not, then was
+
+    monkeypatch.setattr(logfire_api.DEFAULT_LOGFIRE_INSTANCE.config, "_initialized", False)
+    telemetry.rate_limit(consecutive_429s=1, backoff_seconds=60.0)
+    assert records(capfire) == []
+    monkeypatch.setattr(logfire_api.DEFAULT_LOGFIRE_INSTANCE.config, "_initialized", True)
+    telemetry.rate_limit(consecutive_429s=2, backoff_seconds=120.0)
+    assert [r["name"] for r in records(capfire)] == ["rate_limit"]

@@ -139,7 +139,22 @@ def _logfire() -> Any:
                         return None
                     instance = logfire_api.DEFAULT_LOGFIRE_INSTANCE.with_settings(custom_scope_suffix=SCOPE_SUFFIX)
                 _instance = instance
+    if instance is not _user_instance and not _configured(instance):
+        return None
     return instance
+
+
+def _configured(instance: Any) -> bool:
+    """Whether the global Logfire was configured (``logfire.configure()``).
+
+    Unconfigured, logfire records nothing and warns (``LogfireNotConfiguredWarning``) on
+    the first span; tokensieve stays silent instead, as pydantic-ai's own instrumentation
+    does (it emits through OpenTelemetry's global providers, no-ops until configured). The
+    ``logfire-api`` shim alone has no configuration: it is a no-op, used as is. Checked on
+    every event (an attribute read), so configuring logfire later takes effect at once.
+    """
+    config = getattr(instance, "config", None)
+    return bool(getattr(config, "_initialized", True))
 
 
 def _counter(instance: Any, name: str) -> Any:
@@ -412,6 +427,9 @@ class CompactionSpan:
             self.attributes["tokens_saved"] = before - after
 
 
+_MISSING = object()
+
+
 def _compaction_message(attributes: Mapping[str, Any]) -> str:
     parts = [f"compaction {attributes.get('action', '')}".rstrip()]
     if "tokens_before" in attributes and "tokens_after" in attributes:
@@ -436,9 +454,11 @@ def compaction_span(
 ) -> Iterator[CompactionSpan]:
     """A ``compaction`` span around a compaction; ``record()`` its result on the handle.
 
-    On exit the span gets its attributes (tokens_before, tokens_after, tokens_saved,
-    messages_before, messages_after, messages_dropped, orphans_removed, calls_repaired,
-    action, task, max_output_tokens, model) and a readable message, and the counters
+    The span starts with what is known before the work (task, max_output_tokens, model
+    and any keyword attributes) as attributes and in its message, so exporters that show
+    spans as they start have them; on exit it gets the outcome (tokens_before,
+    tokens_after, tokens_saved, messages_before, messages_after, messages_dropped,
+    orphans_removed, calls_repaired, action) and the full message, and the counters
     ``tokensieve.compactions`` (when ``action == "compacted"``) and
     ``tokensieve.tokens_saved`` are incremented.
 
@@ -458,13 +478,18 @@ def compaction_span(
     if instance is None:
         yield handle
         return
-    with instance.span("compaction", _span_name="compaction") as span:
+    # What is known at the start goes into the span call itself, so an exporter that shows
+    # spans as they start (the console) has the message and the attributes too.
+    start = dict(handle.attributes)
+    template = _compaction_message(start).replace("{", "{{").replace("}", "}}")
+    with instance.span(template, _span_name="compaction", **start) as span:
         try:
             yield handle
         finally:
             values = _attributes(handle.attributes)
             for key, value in values.items():
-                span.set_attribute(key, value)
+                if start.get(key, _MISSING) != value:
+                    span.set_attribute(key, value)
             span.message = _compaction_message(values)
     if handle.attributes.get("action") == "compacted":
         _counter(instance, "tokensieve.compactions").add(1, _metric_attributes(model))

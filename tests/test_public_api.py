@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,35 @@ def test_mypy_rejects_budget_overrides_of_the_wrong_type(tmp_path):
     for number, field in expected.items():
         assert number in errors, f"mypy accepted line {number}: {SNIPPET.splitlines()[number - 1]}\n{result.stdout}"
         assert field in errors[number], errors[number]
+
+
+# The examples of the API added for issue 9 (the older ones run in test_package.py).
+
+
+def _documented() -> dict[str, Any]:
+    from tokensieve import _preflight, compaction
+    from tokensieve.integrations import pydantic_ai
+
+    return {
+        "count_request_tokens": tokensieve.count_request_tokens,
+        "count_tools_tokens": compaction.count_tools_tokens,
+        "BudgetOverrides": tokensieve.BudgetOverrides,
+        "Preflight": tokensieve.Preflight,
+        "max_tokens_key": _preflight.max_tokens_key,
+        "model_name": pydantic_ai.model_name,
+        "TokenBudget": pydantic_ai.TokenBudget,
+    }
+
+
+@pytest.mark.parametrize("name", ["count_request_tokens", "count_tools_tokens", "BudgetOverrides", "Preflight",
+                                  "max_tokens_key", "model_name", "TokenBudget"])
+def test_the_examples_of_the_new_api_pass(name):
+    import doctest
+
+    tests = [t for t in doctest.DocTestFinder().find(_documented()[name], name, globs={}) if t.examples]
+    assert tests, f"{name} has no examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    failures: list[str] = []
+    for test in tests:
+        runner.run(test, out=failures.append)
+    assert runner.failures == 0, "".join(failures)

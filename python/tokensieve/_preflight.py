@@ -183,12 +183,15 @@ def preflight(
     else:
         resolved = resolve_config(config, overrides)
     model = model or resolved.model
-    if api is None:
-        api = _API_OF_FORMAT.get(format or _detect_format(messages), "chat")
-    elif api not in APIS:
+    if api is not None and api not in APIS:
         raise ConfigurationError(f"api must be one of {', '.join(APIS)}, got {api!r}")
+    if api is None and format is not None:
+        api = _API_OF_FORMAT.get(format, "chat")
+    if api is None and tools:
+        api = _API_OF_FORMAT[_detect_format(messages)]  # the tools' shape depends on it
     # The request carries more than the history: the reply priming and the tool schemas.
-    overhead = REPLY_PRIMING_TOKENS + (count_tools_tokens(tools, api=api, encoding=resolved.encoding) if tools else 0)
+    tools_tokens = count_tools_tokens(tools, api=api or "chat", encoding=resolved.encoding) if tools else 0
+    overhead = REPLY_PRIMING_TOKENS + tools_tokens
     resolved = resolved.replace(reserved_tokens=resolved.reserved_tokens + overhead)
     classification = classify_task(messages, resolved, format=format)
     max_output = classification.max_output_tokens
@@ -211,7 +214,7 @@ def preflight(
             warnings=(str(error),),
             compaction=None,
             error=error,
-            api=api,
+            api=api or _API_OF_FORMAT[_detect_format(messages)],
             model=model,
         )
 
@@ -235,6 +238,6 @@ def preflight(
         max_output_tokens=max_output,
         warnings=tuple(notes),
         compaction=result,
-        api=api,
+        api=api or _API_OF_FORMAT.get(result.format, "chat"),
         model=model,
     )

@@ -17,8 +17,8 @@ $(BIN)/python:
 ## first one compiles the Rust core with fat LTO and takes minutes.
 demo: $(BIN)/python
 	@echo "==> building tokensieve from source (Rust, release, fat LTO): a few minutes the first time"
-	set -o pipefail; $(BIN)/python -m pip install -v . 2>&1 \
-	  | grep -E --line-buffered '^ *(Compiling|Finished|Building|Built|Successfully|Installing collected|error|ERROR|warning: )|📦|🔗|🍹' \
+	@set -o pipefail; $(BIN)/python -m pip install -v . 2>&1 \
+	  | grep -E --line-buffered '^ *(Collecting|Compiling|Finished|Building|Built|Successfully|Installing collected|error|ERROR|warning: )|📦|🔗|🍹' \
 	  || { echo "==> the build failed: $(BIN)/python -m pip install -v . shows the whole log"; exit 1; }
 	@echo "==> tokensieve compact examples/session.json"
 	$(BIN)/tokensieve compact examples/session.json
@@ -30,6 +30,7 @@ test-rust:
 	cargo test --locked
 
 test-python: $(BIN)/python
+	@echo "==> building tokensieve with the test extra (Rust release build: minutes the first time)"
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest
 

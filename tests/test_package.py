@@ -319,3 +319,17 @@ def test_the_release_waits_for_an_all_green_gate_over_every_other_job():
     for job in ("rustfmt", "clippy", "msrv", "version", "sdist"):
         assert job in jobs
     assert "rust_version" in json.dumps(jobs["msrv"]) and "cargo test --locked" in json.dumps(jobs["msrv"])
+
+
+def test_make_demo_announces_the_build_and_shows_its_progress():
+    """`make demo` compiles for minutes: it says so first and passes on the build's lines
+    (pip -v) instead of running pip --quiet."""
+    with open(os.path.join(REPO, "Makefile"), encoding="utf-8") as f:
+        makefile = f.read()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()[1:]]
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert any("echo" in line and "build" in line for line in lines[:install])
+    assert " -v " in lines[install] and "--quiet" not in lines[install]
+    assert "Compiling" in recipe  # cargo's progress lines are what the filter keeps
+    assert "pipefail" in recipe  # a failed build still fails make

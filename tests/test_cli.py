@@ -115,6 +115,16 @@ def test_a_json_syntax_error_names_the_file_line_and_column(tmp_path, capsys):
     assert captured.err.strip() == f"tokensieve: {path}: line 3 column 16: Expecting value"
 
 
+def test_utf16_and_byte_order_marks_are_read(tmp_path, capsys):
+    messages = [{"role": "user", "content": "Grüße, 世界"}]
+    expected = int(tokensieve.count_history_tokens(messages).sum())
+    for encoding in ("utf-8-sig", "utf-16"):
+        path = tmp_path / f"{encoding}.json"
+        path.write_text(json.dumps(messages, ensure_ascii=False), encoding=encoding)
+        assert cli.main(["count", str(path), "--quiet"]) == 0
+        assert capsys.readouterr().out == f"{expected}\n"
+
+
 def test_a_missing_file_and_a_non_list_are_one_line_errors_naming_the_file(tmp_path, capsys):
     missing = tmp_path / "nope.json"
     assert cli.main(["count", str(missing)]) == 2

@@ -67,11 +67,14 @@ def load_history(path: str) -> list[Any]:
     """
     name = _display_name(path)
     try:
+        # Bytes, not text: json detects UTF-8, -16 or -32 and skips a byte-order mark,
+        # whatever the locale (PowerShell's `>` writes UTF-16 with a BOM).
         if path == STDIN:
-            messages = json.load(sys.stdin)
+            stream = getattr(sys.stdin, "buffer", sys.stdin)
+            messages = json.loads(stream.read())
         else:
-            with open(path, encoding="utf-8") as f:
-                messages = json.load(f)
+            with open(path, "rb") as f:
+                messages = json.loads(f.read())
     except json.JSONDecodeError as e:
         raise CliError(f"{name}: line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
@@ -469,7 +472,9 @@ def _render_compact_plain(report: dict[str, Any], out: Output) -> None:
     if repairs:
         out.line(repairs)
     sent = report["sent"]
-    if _listed(len(sent), out):
+    if not sent:
+        out.line("sent: no messages")
+    elif _listed(len(sent), out):
         out.line("sent:")
         for row in sent:
             out.line(f"  {_label(row['index']):<6} {row['role']:<10} {row['summary']}")

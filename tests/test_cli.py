@@ -219,6 +219,13 @@ def test_verbose_lists_every_dropped_message(long_history, capsys):
     assert len(listed) >= dropped > 9_000
 
 
+def test_the_cli_module_examples_pass():
+    import doctest
+
+    outcome = doctest.testmod(cli, optionflags=doctest.ELLIPSIS)
+    assert outcome.attempted >= 4 and outcome.failed == 0
+
+
 def test_ranges_are_consecutive_runs_and_long_lists_are_cut():
     assert cli.index_ranges([]) == []
     assert cli.index_ranges([0, 1, 2, 5, 7, 8]) == [(0, 2), (5, 5), (7, 8)]

@@ -34,6 +34,8 @@ from typing import Any, get_args
 import tokensieve
 from tokensieve.compaction import Format
 
+__all__ = ["build_parser", "main"]
+
 #: Exit statuses of the command. A closed pipe (``| head``) ends it with 141, the
 #: status of a process stopped by SIGPIPE, as ``yes | head`` reports.
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR, EXIT_BROKEN_PIPE = 0, 1, 2, 141
@@ -63,7 +65,11 @@ def load_history(path: str) -> list[Any]:
     """The JSON list of messages in ``path`` (``-``: standard input).
 
     Errors name the file, and for invalid JSON the line and column:
-    ``session.json: line 3 column 5: Expecting value``.
+
+    >>> load_history("no-such-session.json")
+    Traceback (most recent call last):
+    ...
+    tokensieve.__main__.CliError: no-such-session.json: No such file or directory
     """
     name = _display_name(path)
     try:
@@ -157,7 +163,11 @@ def index_ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def format_ranges(ranges: Sequence[tuple[int, int]], limit: int = RANGE_LIMIT) -> str:
-    """``#1-#17, #20, ... and 3 more ranges``: at most ``limit`` ranges, in words."""
+    """``#1-#17, #20, ... and 3 more ranges``: at most ``limit`` ranges, in words.
+
+    >>> format_ranges([(1, 17), (20, 20), (22, 30)], limit=2)
+    '#1-#17, #20, ... and 1 more ranges'
+    """
     shown = [f"#{a}" if a == b else f"#{a}-#{b}" for a, b in ranges[:limit]]
     if len(ranges) > limit:
         shown.append(f"... and {len(ranges) - limit:,} more ranges")
@@ -623,7 +633,12 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``tokensieve`` command (every option has help)."""
+    """The argument parser of the ``tokensieve`` command (every option has help).
+
+    >>> args = build_parser().parse_args(["compact", "-", "--json", "--max-exchanges", "2"])
+    >>> (args.history, args.json, args.max_exchanges, args.preset)
+    ('-', True, 2, 'cerebras')
+    """
     parser = argparse.ArgumentParser(
         prog="tokensieve",
         description="Exact token counting and history compaction for LLM agents.",

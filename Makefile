@@ -1,5 +1,7 @@
 # Everything a fresh machine needs (the Rust toolchain, Python >= 3.10 and pip) is
 # set up by these targets themselves: a virtual environment in .venv and the build.
+# bash: `make demo` filters the build log through a pipe and keeps pip's exit status.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,8 +13,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 ## Build and install tokensieve, then run it on the bundled example session.
+## The build is shown as it goes (pip -v passes on cargo's "Compiling ..." lines): the
+## first one compiles the Rust core with fat LTO and takes minutes.
 demo: $(BIN)/python
-	$(BIN)/python -m pip install --quiet .
+	@echo "==> building tokensieve from source (Rust, release, fat LTO): a few minutes the first time"
+	@set -o pipefail; $(BIN)/python -m pip install -v . 2>&1 \
+	  | grep -E --line-buffered '^ *(Collecting|Compiling|Finished|Building|Built|Successfully|Installing collected|error|ERROR|warning: )|📦|🔗|🍹' \
+	  || { echo "==> the build failed: $(BIN)/python -m pip install -v . shows the whole log"; exit 1; }
+	@echo "==> tokensieve compact examples/session.json"
 	$(BIN)/tokensieve compact examples/session.json
 
 ## Every test: the Rust core (no Python needed) and the Python package.
@@ -22,6 +30,7 @@ test-rust:
 	cargo test --locked
 
 test-python: $(BIN)/python
+	@echo "==> building tokensieve with the test extra (Rust release build: minutes the first time)"
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest
 

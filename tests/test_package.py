@@ -16,7 +16,7 @@ import pytest
 import tokensieve
 from tokensieve import _core
 
-HEAVY_MODULES = ("numpy", "tiktoken", "pydantic_ai", "openai", "anthropic", "logfire")
+HEAVY_MODULES = ("numpy", "tiktoken", "pydantic_ai", "openai", "anthropic", "logfire", "rich")
 
 
 def run_python(code: str, *args: str, cwd=None, env=None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -138,3 +138,210 @@ def test_the_package_type_checks(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ packaging (issue 9, items 13 and 14)
+
+REPO = os.path.join(os.path.dirname(__file__), os.pardir)
+WORKFLOWS = os.path.join(REPO, ".github", "workflows")
+
+#: Test helpers live in tests/, never in the package: no module of the package may look
+#: like one. tokensieve.baseline is shipped on purpose: it is public API, the documented
+#: reference to benchmark against (README "Commands"; ``tokensieve bench`` runs it).
+def _looks_test_only(module: str) -> bool:
+    *folders, name = module.split("/")
+    return (
+        name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+        or bool({"tests", "testing", "support"} & set(folders))
+    )
+
+
+def _source_modules() -> set[str] | None:
+    """The package's modules in the checkout (python/tokensieve), or None without one."""
+    root = os.path.join(REPO, "python")
+    if not os.path.isdir(os.path.join(root, "tokensieve")):
+        return None
+    found = set()
+    for folder, _, names in os.walk(os.path.join(root, "tokensieve")):
+        for name in names:
+            if name.endswith(".py"):
+                found.add(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    return found
+
+
+def _installed_files() -> list[str]:
+    files = importlib.metadata.files("tokensieve") or []
+    return [str(f).replace("\\", "/") for f in files]
+
+
+def test_the_installed_distribution_declares_and_ships_the_mit_license():
+    metadata = importlib.metadata.metadata("tokensieve")
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    licenses = [f for f in _installed_files() if f.endswith(".dist-info/licenses/LICENSE")]
+    assert len(licenses) == 1, _installed_files()
+    text = importlib.metadata.distribution("tokensieve").read_text("licenses/LICENSE")
+    assert text is not None and text.startswith("MIT License") and "tokensieve contributors" in text
+
+
+def test_the_package_ships_the_public_modules_and_nothing_test_only():
+    files = _installed_files()
+    modules = {f for f in files if f.startswith("tokensieve/") and f.endswith(".py")}
+    if not modules:  # an editable install (maturin develop) records a .pth, not the files
+        pytest.skip("tokensieve is installed in editable mode: no file list to check")
+    assert {"tokensieve/__init__.py", "tokensieve/__main__.py", "tokensieve/baseline.py"} <= modules
+    assert not [m for m in modules if _looks_test_only(m)], sorted(modules)
+    source = _source_modules()
+    if source is not None:  # the wheel holds exactly the package's sources, nothing else
+        assert modules == source
+    assert not [f for f in files if f.startswith("tests/") or "conftest" in f]
+    for data in ("tokensieve/presets.json", "tokensieve/py.typed", "tokensieve/_core.pyi"):
+        assert data in files
+
+
+def _elf_section_names(path: str) -> set[str]:
+    """Section names of a 64-bit little-endian ELF file (enough for the extension)."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "not a 64-bit little-endian ELF file"
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    names_offset = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 0x18)[0]
+    names = set()
+    for i in range(shnum):
+        name_index = struct.unpack_from("<I", data, shoff + i * shentsize)[0]
+        end = data.index(b"\0", names_offset + name_index)
+        names.add(data[names_offset + name_index : end].decode())
+    return names
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or sys.byteorder != "little", reason="reads ELF")
+def test_the_extension_is_stripped_of_symbols_and_debug_info():
+    with open(_core.__file__, "rb") as f:
+        if f.read(5)[4] != 2:
+            pytest.skip("a 32-bit build")
+    names = _elf_section_names(_core.__file__)
+    assert ".dynsym" in names  # the exported PyInit__core stays
+    assert ".symtab" not in names and not any(n.startswith(".debug") for n in names), sorted(names)
+
+
+def test_the_sdist_ships_the_license_and_the_sources_and_not_the_build(tmp_path):
+    import shutil
+    import tarfile
+
+    if shutil.which("cargo") is None:
+        pytest.skip("maturin sdist reads the crate with cargo")
+    result = subprocess.run(
+        [sys.executable, "-m", "maturin", "sdist", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sdist,) = tmp_path.glob("tokensieve-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        root = tar.getnames()[0].split("/", 1)[0]
+        pkg_info = tar.extractfile(f"{root}/PKG-INFO").read().decode()  # type: ignore[union-attr]
+    for required in (
+        "LICENSE", "README.md", "pyproject.toml", "Cargo.toml", "Cargo.lock", "rust/Cargo.toml",
+        "rust/src/lib.rs", "python/tokensieve/__init__.py", "python/tokensieve/presets.json",
+    ):
+        assert required in names, required
+    assert not [n for n in names if n.startswith(("target/", ".venv/", ".git/")) or "__pycache__" in n]
+    assert "License-Expression: MIT" in pkg_info and "License-File: LICENSE" in pkg_info
+
+
+def _check_jsonschema(*paths: str) -> subprocess.CompletedProcess:
+    # A dead proxy: the builtin schema ships inside check-jsonschema; nothing is fetched.
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *paths],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+
+
+def _workflows() -> list[str]:
+    return sorted(
+        os.path.join(WORKFLOWS, name) for name in os.listdir(WORKFLOWS) if name.endswith((".yml", ".yaml"))
+    )
+
+
+def test_the_github_workflows_are_valid_against_the_workflow_schema(tmp_path):
+    workflows = _workflows()
+    assert workflows
+    result = _check_jsonschema(*workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The check can fail: a misspelt key in a step is caught.
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v5\n        wiht: {fetch-depth: 0}\n",
+        encoding="utf-8",
+    )
+    assert _check_jsonschema(str(broken)).returncode == 1
+
+
+def _load_workflow(name: str) -> dict:
+    from ruamel.yaml import YAML  # a dependency of check-jsonschema
+
+    with open(os.path.join(WORKFLOWS, name), encoding="utf-8") as f:
+        return YAML(typ="safe").load(f)
+
+
+def test_the_wheels_workflow_tests_every_wheel_on_the_oldest_and_newest_python():
+    jobs = _load_workflow("wheels.yml")["jobs"]
+    built = {p["name"] for p in jobs["build"]["strategy"]["matrix"]["platform"]}
+    assert built == {
+        "manylinux-x86_64", "manylinux-aarch64", "musllinux-x86_64", "musllinux-aarch64",
+        "macos-arm64", "macos-x86_64", "windows-x64",
+    }
+    assert "macos-13" not in json.dumps(jobs)  # the retired Intel runner
+    tested: dict[str, set[str]] = {}
+    for job in ("test-wheels", "test-musllinux"):
+        matrix = jobs[job]["strategy"]["matrix"]
+        excluded = {(e["platform"]["name"], e["python"]) for e in matrix.get("exclude", [])}
+        for platform in matrix["platform"]:
+            for python in matrix["python"]:
+                if (platform["name"], python) not in excluded:
+                    tested.setdefault(platform["name"], set()).add(python)
+        assert any("pytest" in str(step.get("run", "")) for step in jobs[job]["steps"]), job
+    assert set(tested) == built
+    for platform, pythons in tested.items():
+        assert {"3.10", "3.14"} <= pythons, platform
+    # Every free-threaded wheel that is built is tested on 3.14t.
+    for platform in jobs["build"]["strategy"]["matrix"]["platform"]:
+        if "3.14t" in platform["interpreters"]:
+            assert "3.14t" in tested[platform["name"]], platform["name"]
+
+
+def test_the_release_waits_for_an_all_green_gate_over_every_other_job():
+    workflow = _load_workflow("wheels.yml")
+    jobs = workflow["jobs"]
+    release = jobs["release"]
+    assert release["needs"] == ["check"]
+    assert "startsWith(github.ref, 'refs/tags/v')" in release["if"] and "success()" in release["if"]
+    assert release["permissions"] == {"id-token": "write"}  # trusted publishing
+    steps = json.dumps(release["steps"])
+    assert "pypa/gh-action-pypi-publish" in steps and "twine check --strict" in steps
+    gate = jobs["check"]
+    assert gate["if"] == "always()"
+    assert set(gate["needs"]) == set(jobs) - {"check", "release"}
+    assert any(str(step.get("uses", "")).startswith("re-actors/alls-green@") for step in gate["steps"])
+    for job in ("rustfmt", "clippy", "msrv", "version", "sdist"):
+        assert job in jobs
+    assert "rust_version" in json.dumps(jobs["msrv"]) and "cargo test --locked" in json.dumps(jobs["msrv"])
+
+
+def test_make_demo_announces_the_build_and_shows_its_progress():
+    """`make demo` compiles for minutes: it says so first and passes on the build's lines
+    (pip -v) instead of running pip --quiet."""
+    with open(os.path.join(REPO, "Makefile"), encoding="utf-8") as f:
+        makefile = f.read()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()[1:]]
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert any("echo" in line and "build" in line for line in lines[:install])
+    assert " -v " in lines[install] and "--quiet" not in lines[install]
+    assert "Compiling" in recipe  # cargo's progress lines are what the filter keeps
+    assert "pipefail" in recipe  # a failed build still fails make

@@ -247,6 +247,21 @@ fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::Py
     numpy::PyArray1::from_vec(py, tokens)
 }
 
+/// Have every child this process forks replace the identity memos that the fork caught
+/// locked (see `fork.rs`; the core's own state is reset by [`crate::fork::install`]).
+/// Nothing of Python runs there: the old memos and their references are leaked.
+fn install_memo_reset() {
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn in_child() {
+        memo::after_fork_in_child();
+        part_memo::after_fork_in_child();
+        value_memo::after_fork_in_child();
+    }
+    if !INSTALLED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        crate::fork::on_fork_in_child(in_child);
+    }
+}
+
 /// What `compact_history` hands back to Python: the messages, then the report.
 type CompactReturn<'py> = (
     Bound<'py, PyList>,
@@ -333,6 +348,8 @@ pub mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::fork::install();
+        install_memo_reset();
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 
@@ -570,11 +587,6 @@ pub mod _core {
             per_message_tokens(py, &read),
             read.format.name(),
         ))
-    }
-
-    #[pyfunction]
-    fn _disable_parallelism() {
-        counting::disable_parallelism()
     }
 
     #[pyfunction]

@@ -350,6 +350,19 @@ pub mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::fork::install();
         install_memo_reset();
+        // Resolve the imported exception classes now, before any thread can race: done at
+        // the first error instead, the import would run Python code inside PyOnceLock's
+        // lock, and a fork by another thread meanwhile would leave it held in the child.
+        let py = m.py();
+        for class in [
+            UnknownEncodingError::type_object_raw,
+            InputTypeError::type_object_raw,
+            ConfigurationError::type_object_raw,
+            InvalidMessageError::type_object_raw,
+            BudgetExceededError::type_object_raw,
+        ] {
+            class(py);
+        }
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import os as _os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tokensieve import _core
@@ -150,9 +149,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-# A forked child has none of the parent's worker threads: keep its batches serial
-# instead of waiting forever on a thread pool that is not there.
-if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(after_in_child=_core._disable_parallelism)

@@ -11,14 +11,16 @@
 //!   entries that are hit again and costs O(1) per operation, without LRU's list updates
 //!   on every hit.
 //! * Thread-safe: 16 independently locked shards, so parallel batch counting rarely
-//!   contends.
+//!   contends. Fork-safe: a child forked while a shard was locked gets a fresh cache
+//!   (see `fork.rs`).
 //! * Observable: hits, misses, size.
 
 use crate::encoding::EncodingId;
+use crate::fork::{self, Global};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 
@@ -265,10 +267,27 @@ fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+static CACHE: Global<CountCache> = Global::new(|| CountCache::new(DEFAULT_MAX_ENTRIES));
+
 /// The process-wide cache that counting goes through.
+#[inline]
 pub fn global() -> &'static CountCache {
-    static CACHE: OnceLock<CountCache> = OnceLock::new();
-    CACHE.get_or_init(|| CountCache::new(DEFAULT_MAX_ENTRIES))
+    CACHE.get()
+}
+
+/// In a forked child: if the fork caught a shard locked (a thread inserting or clearing),
+/// the cache may be half-updated and that shard would never unlock; start an empty one
+/// with the same settings and counters instead (the old one is leaked). A cache caught
+/// unlocked is whole, and kept.
+pub(crate) fn after_fork_in_child() {
+    let Some(old) = CACHE.peek() else { return };
+    if old.shards.iter().any(fork::held) {
+        let fresh = CountCache::new(old.max_entries.load(Relaxed));
+        fresh.enabled.store(old.enabled.load(Relaxed), Relaxed);
+        fresh.hits.store(old.hits.load(Relaxed), Relaxed);
+        fresh.misses.store(old.misses.load(Relaxed), Relaxed);
+        CACHE.replace(fresh);
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +375,22 @@ mod tests {
         // A group of one text shares its entry with the text counted alone.
         cache.get_or_count(EncodingId::O200kBase, group[0], |_| 7);
         assert_eq!(cache.probe_group(EncodingId::O200kBase, &group[..1]).ok(), Some(7));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_child_forked_while_a_shard_is_locked_counts_with_a_fresh_cache() {
+        let code = crate::fork::tests::fork_while_held(
+            || Box::new(lock(&global().shards[0])),
+            || {
+                let before = global().info();
+                // Enough texts to land in every shard, the locked one included.
+                (0..200).all(|i| global().get_or_count(EncodingId::O200kBase, &long(i), |_| i) == i)
+                    && global().info().size == 200
+                    && global().info().max_entries == before.max_entries
+            },
+        );
+        assert_eq!(code, Some(0), "the child hung (None) or counted wrong");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! from the same source, instead of a separate Unicode crate, keeps `\s`, `\p{L}` and
 //! friends identical to what tiktoken's regexes see, code point for code point.
 
+use crate::fork::Global;
 use regex_syntax::hir::{Class, HirKind};
-use std::sync::OnceLock;
 
 /// `\s` (Unicode White_Space, as the regex crate defines it).
 pub const WS: u8 = 1 << 0;
@@ -29,9 +29,12 @@ const SOURCES: [(&str, u8); 5] = [
 
 /// One byte of class bits per Unicode scalar value (1.1 MB, built once in ~1 ms).
 /// A flat table beats a range search: the scanner looks up every character.
+///
+/// Published lock-free (threads racing at first use may each build it, once): a child
+/// forked while a `OnceLock` was being initialized would wait for it forever.
 pub fn table() -> &'static [u8] {
-    static TABLE: OnceLock<Box<[u8]>> = OnceLock::new();
-    TABLE.get_or_init(build)
+    static TABLE: Global<Box<[u8]>> = Global::new(build);
+    TABLE.get()
 }
 
 fn build() -> Box<[u8]> {

@@ -7,9 +7,10 @@
 
 use crate::bpe::{Ranks, Vocabulary};
 use crate::error::{Error, Result};
+use crate::fork::Global;
 use crate::pretokenize::{Pattern, Pieces};
 use base64::Engine as _;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// The names [`get_encoding`] accepts.
 pub const ENCODING_NAMES: [&str; 2] = ["o200k_base", "cl100k_base"];
@@ -88,14 +89,35 @@ pub fn get_encoding(name: &str) -> Result<&'static Encoding> {
     Ok(encoding(EncodingId::from_name(name)?))
 }
 
+static O200K: Global<Encoding> = Global::new(|| load(EncodingId::O200kBase, Pattern::O200k, tiktoken_rs::o200k_base));
+static CL100K: Global<Encoding> =
+    Global::new(|| load(EncodingId::Cl100kBase, Pattern::Cl100k, tiktoken_rs::cl100k_base));
+
+/// Held while a vocabulary loads, so that threads asking at once load it once. Not a
+/// `OnceLock`: a child forked mid-load would find that one initializing forever; this
+/// lock is replaced in such a child (see `fork.rs`), and the half-built vocabulary, never
+/// published, is simply not there.
+static LOADING: Global<Mutex<()>> = Global::new(|| Mutex::new(()));
+
 /// The encoding `id`, loaded on first use and shared afterwards.
+#[inline]
 pub fn encoding(id: EncodingId) -> &'static Encoding {
-    static O200K: OnceLock<Encoding> = OnceLock::new();
-    static CL100K: OnceLock<Encoding> = OnceLock::new();
-    match id {
-        EncodingId::O200kBase => O200K.get_or_init(|| load(id, Pattern::O200k, tiktoken_rs::o200k_base)),
-        EncodingId::Cl100kBase => CL100K.get_or_init(|| load(id, Pattern::Cl100k, tiktoken_rs::cl100k_base)),
+    let cell = match id {
+        EncodingId::O200kBase => &O200K,
+        EncodingId::Cl100kBase => &CL100K,
+    };
+    match cell.peek() {
+        Some(encoding) => encoding,
+        None => {
+            let _one_at_a_time = LOADING.lock();
+            cell.get()
+        }
     }
+}
+
+/// In a forked child: a load the fork interrupted never finishes; let a new one start.
+pub(crate) fn after_fork_in_child() {
+    LOADING.reset_if_held();
 }
 
 fn load<E: std::fmt::Debug>(
@@ -124,6 +146,20 @@ mod tests {
         let err = get_encoding("gpt2").err().expect("gpt2 is not offered");
         assert!(err.to_string().contains("gpt2"));
         assert!(err.to_string().contains("o200k_base"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_child_forked_while_a_vocabulary_loads_loads_it_itself() {
+        // The loader's lock held at fork, as by a thread in the middle of a load.
+        let code = crate::fork::tests::fork_while_held(
+            || Box::new(LOADING.lock()),
+            || {
+                drop(LOADING.lock()); // usable, whether or not another test loaded cl100k first
+                encoding(EncodingId::Cl100kBase).count("hello world") == 2
+            },
+        );
+        assert_eq!(code, Some(0), "the child hung (None) or counted wrong");
     }
 
     #[test]

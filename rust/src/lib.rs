@@ -4,8 +4,8 @@
 //! Pure Rust, no Python: [`pretokenize`] splits text exactly as tiktoken's regexes do,
 //! [`bpe`] merges each piece, [`encoding`] holds the embedded vocabularies, [`cache`]
 //! remembers counts by content, and [`counting`] ties them together for one text or a
-//! batch; [`slab`] stores the glue's identity memos. The optional `python` feature adds
-//! the thin PyO3 glue in `python/`.
+//! batch; [`slab`] stores the glue's identity memos; [`fork`] keeps all of it usable in
+//! a forked child. The optional `python` feature adds the thin PyO3 glue in `python/`.
 
 pub mod bpe;
 pub mod cache;
@@ -14,6 +14,7 @@ pub mod compact;
 pub mod counting;
 pub mod encoding;
 pub mod error;
+pub mod fork;
 pub mod history;
 pub mod pretokenize;
 pub mod slab;

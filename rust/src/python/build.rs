@@ -222,10 +222,28 @@ fn stub_messages<'py>(
 
 fn dataclasses_replace(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static REPLACE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    REPLACE.import(py, "dataclasses", "replace")
+    imported(py, &REPLACE, "dataclasses", "replace")
 }
 
 fn tool_return_part(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    CLASS.import(py, "pydantic_ai.messages", "ToolReturnPart")
+    imported(py, &CLASS, "pydantic_ai.messages", "ToolReturnPart")
+}
+
+/// `module.name`, imported on first use. Not `PyOnceLock::import`, which holds the cell's
+/// lock while the import runs Python code (letting other threads run, and fork): a child
+/// forked meanwhile would wait on it forever. Here the import runs unlocked (threads racing
+/// at first use may each import it) and the cell is filled with the GIL held and no Python
+/// code running, so no fork can interrupt that.
+fn imported<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    module: &str,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    if cell.get(py).is_none() {
+        let value = py.import(module)?.getattr(name)?.unbind();
+        let _ = cell.set(py, value);
+    }
+    Ok(cell.get(py).expect("filled above").bind(py))
 }

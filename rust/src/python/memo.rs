@@ -7,6 +7,7 @@
 //! bytes. The counts themselves stay in the content cache, keyed by content; only the
 //! hashing is skipped. Bounded by the bytes it keeps alive, evicted by CLOCK.
 
+use crate::fork::Global;
 use crate::slab::Slab;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -26,11 +27,15 @@ struct Entry {
 
 type Memo = Slab<Entry>;
 
-static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+/// Replaced in a child forked while another thread held it (see `fork.rs`).
+static MEMO: Global<Mutex<Option<Memo>>> = Global::new(|| Mutex::new(None));
 
 fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
-    let mut guard = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(guard.get_or_insert_with(Memo::default))
+    f(MEMO.lock().get_or_insert_with(Memo::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
 }
 
 /// The content hash of `string`, whose UTF-8 is `text`: remembered for large strings.

@@ -247,6 +247,21 @@ fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::Py
     numpy::PyArray1::from_vec(py, tokens)
 }
 
+/// Have every child this process forks replace the identity memos that the fork caught
+/// locked (see `fork.rs`; the core's own state is reset by [`crate::fork::install`]).
+/// Nothing of Python runs there: the old memos and their references are leaked.
+fn install_memo_reset() {
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn in_child() {
+        memo::after_fork_in_child();
+        part_memo::after_fork_in_child();
+        value_memo::after_fork_in_child();
+    }
+    if !INSTALLED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        crate::fork::on_fork_in_child(in_child);
+    }
+}
+
 /// What `compact_history` hands back to Python: the messages, then the report.
 type CompactReturn<'py> = (
     Bound<'py, PyList>,
@@ -333,6 +348,21 @@ pub mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::fork::install();
+        install_memo_reset();
+        // Resolve the imported exception classes now, before any thread can race: done at
+        // the first error instead, the import would run Python code inside PyOnceLock's
+        // lock, and a fork by another thread meanwhile would leave it held in the child.
+        let py = m.py();
+        for class in [
+            UnknownEncodingError::type_object_raw,
+            InputTypeError::type_object_raw,
+            ConfigurationError::type_object_raw,
+            InvalidMessageError::type_object_raw,
+            BudgetExceededError::type_object_raw,
+        ] {
+            class(py);
+        }
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 
@@ -570,11 +600,6 @@ pub mod _core {
             per_message_tokens(py, &read),
             read.format.name(),
         ))
-    }
-
-    #[pyfunction]
-    fn _disable_parallelism() {
-        counting::disable_parallelism()
     }
 
     #[pyfunction]

@@ -17,6 +17,7 @@
 //! CLOCK, cleared with the content cache, bypassed when the cache is disabled.
 
 use crate::encoding::EncodingId;
+use crate::fork::Global;
 use crate::history::{PartKind, Side};
 use crate::slab::Slab;
 use pyo3::prelude::*;
@@ -89,12 +90,16 @@ struct Entry {
 
 type Memo = Slab<Entry>;
 
-static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+/// Replaced in a child forked while another thread held it (see `fork.rs`).
+static MEMO: Global<Mutex<Option<Memo>>> = Global::new(|| Mutex::new(None));
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
-    let mut guard = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(guard.get_or_insert_with(Memo::default))
+    f(MEMO.lock().get_or_insert_with(Memo::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
 }
 
 fn enabled() -> bool {
@@ -138,11 +143,12 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
     if pending.is_empty() || !enabled() {
         return;
     }
-    let mut evicted = Vec::new();
+    let (mut evicted, mut skipped) = (Vec::new(), Vec::new());
     with_memo(|m| {
         for p in pending {
             let n = p.fetched.len();
             if n > MAX_FIELDS {
+                skipped.push(p); // its references too are released outside the lock
                 continue;
             }
             let address = p.part.as_ptr() as usize;
@@ -178,7 +184,7 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
             }
         }
     });
-    drop(evicted); // references released outside the lock
+    drop((evicted, skipped)); // references released outside the lock
 }
 
 /// Forget every part (with `clear_cache`).

@@ -19,6 +19,7 @@
 //! evicted by CLOCK; cleared with the content cache, and bypassed when it is disabled.
 
 use crate::encoding::EncodingId;
+use crate::fork::Global;
 use crate::slab::Slab;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -102,11 +103,15 @@ static STAMPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 
 type Memo = Slab<Entry>;
 
-static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+/// Replaced in a child forked while another thread held it (see `fork.rs`).
+static MEMO: Global<Mutex<Option<Memo>>> = Global::new(|| Mutex::new(None));
 
 fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
-    let mut guard = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(guard.get_or_insert_with(Memo::default))
+    f(MEMO.lock().get_or_insert_with(Memo::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
 }
 
 fn enabled() -> bool {

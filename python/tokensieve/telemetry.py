@@ -21,7 +21,7 @@ event                         level    attributes
 
 A ``compaction`` span per compaction (tokens_before, tokens_after, tokens_saved,
 messages_before, messages_after, messages_dropped, orphans_removed, calls_repaired,
-action, task, max_output_tokens, model), and three counters: ``tokensieve.compactions``
+input_defects_repaired, pairs_cut_by_window, action, task, max_output_tokens, model), and three counters: ``tokensieve.compactions``
 (compactions that dropped messages), ``tokensieve.tokens_saved`` and
 ``tokensieve.requests_blocked``.
 
@@ -362,6 +362,8 @@ _RESULT_FIELDS = (
     "messages_after",
     "orphans_removed",
     "calls_repaired",
+    "input_defects_repaired",
+    "pairs_cut_by_window",
 )
 
 
@@ -438,7 +440,7 @@ def compaction_span(
 
     On exit the span gets its attributes (tokens_before, tokens_after, tokens_saved,
     messages_before, messages_after, messages_dropped, orphans_removed, calls_repaired,
-    action, task, max_output_tokens, model) and a readable message, and the counters
+    input_defects_repaired, pairs_cut_by_window, action, task, max_output_tokens, model) and a readable message, and the counters
     ``tokensieve.compactions`` (when ``action == "compacted"``) and
     ``tokensieve.tokens_saved`` are incremented.
 

@@ -1101,7 +1101,13 @@ def compact(
     plan = None
     action: Literal["none", "compacted"] = "none"
     repair = None
-    if over(tokens_before, config.compaction_threshold):
+    if not over(tokens_before, config.compaction_threshold):
+        # The whole history repaired, unless its stubs push it over the threshold.
+        repair = Repair(history, fmt, stub, everything)
+        plan = _plan(repair, config.reserved_tokens)
+        if over(plan.tokens, config.compaction_threshold):
+            repair = plan = None
+    if plan is None:
         system, with_prompt, starts = _window_plan(history)
         # Keep fewer and fewer exchanges until the result fits the target (or one is left).
         for k in range(min(config.max_exchanges, len(starts)), 0, -1):

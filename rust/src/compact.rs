@@ -85,29 +85,38 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
     let n = history.len();
     let all = vec![true; n];
     let whole = || Repair::run(history, rules, budget.dangling, &all, &[]);
-    let (repair, mut outcome) = if !budget.over(tokens_before, budget.compaction_threshold) {
-        let repair = whole();
-        let outcome = repair.outcome(budget, tokens_before, Action::None);
-        (repair, outcome)
-    } else {
-        let shape = Shape::of(history);
-        let mut chosen = None;
-        for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
-            let (selection, trim) = shape.window(history, k, rules.user_first);
-            let action = if selection.iter().all(|&s| s) && trim.is_empty() { Action::None } else { Action::Compacted };
-            let repair = Repair::run(history, rules, budget.dangling, &selection, &trim);
-            let outcome = repair.outcome(budget, tokens_before, action);
-            let fits = outcome.tokens_after <= budget.target_input_tokens;
-            chosen = Some((repair, outcome));
-            if fits {
-                break;
-            }
-        }
-        chosen.unwrap_or_else(|| {
+    // Below the threshold the whole history is repaired; that stands unless its stubs push
+    // it over the threshold (then compacting the result again would window it: compact now).
+    let repaired_whole = (!budget.over(tokens_before, budget.compaction_threshold))
+        .then(|| {
             let repair = whole();
             let outcome = repair.outcome(budget, tokens_before, Action::None);
             (repair, outcome)
         })
+        .filter(|(_, outcome)| !budget.over(outcome.tokens_after, budget.compaction_threshold));
+    let (repair, mut outcome) = match repaired_whole {
+        Some(whole) => whole,
+        None => {
+            let shape = Shape::of(history);
+            let mut chosen = None;
+            for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
+                let (selection, trim) = shape.window(history, k, rules.user_first);
+                let action =
+                    if selection.iter().all(|&s| s) && trim.is_empty() { Action::None } else { Action::Compacted };
+                let repair = Repair::run(history, rules, budget.dangling, &selection, &trim);
+                let outcome = repair.outcome(budget, tokens_before, action);
+                let fits = outcome.tokens_after <= budget.target_input_tokens;
+                chosen = Some((repair, outcome));
+                if fits {
+                    break;
+                }
+            }
+            chosen.unwrap_or_else(|| {
+                let repair = whole();
+                let outcome = repair.outcome(budget, tokens_before, Action::None);
+                (repair, outcome)
+            })
+        }
     };
     // Which of the output's repairs are defects of the input: those a repair of the whole
     // input makes too. Only computed when the window may have made others.
@@ -915,6 +924,25 @@ mod tests {
                 .all(|m| matches!(m, OutMessage::Kept { parts: None, stubs, .. } if stubs.is_empty())));
             assert_eq!((twice.orphans_removed, twice.calls_repaired, twice.exchanges_kept), (0, 0, 2));
             assert_eq!(twice.tokens_after, once.tokens_after);
+        }
+    }
+
+    #[test]
+    fn a_history_its_stubs_push_over_the_threshold_is_compacted_at_once() {
+        // 112 tokens, the threshold at 115: repaired whole, the stub (5 tokens) would put
+        // it over, and compacting that output again would window it.
+        let h = history(&["Q:U", "R:c1", "R:A", "Q:U", "R:A", "Q:U", "R:A", "Q:U"], 10);
+        for rules in ALL {
+            let b = Budget { dangling: Dangling::Stub, compaction_threshold: 0.115, ..window(1) };
+            let once = compact(&h, rules, &b).unwrap();
+            assert_eq!(once.action, Action::Compacted, "{rules:?}");
+            assert_eq!(kept(&once), vec![5, 6, 7]);
+            let output = rebuild(&h, &once);
+            let twice = compact(&output, rules, &b).unwrap();
+            assert_eq!((twice.action, twice.tokens_after), (Action::None, once.tokens_after));
+            // Without stubs to add, the same history stays whole.
+            let o = compact(&h, rules, &Budget { dangling: Dangling::Drop, ..b }).unwrap();
+            assert_eq!(o.action, Action::None);
         }
     }
 

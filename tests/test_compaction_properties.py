@@ -653,3 +653,34 @@ def test_the_shared_rules_flag_a_dropped_task_and_a_changed_order():
     found = violations("openai", [source[2], source[0]], source)
     assert any("out of order" in v for v in found)
     assert any("current task" in v for v in found)
+
+
+def test_the_validators_judge_split_results_on_the_merged_history():
+    """Anthropic merges consecutive user turns and pydantic-ai consecutive requests:
+    results of one response split over two messages are valid, unless (Anthropic) one
+    would follow text in the merged turn. pydantic-ai's own repair_messages must have
+    nothing to change."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    def use(*ids):
+        return {"role": "assistant", "content": [{"type": "tool_use", "id": i, "name": "f", "input": {}} for i in ids]}
+
+    def res(i, text=None):
+        return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": "r"}]
+                + ([{"type": "text", "text": text}] if text else [])}
+
+    q = {"role": "user", "content": "q"}
+    assert violations("anthropic", [q, use("a", "b"), res("a"), res("b", "go on")]) == []
+    found = violations("anthropic", [q, use("a", "b"), res("a", "go on"), res("b")])
+    assert any("a tool_result block after other content" in v for v in found), found
+
+    split = [
+        ModelRequest([UserPromptPart("q")]),
+        ModelResponse([ToolCallPart("f", {}, tool_call_id="a"), ToolCallPart("f", {}, tool_call_id="b")]),
+        ModelRequest([ToolReturnPart("f", "A", tool_call_id="a"), UserPromptPart("go on")]),
+        ModelRequest([ToolReturnPart("f", "B", tool_call_id="b")]),
+    ]
+    assert violations("pydantic-ai", split) == []
+    dangling = [*split[:2], ModelRequest([UserPromptPart("never mind")])]
+    found = violations("pydantic-ai", dangling)
+    assert any("repair_messages changes the history" in v for v in found), found

@@ -35,6 +35,7 @@ from pydantic_ai.messages import (
 )
 
 import tokensieve
+from tokensieve import baseline
 from tests.support.agent_fixtures import (
     FORMATS,
     STUB_TEXT,
@@ -439,6 +440,7 @@ def test_below_the_threshold_preexisting_orphans_are_repaired_and_reported(fmt):
     result = compact(fmt, history)
     assert result.action == "none"
     assert result.orphans_removed == 1
+    assert (result.input_defects_repaired, result.pairs_cut_by_window) == (1, 0)
     assert flatten(fmt, result.messages) == expected(fmt, ["sys:sys", "user:the task", "call:c1", "ret:c1", "text:done"])
     untouched = [m for m in result.messages if any(m is h for h in history)]
     assert len(untouched) == len(result.messages)
@@ -1036,3 +1038,166 @@ def test_pydantic_ai_instructions_count_only_on_the_last_request_sent():
         result = tokensieve.Compactor(hard_limit_threshold=1.0, **overrides).compact(history)
         recount = tokensieve.count_history_tokens(result.messages)
         assert result.tokens_after == int(recount.sum())
+
+
+# ---- 11. regressions: issue 8 (items 2, 4, 5) and issue 9 (items 1, 10) ------------------
+
+
+SPLIT_RESULTS = [user("q"), calls("a", "b"), results("a"), results("b"), assistant("done"), user("next")]
+
+
+def test_anthropic_results_split_over_two_user_messages_are_kept_with_their_calls():
+    """Issue 8, item 2: the reproducer. The API merges consecutive user turns, so the
+    results of one response's calls may arrive in two messages; it came back with 5."""
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}},
+                                          {"type": "tool_use", "id": "b", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": "A"}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b", "content": "B"}]},
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "next"},
+    ]
+    out = tokensieve.compact_history(history)
+    assert len(out) == 6 and all(a is b for a, b in zip(out, history))
+
+
+@pytest.mark.parametrize("mode", ["drop", "stub"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_results_of_one_response_split_over_consecutive_requests_stay_with_their_calls(fmt, mode):
+    history = build(fmt, SPLIT_RESULTS)
+    result = compact(fmt, history, dangling_calls=mode)
+    assert len(result.messages) == len(history) and all(a is b for a, b in zip(result.messages, history))
+    assert (result.orphans_removed, result.calls_repaired) == (0, 0)
+    # The window cuts before the run of results (they start its exchange), never inside it.
+    result = compact(fmt, history, **window(1), dangling_calls=mode)
+    opener = ["user:q"] if fmt in USER_FIRST else []
+    assert flatten(fmt, result.messages) == [*opener, "text:done", "user:next"]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_window_never_cuts_between_results_of_one_run(fmt, k):
+    events = [user("the task")]
+    for i in range(4):
+        events += [calls(f"c{i}a", f"c{i}b"), results(f"c{i}a"), results(f"c{i}b")]
+    events += [assistant("done"), user("next")]
+    out = flatten(fmt, compact(fmt, build(fmt, events), **window(k)).messages)
+    for i in range(4):
+        assert (f"ret:c{i}a" in out) == (f"ret:c{i}b" in out) == (f"call:c{i}a" in out), (k, out)
+
+
+def test_anthropic_result_after_text_in_the_merged_user_turn_is_an_orphan():
+    """Merged, ``[U res a, text][U res b]`` puts the result for b after text: rejected."""
+    history = build("anthropic", [user("q"), calls("a", "b"), results("a", then="hurry"), results("b")])
+    result = compact("anthropic", history)
+    assert flatten("anthropic", result.messages) == ["user:q", "call:a", "ret:a", "user:hurry"]
+    assert (result.orphans_removed, result.calls_repaired) == (1, 1)
+    # pydantic-ai hoists the results of a merged request first: the same history is valid.
+    history = build("pydantic-ai", [user("q"), calls("a", "b"), results("a", then="hurry"), results("b")])
+    assert len(compact("pydantic-ai", history).messages) == 4
+
+
+STUB_BETWEEN_RESPONSES = [user("u0"), calls("c1"), assistant("a0"), user("u1"), assistant("a1"), user("u2")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compacting_a_stub_mode_output_again_changes_nothing(fmt):
+    """Issue 8, item 4: the stub answering c1 is a new request between two responses; read
+    as the start of an exchange, it made a second pass drop the first exchange."""
+    budget = window(2, dangling_calls="stub")
+    once = compact(fmt, build(fmt, STUB_BETWEEN_RESPONSES), **budget)
+    assert "ret:c1:stub" in flatten(fmt, once.messages) and once.exchanges_kept == 2
+    twice = compact(fmt, once.messages, **budget)
+    assert len(twice.messages) == len(once.messages)
+    assert all(a is b for a, b in zip(twice.messages, once.messages))
+    assert (twice.orphans_removed, twice.calls_repaired, twice.dropped) == (0, 0, ())
+
+
+@pytest.mark.parametrize("case", list(IDEMPOTENCE_CASES))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compacting_again_in_stub_mode_changes_nothing(fmt, case):
+    events, budget = IDEMPOTENCE_CASES[case]
+    budget = {**budget, "dangling_calls": "stub"}
+    once = compact(fmt, build(fmt, events), **budget)
+    twice = compact(fmt, once.messages, **budget)
+    assert len(twice.messages) == len(once.messages)
+    assert all(a is b for a, b in zip(twice.messages, once.messages))
+    assert (twice.orphans_removed, twice.calls_repaired, twice.dropped) == (0, 0, ())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_stub_mode_is_deterministic(fmt):
+    history = build(fmt, [user("the task"), calls("c1", "c2"), results("c1"), assistant("ok"), user("next")])
+    first = compact(fmt, history, dangling_calls="stub").messages
+    second = compact(fmt, history, dangling_calls="stub").messages
+    assert first == second
+
+
+def test_a_pydantic_ai_stub_takes_the_timestamp_of_the_response_it_answers_and_is_marked():
+    from pydantic_ai.messages import SYNTHESIZED_TOOL_RETURN_METADATA_KEY
+
+    history = [
+        ModelRequest(parts=[UserPromptPart("q")]),
+        ModelResponse(parts=[ToolCallPart(TOOL, {}, tool_call_id="c1")], timestamp=DATETIME),
+        ModelRequest(parts=[UserPromptPart("never mind")]),
+    ]
+    stub = compact("pydantic-ai", history, dangling_calls="stub").messages[2].parts[0]
+    assert (stub.tool_call_id, stub.content, stub.timestamp) == ("c1", STUB_TEXT, DATETIME)
+    assert stub.metadata == {SYNTHESIZED_TOOL_RETURN_METADATA_KEY: True}
+    assert baseline.compact(history, dangling_calls="stub").messages[2].parts[0] == stub
+
+
+@pytest.mark.parametrize("mode", ["drop", "stub"])
+@pytest.mark.parametrize("fmt", ["openai", "responses", "anthropic"])
+def test_a_pending_request_of_orphan_results_is_an_invalid_message_error(fmt, mode):
+    """Issue 8, item 5: the output came back ending with the assistant message (for
+    Anthropic, a prefill nobody asked for). There is nothing to send: say so."""
+    history = build(fmt, [user("q"), assistant("a"), results("ghost")])
+    for implementation in (tokensieve.compact_history, baseline.compact_history):
+        with raises_cleanly(tokensieve.InvalidMessageError, "answer no call") as info:
+            implementation(history, format=fmt, dangling_calls=mode)
+        assert info["exception"].index == len(history) - 1
+
+
+def test_the_openai_reproducer_of_a_pending_orphan_result_raises():
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+               {"role": "tool", "tool_call_id": "ghost", "content": "r"}]
+    with raises_cleanly(tokensieve.InvalidMessageError, "messages[2]"):
+        tokensieve.compact_history(history)
+
+
+@pytest.mark.parametrize("mode", ["drop", "stub"])
+def test_pydantic_ai_keeps_its_pending_request_emptied_of_orphan_results(mode):
+    history = build("pydantic-ai", [user("q"), assistant("a"), results("ghost")])
+    out = compact("pydantic-ai", history, dangling_calls=mode).messages
+    assert out[:2] == history[:2] and type(out[2]) is ModelRequest and out[2].parts == []
+
+
+def test_a_pydantic_ai_system_prompt_outside_the_window_is_kept_without_the_first_prompt():
+    """Issue 9, item 1: the first request holds the system prompt and the first prompt;
+    pinning all of it left a stale prompt before the window, and pydantic-ai merged the
+    later prompts into it turn after turn."""
+    history = build("pydantic-ai", [system("sys"), user("u1"), assistant("a1"), user("u2"), assistant("a2"), user("u3")])
+    result = compact("pydantic-ai", history, **window(1))
+    assert flatten("pydantic-ai", result.messages) == ["sys:sys", "user:u2", "text:a2", "user:u3"]
+    first = result.messages[0]
+    assert first is not history[0] and type(first) is ModelRequest
+    assert first.parts == [history[0].parts[0]] and first.instructions == history[0].instructions
+    assert compact("pydantic-ai", result.messages, **window(1)).messages[0] is first
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pairs_cut_by_the_window_are_reported_apart_from_defects_of_the_input(fmt):
+    """Issue 9, item 10: the window routinely separates a call from its result; that is
+    not a repair of a broken input."""
+    history = build(fmt, [system("sys"), user("the task"), *tool_loop(4)])
+    result = compact(fmt, history, **window(2))
+    assert (result.orphans_removed, result.calls_repaired) == (1, 0)
+    assert (result.input_defects_repaired, result.pairs_cut_by_window) == (0, 1)
+    # A defect of the input in the window is one, whether or not the window cuts.
+    history = build(fmt, [system("sys"), user("the task"), *tool_loop(4), results("stale"), assistant("ok")])
+    for budget in ({}, window(2)):
+        result = compact(fmt, history, **budget)
+        assert result.input_defects_repaired == 1
+        assert result.orphans_removed + result.calls_repaired == result.input_defects_repaired + result.pairs_cut_by_window

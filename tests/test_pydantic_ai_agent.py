@@ -231,3 +231,37 @@ def test_a_history_over_the_hard_limit_stops_the_run_before_the_model_is_called(
         agent.run_sync(huge)
     assert info.value.limit == 600 and info.value.tokens_after > 600
     assert script.received == []
+
+
+@pytest.mark.parametrize("setting", ["system_prompt", "instructions"])
+def test_the_pinned_first_request_stays_the_same_size_over_60_turns(setting):
+    """Issue 9, item 1: pydantic-ai puts the system prompt and the first prompt in one
+    request. Pinned whole, it was followed by the window's first request, pydantic-ai
+    merged the two when the history came back, and every later turn's prompt piled into
+    it (57 stale prompts after 60 turns). Only the system parts are pinned now: the first
+    request holds the system prompt and at most the prompt that opens the window (all
+    prompts here have the same size)."""
+    from tokensieve.integrations.pydantic_ai import TokenBudget
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("an answer of a few words " * 6)])
+
+    config = tokensieve.BudgetConfig(
+        max_input_tokens=2_000, compaction_threshold=0.3, hard_limit_threshold=1.0, target_input_tokens=400,
+        max_exchanges=3,
+    )
+    agent = Agent(FunctionModel(model), capabilities=[TokenBudget(config)], **{setting: "You answer questions."})
+    history: list[ModelMessage] = []
+    sizes, compacted = [], 0
+    for turn in range(60):
+        result = agent.run_sync(f"question {turn:02d} please", message_history=history)
+        history = result.all_messages()
+        first = history[0]
+        assert isinstance(first, ModelRequest)
+        assert len(user_prompts([first])) <= 1, brief(history[:1])
+        sizes.append(int(tokensieve.count_history_tokens([first]).sum()))
+        compacted += len(history) < 2 * (turn + 1)
+    assert compacted >= 40  # the window moved on again and again
+    # Never more than on the first turn (the system prompt and one prompt): no growth.
+    assert max(sizes) == sizes[0], sizes
+    assert_valid("pydantic-ai", history)

@@ -206,6 +206,8 @@ def test_a_compaction_span_carries_the_results_numbers_and_the_request_settings(
         "messages_dropped": len(result.dropped),
         "orphans_removed": result.orphans_removed,
         "calls_repaired": result.calls_repaired,
+        "input_defects_repaired": result.input_defects_repaired,
+        "pairs_cut_by_window": result.pairs_cut_by_window,
         "action": "compacted",
         "task": "CODE_GENERATION",
         "max_output_tokens": 3_000,

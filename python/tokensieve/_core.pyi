@@ -69,6 +69,8 @@ def compact_history(
     list[int],
     int,
     int,
+    int,
+    int,
     npt.NDArray[np.int64],
     Literal["pydantic-ai", "openai", "responses", "anthropic"],
 ]: ...

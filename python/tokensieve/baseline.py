@@ -64,8 +64,15 @@ FORMATS: dict[str, Format] = {
     "openai-responses": "responses",
     "anthropic": "anthropic",
 }
-# Where a result must stand relative to its call, per format.
-PAIRING = {"pydantic-ai": "next-message", "anthropic": "next-message", "openai": "tool-block", "responses": "anywhere"}
+# Where a result must stand relative to its call, per format (docs/compaction.md, section 3).
+PAIRING = {"pydantic-ai": "request-run", "anthropic": "tool-block", "openai": "tool-block", "responses": "anywhere"}
+# Where a synthesized result answering a call goes, per format.
+STUBS = {
+    "pydantic-ai": "next-request",
+    "anthropic": "next-request",
+    "openai": "after-tool-block",
+    "responses": "after-call",
+}
 # Formats whose first non-system message must be a request.
 USER_FIRST = {"pydantic-ai", "anthropic"}
 
@@ -220,6 +227,7 @@ class Part:
     slot: int | None = None  # index in the message's list (parts, content, tool_calls) it came from
     tokens: int = 0
     stub_tokens: int = 0  # for a call: the tokens of the stub result that would answer it
+    synthesized: bool = False  # for a result: its text is STUB_TEXT (tokensieve made it)
 
 
 @dataclass
@@ -318,6 +326,8 @@ class Reader:
         return part
 
     def add_value(self, part: Part, value: Any) -> None:
+        if part.kind == RESULT and isinstance(value, str) and str.__str__(value) == STUB_TEXT:
+            part.synthesized = True
         text, binary = json_text(value)
         part.tokens += binary + self.count(text)
 
@@ -655,39 +665,57 @@ class Reader:
 # ---- Compaction --------------------------------------------------------------------------
 
 
-def _window_plan(history: list[Message]) -> tuple[set[int], list[int], list[int]]:
-    """The pinned messages, the messages with a prompt and the start of each exchange
-    (section 2)."""
-    pinned = {i for i, m in enumerate(history) if any(p.kind == SYSTEM for p in m.parts)}
+def _only_stub_results(message: Message) -> bool:
+    """A message made only of results tokensieve synthesized."""
+    return bool(message.parts) and all(part.kind == RESULT and part.synthesized for part in message.parts)
+
+
+def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int]]:
+    """The messages with a system part, the messages with a prompt and the start of each
+    exchange (section 2)."""
+    system = [i for i, m in enumerate(history) if any(p.kind == SYSTEM for p in m.parts)]
     with_prompt = [i for i, m in enumerate(history) if any(p.kind == PROMPT for p in m.parts)]
-    if with_prompt:
-        pinned.add(with_prompt[-1])  # the current task
-    starts = []
-    start = 0
-    for i in range(1, len(history)):
+    n = len(history)
+    starts = [0]
+    i = 1
+    while i < n:
         if history[i].side == REQUEST and history[i - 1].side == RESPONSE:
-            starts.append(start)
-            start = i
-    if history and history[-1].side == RESPONSE:
-        starts.append(start)  # else the last run of requests is the pending request
-    return pinned, with_prompt, starts
+            end = next((j for j in range(i, n) if history[j].side == RESPONSE), n)
+            # A run of synthesized results answers the response before it: no new exchange.
+            if not all(_only_stub_results(history[j]) for j in range(i, end)):
+                starts.append(i)
+            i = end
+        else:
+            i += 1
+    if n == 0 or all(history[j].side == REQUEST for j in range(starts[-1], n)):
+        starts.pop()  # the pending request
+    return system, with_prompt, starts
 
 
 class Repair:
     """Section 3: remove parts and messages from a selection until the pairing holds."""
 
-    def __init__(self, history: list[Message], fmt: str, stub: bool, selection: list[bool]) -> None:
+    def __init__(
+        self, history: list[Message], fmt: str, stub: bool, selection: list[bool], trim: Sequence[int] = ()
+    ) -> None:
         self.history = history
         self.pairing = PAIRING[fmt]
+        self.stubs = STUBS[fmt]
         self.user_first = fmt in USER_FIRST
         # pydantic-ai refuses a history that does not end with a request: keep it, emptied.
         self.keep_last_request = fmt == "pydantic-ai"
         self.stub = stub
+        self.whole = not trim and all(selection)
         self.alive = list(selection)
         self.part_alive = [[True] * len(m.parts) for m in history]
         self.stubbed = [[False] * len(m.parts) for m in history]
         self.orphans_removed = 0
         self.calls_repaired = 0
+        self.repaired: list[tuple[int, int]] = []  # results removed, calls removed or stubbed
+        for i in trim:  # pinned for their system parts only
+            for j, part in enumerate(history[i].parts):
+                if part.kind not in (SYSTEM, INSTRUCTIONS):
+                    self.part_alive[i][j] = False
         while self.one_pass():
             pass
 
@@ -719,14 +747,15 @@ class Repair:
         # 1. Pair each result with a call; a result without one is an orphan.
         paired: set[tuple[int, int]] = set()
         calls_so_far: dict[str | None, list[tuple[int, int]]] = {}  # for "anywhere": id -> calls, oldest first
+        last_response = None  # for "request-run": the nearest alive response so far
         for pos, i in enumerate(order):
             for j, part in enumerate(history[i].parts):
                 if part.kind != RESULT or not self.part_alive[i][j]:
                     continue
                 call = None
-                if self.pairing == "next-message":
-                    if pos > 0 and history[order[pos - 1]].side == RESPONSE:
-                        call = self.open_call(order[pos - 1], part.call_id, paired)
+                if self.pairing == "request-run":
+                    if last_response is not None:
+                        call = self.open_call(last_response, part.call_id, paired)
                 elif self.pairing == "tool-block":
                     owner = None
                     for before in range(pos - 1, -1, -1):
@@ -742,10 +771,13 @@ class Repair:
                 if call is None:
                     self.part_alive[i][j] = False
                     self.orphans_removed += 1
+                    self.repaired.append((i, j))
                     changed = True
                 else:
                     paired.add(call)
                     paired.add((i, j))
+            if history[i].side == RESPONSE:
+                last_response = i
             if self.pairing == "anywhere":
                 for j, part in enumerate(history[i].parts):
                     if part.kind == CALL and self.part_alive[i][j] and not self.stubbed[i][j]:
@@ -760,6 +792,7 @@ class Repair:
                     else:
                         self.part_alive[i][j] = False
                     self.calls_repaired += 1
+                    self.repaired.append((i, j))
                     changed = True
 
         # 3. Messages left with nothing (thinking alone counts as nothing), except a last
@@ -811,13 +844,13 @@ def _plan(repair: Repair, reserved_tokens: int) -> Plan:
         calls = [(i, j) for j in range(len(history[i].parts)) if repair.part_alive[i][j] and repair.stubbed[i][j]]
         if not calls:
             continue
-        if repair.pairing == "next-message":
+        if repair.stubs == "next-request":
             following = kept[pos + 1] if pos + 1 < len(kept) else None
             if following is not None and history[following].side == REQUEST:
                 stubs_into.setdefault(following, []).extend(calls)
             else:
                 stubs_after.setdefault(i, []).append(calls)
-        elif repair.pairing == "tool-block":
+        elif repair.stubs == "after-tool-block":
             end = pos
             while end + 1 < len(kept) and repair.only_results(kept[end + 1]):
                 end += 1
@@ -863,15 +896,39 @@ def _plan(repair: Repair, reserved_tokens: int) -> Plan:
 
 
 def _exchanges_in(history: list[Message], plan: Plan) -> int:
-    """The number of runs of response messages in the output."""
+    """The number of runs of response messages in the output, where a request made only of
+    synthesized results does not end a run."""
     count = 0
-    previous = REQUEST
+    in_run = False
     for entry in plan.entries:
-        side = history[entry[1]].side if entry[0] == "kept" else REQUEST
-        if side == RESPONSE and previous == REQUEST:
-            count += 1
-        previous = side
+        if entry[0] == "stub":
+            continue
+        _, i, parts, stubs, _ = entry
+        if history[i].side == RESPONSE:
+            count += not in_run
+            in_run = True
+        elif parts is None:
+            in_run = in_run and _only_stub_results(history[i])
+        else:
+            synthesized = all(history[i].parts[j].kind == RESULT and history[i].parts[j].synthesized for j in parts)
+            in_run = in_run and bool(parts or stubs) and synthesized
     return count
+
+
+def _check_something_to_send(history: list[Message], repair: Repair) -> None:
+    """A history ending with a request must still end with one of its requests: when
+    repair removes the whole pending request because its results answer no call, there is
+    nothing left to send. (One removed for being empty had nothing to send anyway.)"""
+    n = len(history)
+    pending = next((i + 1 for i in range(n - 1, -1, -1) if history[i].side == RESPONSE), 0)
+    if pending == n or any(repair.alive[i] for i in range(pending, n)):
+        return
+    if any(part.kind == RESULT for message in history[pending:] for part in message.parts):
+        raise InvalidMessageError(
+            n - 1,
+            "the history ends with this request, but its tool results answer no call in the history, "
+            "so nothing is left to send",
+        )
 
 
 # ---- Building the output ------------------------------------------------------------------
@@ -897,8 +954,18 @@ def _stub_result(messages: list[Any], history: list[Message], fmt: str, call: tu
     if fmt == "pydantic-ai":
         from pydantic_ai.messages import ToolReturnPart
 
+        from pydantic_ai import messages as pydantic_ai_messages
+
         tool_name = _call_source(messages, history, fmt, call).tool_name
-        return ToolReturnPart(tool_name, STUB_TEXT, call_id)
+        # Derived from the input alone, as pydantic-ai's own synthesized returns are.
+        extra: dict[str, Any] = {}
+        timestamp = _attr(messages[call[0]], "timestamp")
+        if timestamp is not _MISSING:
+            extra["timestamp"] = timestamp
+        key = getattr(pydantic_ai_messages, "SYNTHESIZED_TOOL_RETURN_METADATA_KEY", None)
+        if key is not None:
+            extra["metadata"] = {key: True}
+        return ToolReturnPart(tool_name, STUB_TEXT, call_id, **extra)
     return {"type": "tool_result", "tool_use_id": call_id, "content": STUB_TEXT}
 
 
@@ -1033,25 +1100,48 @@ def compact(
     everything = [True] * len(history)
     plan = None
     action: Literal["none", "compacted"] = "none"
-    if over(tokens_before, config.compaction_threshold):
-        pinned, with_prompt, starts = _window_plan(history)
+    repair = None
+    if not over(tokens_before, config.compaction_threshold):
+        # The whole history repaired, unless its stubs push it over the threshold.
+        repair = Repair(history, fmt, stub, everything)
+        plan = _plan(repair, config.reserved_tokens)
+        if over(plan.tokens, config.compaction_threshold):
+            repair = plan = None
+    if plan is None:
+        system, with_prompt, starts = _window_plan(history)
         # Keep fewer and fewer exchanges until the result fits the target (or one is left).
         for k in range(min(config.max_exchanges, len(starts)), 0, -1):
             first = starts[-k]
-            selection = [i >= first or i in pinned for i in range(len(history))]
+            selection = [i >= first for i in range(len(history))]
+            if with_prompt:
+                selection[with_prompt[-1]] = True  # the current task
             if fmt in USER_FIRST and first not in with_prompt:
                 # Open the window with the prompt of the turn it starts in.
                 openers = [i for i in with_prompt if i < first]
                 if openers:
                     selection[openers[-1]] = True
-            action = "none" if all(selection) else "compacted"
-            plan = _plan(Repair(history, fmt, stub, selection), config.reserved_tokens)
+            # System messages outside the window: their system parts only.
+            trim = [i for i in system if not selection[i]]
+            for i in trim:
+                selection[i] = True
+            action = "none" if all(selection) and not trim else "compacted"
+            repair = Repair(history, fmt, stub, selection, trim)
+            plan = _plan(repair, config.reserved_tokens)
             if plan.tokens <= config.target_input_tokens:
                 break
-    if plan is None:
+    if plan is None or repair is None:
         action = "none"
-        plan = _plan(Repair(history, fmt, stub, everything), config.reserved_tokens)
+        repair = Repair(history, fmt, stub, everything)
+        plan = _plan(repair, config.reserved_tokens)
 
+    # Which of the output's repairs are defects of the input: those a repair of the whole
+    # input makes too; the others are pairs the window cut.
+    if not repair.repaired or repair.whole:
+        defects = len(repair.repaired)
+    else:
+        reference = set(Repair(history, fmt, stub, everything).repaired)
+        defects = sum(1 for part in repair.repaired if part in reference)
+    _check_something_to_send(history, repair)
     if over(plan.tokens, config.hard_limit_threshold):
         raise BudgetExceededError(
             tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
@@ -1069,6 +1159,8 @@ def compact(
         dropped=tuple(plan.dropped),
         orphans_removed=plan.orphans_removed,
         calls_repaired=plan.calls_repaired,
+        input_defects_repaired=defects,
+        pairs_cut_by_window=len(repair.repaired) - defects,
         per_message_tokens=np.array(per_message, dtype=np.int64),
         format=fmt,
     )

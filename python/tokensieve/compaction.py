@@ -72,8 +72,17 @@ class CompactionResult:
         exchanges_kept: exchanges (model responses with the requests that led to them) in
             the output.
         dropped: indices of the input messages that are not in the output.
-        orphans_removed: tool results removed because their call was gone.
-        calls_repaired: tool calls removed (or stubbed) because their result was gone.
+        orphans_removed: tool results removed because their call was gone (a total: the
+            input's own defects and the pairs the window cut).
+        calls_repaired: tool calls removed (or stubbed) because their result was gone (a
+            total, like ``orphans_removed``).
+        input_defects_repaired: of those two totals, the defects of the input itself
+            (results answering no call, calls never answered): what a repair of the whole
+            input, without any window, makes too.
+        pairs_cut_by_window: of those two totals, the call/result pairs valid in the input
+            that the window separated (one side cut away with its exchange, the other then
+            removed or stubbed): routine when compacting, not a sign of a broken input.
+            ``orphans_removed + calls_repaired == input_defects_repaired + pairs_cut_by_window``.
         per_message_tokens: tokens of each input message, as counted.
         format: the history format that was read.
     """
@@ -88,6 +97,8 @@ class CompactionResult:
     dropped: tuple[int, ...]
     orphans_removed: int
     calls_repaired: int
+    input_defects_repaired: int
+    pairs_cut_by_window: int
     per_message_tokens: npt.NDArray[np.int64]
     format: Format
 
@@ -144,8 +155,8 @@ class Compactor:
         if dumped is not None:
             messages = _load_pydantic_ai(dumped)
             format = "pydantic-ai"
-        (out, action, before, after, exchanges, dropped, orphans, calls, per_message, fmt) = _core.compact_history(
-            messages, config._core_budget(), encoding=config.encoding, format=format
+        (out, action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = (
+            _core.compact_history(messages, config._core_budget(), encoding=config.encoding, format=format)
         )
         if dumped is not None:
             out = _dump_pydantic_ai(out, messages, dumped)
@@ -160,6 +171,8 @@ class Compactor:
             dropped=tuple(dropped),
             orphans_removed=orphans,
             calls_repaired=calls,
+            input_defects_repaired=defects,
+            pairs_cut_by_window=cut,
             per_message_tokens=per_message,
             format=fmt,
         )

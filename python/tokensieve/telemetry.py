@@ -21,7 +21,7 @@ event                         level    attributes
 
 A ``compaction`` span per compaction (tokens_before, tokens_after, tokens_saved,
 messages_before, messages_after, messages_dropped, orphans_removed, calls_repaired,
-action, task, max_output_tokens, model), and three counters: ``tokensieve.compactions``
+input_defects_repaired, pairs_cut_by_window, action, task, max_output_tokens, model), and three counters: ``tokensieve.compactions``
 (compactions that dropped messages), ``tokensieve.tokens_saved`` and
 ``tokensieve.requests_blocked``.
 
@@ -377,6 +377,8 @@ _RESULT_FIELDS = (
     "messages_after",
     "orphans_removed",
     "calls_repaired",
+    "input_defects_repaired",
+    "pairs_cut_by_window",
 )
 
 
@@ -458,7 +460,8 @@ def compaction_span(
     and any keyword attributes) as attributes and in its message, so exporters that show
     spans as they start have them; on exit it gets the outcome (tokens_before,
     tokens_after, tokens_saved, messages_before, messages_after, messages_dropped,
-    orphans_removed, calls_repaired, action) and the full message, and the counters
+    orphans_removed, calls_repaired, input_defects_repaired,
+    pairs_cut_by_window, action) and the full message, and the counters
     ``tokensieve.compactions`` (when ``action == "compacted"``) and
     ``tokensieve.tokens_saved`` are incremented.
 

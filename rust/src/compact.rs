@@ -5,7 +5,7 @@
 //! the Python glue turns back into the caller's own objects.
 
 use crate::error::{Error, Result};
-use crate::history::{CallId, History, Pairing, PartKind, Rules, Side, MESSAGE_OVERHEAD};
+use crate::history::{CallId, History, Pairing, PartKind, Rules, Side, StubPlacement, MESSAGE_OVERHEAD};
 use rustc_hash::FxHashMap;
 
 /// What to do with a tool call whose result is gone.
@@ -62,8 +62,16 @@ pub struct Outcome {
     pub exchanges_kept: usize,
     /// Input messages not in the output, ascending.
     pub dropped: Vec<usize>,
+    /// Tool results removed from the output because no call of it answers them (total).
     pub orphans_removed: usize,
+    /// Tool calls of the output removed or stubbed because no result answers them (total).
     pub calls_repaired: usize,
+    /// Of those two totals: the defects of the input itself, the ones a repair of the
+    /// whole input makes too.
+    pub input_defects_repaired: usize,
+    /// Of those two totals: the pairs valid in the input that the window separated (one
+    /// side cut away, the other then removed or stubbed).
+    pub pairs_cut_by_window: usize,
 }
 
 /// Total tokens of a history as sent: its messages plus what every request carries.
@@ -76,26 +84,52 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
     let tokens_before = history_tokens(history, budget.reserved_tokens);
     let n = history.len();
     let all = vec![true; n];
-    let mut outcome = if !budget.over(tokens_before, budget.compaction_threshold) {
-        Repair::run(history, rules, budget.dangling, &all).outcome(budget, tokens_before, Action::None)
-    } else {
-        let shape = Shape::of(history);
-        let mut chosen = None;
-        for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
-            let selection = shape.window(history, k, rules.user_first);
-            let action = if selection.iter().all(|&s| s) { Action::None } else { Action::Compacted };
-            let outcome =
-                Repair::run(history, rules, budget.dangling, &selection).outcome(budget, tokens_before, action);
-            let fits = outcome.tokens_after <= budget.target_input_tokens;
-            chosen = Some(outcome);
-            if fits {
-                break;
-            }
-        }
-        chosen.unwrap_or_else(|| {
-            Repair::run(history, rules, budget.dangling, &all).outcome(budget, tokens_before, Action::None)
+    let whole = || Repair::run(history, rules, budget.dangling, &all, &[]);
+    // Below the threshold the whole history is repaired; that stands unless its stubs push
+    // it over the threshold (then compacting the result again would window it: compact now).
+    let repaired_whole = (!budget.over(tokens_before, budget.compaction_threshold))
+        .then(|| {
+            let repair = whole();
+            let outcome = repair.outcome(budget, tokens_before, Action::None);
+            (repair, outcome)
         })
+        .filter(|(_, outcome)| !budget.over(outcome.tokens_after, budget.compaction_threshold));
+    let (repair, mut outcome) = match repaired_whole {
+        Some(whole) => whole,
+        None => {
+            let shape = Shape::of(history);
+            let mut chosen = None;
+            for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
+                let (selection, trim) = shape.window(history, k, rules.user_first);
+                let action =
+                    if selection.iter().all(|&s| s) && trim.is_empty() { Action::None } else { Action::Compacted };
+                let repair = Repair::run(history, rules, budget.dangling, &selection, &trim);
+                let outcome = repair.outcome(budget, tokens_before, action);
+                let fits = outcome.tokens_after <= budget.target_input_tokens;
+                chosen = Some((repair, outcome));
+                if fits {
+                    break;
+                }
+            }
+            chosen.unwrap_or_else(|| {
+                let repair = whole();
+                let outcome = repair.outcome(budget, tokens_before, Action::None);
+                (repair, outcome)
+            })
+        }
     };
+    // Which of the output's repairs are defects of the input: those a repair of the whole
+    // input makes too. Only computed when the window may have made others.
+    outcome.input_defects_repaired = if repair.repaired.is_empty() || repair.whole {
+        repair.repaired.len()
+    } else {
+        let reference = whole();
+        let mut defect = vec![false; history.parts.len()];
+        reference.repaired.iter().for_each(|&p| defect[p] = true);
+        repair.repaired.iter().filter(|&&p| defect[p]).count()
+    };
+    outcome.pairs_cut_by_window = repair.repaired.len() - outcome.input_defects_repaired;
+    check_something_to_send(history, &repair)?;
     if budget.over(outcome.tokens_after, budget.hard_limit_threshold) {
         return Err(Error::BudgetExceeded {
             tokens_before,
@@ -107,41 +141,79 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
     Ok(outcome)
 }
 
+/// A history that ends with a request must still end with one of its requests: when
+/// repair removes the whole pending request because its results answer no call, there is
+/// nothing left to send, and the caller is told rather than handed a history ending with
+/// the model's turn (an assistant prefill, for Anthropic). pydantic-ai keeps its last
+/// request, emptied: it never gets here. A pending request removed for being empty (an
+/// Anthropic user message without content) is not this case: it had nothing to send.
+fn check_something_to_send(history: &History, repair: &Repair<'_>) -> Result<()> {
+    let msgs = &history.messages;
+    let n = msgs.len();
+    let pending = msgs.iter().rposition(|m| m.side == Side::Response).map_or(0, |r| r + 1);
+    if pending == n || (pending..n).any(|i| repair.alive_message[i]) {
+        return Ok(());
+    }
+    let parts = &history.parts[msgs[pending].parts.start..msgs[n - 1].parts.end];
+    if !parts.iter().any(|p| p.kind.is_result()) {
+        return Ok(());
+    }
+    Err(Error::InvalidMessage {
+        index: n - 1,
+        reason: "the history ends with this request, but its tool results answer no call in the history, \
+                 so nothing is left to send"
+            .to_owned(),
+    })
+}
+
 /// Pinned messages and exchange boundaries of a history (section 2).
 struct Shape {
-    pinned: Vec<usize>,
-    /// Messages with a prompt part, ascending.
+    /// Messages with a system part, ascending.
+    system: Vec<usize>,
+    /// Messages with a prompt part, ascending; the last one is the current task.
     prompts: Vec<usize>,
     /// Message ranges of the exchanges, oldest first.
     exchanges: Vec<std::ops::Range<usize>>,
-    /// Start of the pending request (== len when there is none).
-    pending: usize,
+}
+
+/// Whether message `i` is made only of results tokensieve synthesized.
+fn only_stub_results(history: &History, i: usize) -> bool {
+    let parts = &history.parts[history.messages[i].parts.clone()];
+    !parts.is_empty() && parts.iter().all(|p| matches!(p.kind, PartKind::StubResult(_)))
 }
 
 impl Shape {
     fn of(history: &History) -> Self {
         let msgs = &history.messages;
+        let n = msgs.len();
         let kinds = |i: usize| history.parts[msgs[i].parts.clone()].iter().map(|p| p.kind);
-        let prompts: Vec<usize> = (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::Prompt)).collect();
-        let mut pinned: Vec<usize> = (0..msgs.len()).filter(|&i| kinds(i).any(|k| k == PartKind::System)).collect();
-        if let Some(&task) = prompts.last() {
-            pinned.push(task);
-        }
-        let mut exchanges = Vec::new();
-        let mut start = 0;
-        for i in 1..msgs.len() {
+        let prompts: Vec<usize> = (0..n).filter(|&i| kinds(i).any(|k| k == PartKind::Prompt)).collect();
+        let system: Vec<usize> = (0..n).filter(|&i| kinds(i).any(|k| k == PartKind::System)).collect();
+        // An exchange starts at each run of requests after a response, except a run made
+        // only of synthesized results: those answer the response before them, and a
+        // stub-mode output compacted again must show the exchanges its input had.
+        let mut starts = vec![0];
+        let mut i = 1;
+        while i < n {
             if msgs[i].side == Side::Request && msgs[i - 1].side == Side::Response {
-                exchanges.push(start..i);
-                start = i;
+                let end = (i..n).find(|&j| msgs[j].side == Side::Response).unwrap_or(n);
+                if !(i..end).all(|j| only_stub_results(history, j)) {
+                    starts.push(i);
+                }
+                i = end;
+            } else {
+                i += 1;
             }
         }
-        let pending = if msgs.last().is_some_and(|m| m.side == Side::Response) {
-            exchanges.push(start..msgs.len());
-            msgs.len()
-        } else {
-            start
-        };
-        Shape { pinned, prompts, exchanges, pending }
+        // A last run of requests that starts an exchange is the pending request.
+        let last = *starts.last().expect("starts at 0");
+        let pending = (n > 0 && (last..n).all(|j| msgs[j].side == Side::Request)).then_some(last);
+        if pending.is_some() || n == 0 {
+            starts.pop();
+        }
+        let ends = starts.iter().skip(1).copied().chain(std::iter::once(pending.unwrap_or(n)));
+        let exchanges = starts.iter().zip(ends).map(|(&s, e)| s..e).collect();
+        Shape { system, prompts, exchanges }
     }
 
     /// Section 2: pinned messages, the last `k` exchanges and the pending request. Where
@@ -149,20 +221,30 @@ impl Shape {
     /// prompt, also the prompt of the turn the window starts in: a window that opens
     /// inside a tool loop would otherwise start with results whose calls are gone, and
     /// removing those would unravel the whole loop.
-    fn window(&self, history: &History, k: usize, user_first: bool) -> Vec<bool> {
+    ///
+    /// Returns the selection and the messages kept for their system parts only: pinned
+    /// for a system part but outside the window (neither the current task nor the
+    /// window's opener), their prompts go with their exchange.
+    fn window(&self, history: &History, k: usize, user_first: bool) -> (Vec<bool>, Vec<usize>) {
         let mut selection = vec![false; history.len()];
         let from = self.exchanges[self.exchanges.len() - k].start;
         selection[from..].iter_mut().for_each(|s| *s = true);
-        debug_assert!(from <= self.pending);
-        for &p in &self.pinned {
-            selection[p] = true;
-        }
+        let task = self.prompts.last().copied();
+        let mut opener = None;
         if user_first && self.prompts.binary_search(&from).is_err() {
-            if let Some(&opener) = self.prompts.iter().rev().find(|&&p| p < from) {
-                selection[opener] = true;
+            opener = self.prompts.iter().rev().find(|&&p| p < from).copied();
+        }
+        for i in task.into_iter().chain(opener) {
+            selection[i] = true;
+        }
+        let mut trim = Vec::new();
+        for &i in &self.system {
+            if !selection[i] {
+                selection[i] = true;
+                trim.push(i);
             }
         }
-        selection
+        (selection, trim)
     }
 }
 
@@ -171,25 +253,40 @@ struct Repair<'h> {
     history: &'h History,
     rules: Rules,
     dangling: Dangling,
+    /// Whether the selection was the whole history with nothing trimmed.
+    whole: bool,
     alive_message: Vec<bool>,
     alive_part: Vec<bool>,
     stubbed: Vec<bool>,
     orphans_removed: usize,
     calls_repaired: usize,
+    /// The parts removed as orphans or removed or stubbed as unanswered calls.
+    repaired: Vec<usize>,
 }
 
 impl<'h> Repair<'h> {
-    fn run(history: &'h History, rules: Rules, dangling: Dangling, selection: &[bool]) -> Self {
+    /// Repair the messages of `selection`, the ones of `trim` reduced to their system
+    /// parts (and instructions).
+    fn run(history: &'h History, rules: Rules, dangling: Dangling, selection: &[bool], trim: &[usize]) -> Self {
         let mut state = Repair {
             history,
             rules,
             dangling,
+            whole: trim.is_empty() && selection.iter().all(|&s| s),
             alive_message: selection.to_vec(),
             alive_part: vec![true; history.parts.len()],
             stubbed: vec![false; history.parts.len()],
             orphans_removed: 0,
             calls_repaired: 0,
+            repaired: Vec::new(),
         };
+        for &i in trim {
+            for p in state.parts(i) {
+                if !matches!(history.parts[p].kind, PartKind::System | PartKind::Instructions) {
+                    state.alive_part[p] = false;
+                }
+            }
+        }
         while state.pass() {}
         state
     }
@@ -202,6 +299,12 @@ impl<'h> Repair<'h> {
         self.parts(i).filter(move |&p| self.alive_part[p])
     }
 
+    /// A request whose alive parts are all results (one of a block of tool messages).
+    fn only_results(&self, i: usize) -> bool {
+        self.history.messages[i].side == Side::Request
+            && self.alive_parts(i).all(|p| self.history.parts[p].kind.is_result())
+    }
+
     /// One pass of section 3; returns whether anything changed.
     fn pass(&mut self) -> bool {
         let history = self.history;
@@ -211,18 +314,15 @@ impl<'h> Repair<'h> {
         // 1. Pair each result with a call, or remove it.
         let mut paired = vec![false; history.parts.len()];
         let mut open_calls: FxHashMap<CallId, Vec<usize>> = FxHashMap::default(); // for `anywhere`
+        let mut last_response = None; // the nearest alive response before message `j`
         for (pos, &j) in seq.iter().enumerate() {
             for p in self.parts(j) {
-                let PartKind::Result(id) = history.parts[p].kind else { continue };
+                let Some(id) = history.parts[p].kind.result_id() else { continue };
                 if !self.alive_part[p] {
                     continue;
                 }
                 let call = match self.rules.pairing {
-                    Pairing::NextMessage => pos
-                        .checked_sub(1)
-                        .map(|q| seq[q])
-                        .filter(|&i| history.messages[i].side == Side::Response)
-                        .and_then(|i| self.open_call_in(i, id, &paired)),
+                    Pairing::RequestRun => last_response.and_then(|i| self.open_call_in(i, id, &paired)),
                     Pairing::ToolBlock => {
                         self.tool_block_owner(&seq[..pos]).and_then(|i| self.open_call_in(i, id, &paired))
                     }
@@ -236,9 +336,13 @@ impl<'h> Repair<'h> {
                     None => {
                         self.alive_part[p] = false;
                         self.orphans_removed += 1;
+                        self.repaired.push(p);
                         changed = true;
                     }
                 }
+            }
+            if history.messages[j].side == Side::Response {
+                last_response = Some(j);
             }
             if self.rules.pairing == Pairing::Anywhere {
                 for p in self.parts(j) {
@@ -265,6 +369,7 @@ impl<'h> Repair<'h> {
                         Dangling::Stub => self.stubbed[p] = true,
                     }
                     self.calls_repaired += 1;
+                    self.repaired.push(p);
                     changed = true;
                 }
             }
@@ -321,12 +426,8 @@ impl<'h> Repair<'h> {
     /// `tool-block`: walking back over request messages made only of results, the first
     /// other message, if it is a response.
     fn tool_block_owner(&self, before: &[usize]) -> Option<usize> {
-        let history = self.history;
-        let owner = before.iter().rev().copied().find(|&k| {
-            !(history.messages[k].side == Side::Request
-                && self.alive_parts(k).all(|p| matches!(history.parts[p].kind, PartKind::Result(_))))
-        })?;
-        (history.messages[owner].side == Side::Response).then_some(owner)
+        let owner = before.iter().rev().copied().find(|&k| !self.only_results(k))?;
+        (self.history.messages[owner].side == Side::Response).then_some(owner)
     }
 
     fn outcome(&self, budget: &Budget, tokens_before: u64, action: Action) -> Outcome {
@@ -344,28 +445,23 @@ impl<'h> Repair<'h> {
             if calls.is_empty() {
                 continue;
             }
-            match self.rules.pairing {
-                Pairing::NextMessage => match alive.get(pos + 1) {
+            match self.rules.stubs {
+                StubPlacement::NextRequest => match alive.get(pos + 1) {
                     Some(&j) if history.messages[j].side == Side::Request => {
                         into_next.entry(j).or_default().extend(calls)
                     }
                     _ => new_after.push((i, calls)),
                 },
-                Pairing::ToolBlock => {
+                StubPlacement::AfterToolBlock => {
                     let mut end = pos;
-                    while let Some(&k) = alive.get(end + 1) {
-                        let pure = history.messages[k].side == Side::Request
-                            && self.alive_parts(k).all(|p| matches!(history.parts[p].kind, PartKind::Result(_)));
-                        if !pure {
-                            break;
-                        }
+                    while alive.get(end + 1).is_some_and(|&k| self.only_results(k)) {
                         end += 1;
                     }
                     for c in calls {
                         new_after.push((alive[end], vec![c]));
                     }
                 }
-                Pairing::Anywhere => {
+                StubPlacement::AfterCall => {
                     for c in calls {
                         new_after.push((i, vec![c]));
                     }
@@ -390,10 +486,8 @@ impl<'h> Repair<'h> {
             let stubs = into_next.remove(&i).unwrap_or_default();
             tokens += stubs.iter().map(|&c| history.parts[c].stub_tokens).sum::<u64>();
             // Synthesized results go after the message's last result (tool results first).
-            let stub_at = kept
-                .iter()
-                .rposition(|&p| matches!(history.parts[range.start + p].kind, PartKind::Result(_)))
-                .map_or(0, |q| q + 1);
+            let stub_at =
+                kept.iter().rposition(|&p| history.parts[range.start + p].kind.is_result()).map_or(0, |q| q + 1);
             let parts = (kept.len() != range.len()).then_some(kept);
             messages.push(OutMessage::Kept { index: i, parts, stubs, stub_at });
             while let Some((_, calls)) = new_after.next_if(|(after, _)| *after == i) {
@@ -422,23 +516,38 @@ impl<'h> Repair<'h> {
             dropped,
             orphans_removed: self.orphans_removed,
             calls_repaired: self.calls_repaired,
+            input_defects_repaired: 0,
+            pairs_cut_by_window: 0,
         }
     }
 }
 
-/// Exchanges in the output: the number of its runs of response messages.
+/// Exchanges in the output: its runs of response messages, where a request made only of
+/// synthesized results does not end a run (as [`Shape::of`] reads it).
 fn count_exchanges(history: &History, out: &[OutMessage]) -> usize {
     let mut count = 0;
-    let mut previous = Side::Request;
+    let mut in_run = false;
     for m in out {
-        let side = match m {
-            OutMessage::Kept { index, .. } => history.messages[*index].side,
-            OutMessage::Stub { .. } => Side::Request,
-        };
-        if side == Side::Response && previous == Side::Request {
-            count += 1;
+        match m {
+            OutMessage::Kept { index, parts, stubs, .. } => {
+                let message = &history.messages[*index];
+                if message.side == Side::Response {
+                    count += usize::from(!in_run);
+                    in_run = true;
+                } else {
+                    let local = |p: usize| history.parts[message.parts.start + p].kind;
+                    let synthesized = match parts {
+                        None => only_stub_results(history, *index),
+                        Some(kept) => {
+                            !(kept.is_empty() && stubs.is_empty())
+                                && kept.iter().all(|&p| matches!(local(p), PartKind::StubResult(_)))
+                        }
+                    };
+                    in_run &= synthesized;
+                }
+            }
+            OutMessage::Stub { .. } => {}
         }
-        previous = side;
     }
     count
 }
@@ -489,10 +598,17 @@ mod tests {
         }
     }
 
-    const NEXT: Rules = Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: false };
-    const BLOCK: Rules = Rules { pairing: Pairing::ToolBlock, user_first: false, keep_last_request: false };
-    const ANY: Rules = Rules { pairing: Pairing::Anywhere, user_first: false, keep_last_request: false };
-    const PYDANTIC_AI: Rules = Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: true };
+    /// The rules of the four formats.
+    const ANTHROPIC: Rules = Rules::ANTHROPIC;
+    const BLOCK: Rules = Rules::OPENAI_CHAT;
+    const ANY: Rules = Rules::RESPONSES;
+    const PYDANTIC_AI: Rules = Rules::PYDANTIC_AI;
+    const ALL: [Rules; 4] = [ANTHROPIC, BLOCK, ANY, PYDANTIC_AI];
+
+    /// A budget that always compacts and keeps `k` exchanges (the target never binds).
+    fn window(k: usize) -> Budget {
+        Budget { compaction_threshold: 0.0, target_input_tokens: 1000, ..budget(k) }
+    }
 
     fn kept(o: &Outcome) -> Vec<usize> {
         o.messages
@@ -517,7 +633,7 @@ mod tests {
     fn below_the_threshold_a_valid_history_comes_back_whole() {
         let spec = tool_loop(3);
         let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
-        let o = compact(&history(&spec, 1), NEXT, &budget(4)).unwrap();
+        let o = compact(&history(&spec, 1), ANTHROPIC, &budget(4)).unwrap();
         assert_eq!(o.action, Action::None);
         assert_eq!(kept(&o), (0..spec.len()).collect::<Vec<_>>());
         assert!(o.messages.iter().all(|m| matches!(m, OutMessage::Kept { parts: None, .. })));
@@ -527,7 +643,7 @@ mod tests {
     fn the_window_keeps_system_prompt_task_and_last_exchanges() {
         let spec = tool_loop(10);
         let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
-        let o = compact(&history(&spec, 10), NEXT, &budget(2)).unwrap();
+        let o = compact(&history(&spec, 10), ANTHROPIC, &budget(2)).unwrap();
         assert_eq!(o.action, Action::Compacted);
         // message 0 (system + task), then the last two exchanges: the request of the
         // first of them is the result of a call that was cut away, so it goes, and the
@@ -535,12 +651,14 @@ mod tests {
         assert_eq!(kept(&o), vec![0, 17, 18, 19, 20]);
         assert_eq!(o.orphans_removed, 1);
         assert_eq!(o.exchanges_kept, 2);
+        // That orphan is a pair the window cut, not a defect of the input.
+        assert_eq!((o.pairs_cut_by_window, o.input_defects_repaired), (1, 0));
     }
 
     #[test]
     fn a_result_whose_call_is_gone_is_removed_and_a_call_without_result_too() {
         let h = history(&["Q:U", "R:A c1 c2", "Q:r1 r3"], 1);
-        let o = compact(&h, NEXT, &budget(4)).unwrap();
+        let o = compact(&h, ANTHROPIC, &budget(4)).unwrap();
         assert_eq!(o.orphans_removed, 1);
         assert_eq!(o.calls_repaired, 1);
         assert_eq!(
@@ -554,13 +672,51 @@ mod tests {
     }
 
     #[test]
-    fn next_message_pairing_rejects_a_result_two_messages_later() {
+    fn a_result_after_a_prompt_pairs_in_pydantic_ai_and_responses_but_not_in_anthropic() {
+        // Anthropic merges the two user turns: the result would follow the text.
         let h = history(&["Q:U", "R:c1", "Q:U", "Q:r1"], 1);
-        let o = compact(&h, NEXT, &budget(4)).unwrap();
+        let o = compact(&h, ANTHROPIC, &budget(4)).unwrap();
         assert_eq!(kept(&o), vec![0, 2]);
-        // ...while `anywhere` accepts it.
-        let o = compact(&h, ANY, &budget(4)).unwrap();
-        assert_eq!(kept(&o), vec![0, 1, 2, 3]);
+        // pydantic-ai merges them too, hoisting the result first; `anywhere` accepts it.
+        assert_eq!(kept(&compact(&h, PYDANTIC_AI, &budget(4)).unwrap()), vec![0, 1, 2, 3]);
+        assert_eq!(kept(&compact(&h, ANY, &budget(4)).unwrap()), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn results_of_one_response_split_over_consecutive_requests_stay_with_their_calls() {
+        // Issue 8, item 2: the Anthropic reproducer (6 messages in, 6 out).
+        let h = history(&["Q:U", "R:c1 c2", "Q:r1", "Q:r2", "R:A", "Q:U"], 1);
+        for rules in [ANTHROPIC, PYDANTIC_AI, BLOCK, ANY] {
+            for dangling in [Dangling::Drop, Dangling::Stub] {
+                let mut b = budget(4);
+                b.dangling = dangling;
+                let o = compact(&h, rules, &b).unwrap();
+                assert_eq!(kept(&o), vec![0, 1, 2, 3, 4, 5], "{rules:?}");
+                assert!(o
+                    .messages
+                    .iter()
+                    .all(|m| matches!(m, OutMessage::Kept { parts: None, stubs, .. } if stubs.is_empty())));
+                assert_eq!((o.orphans_removed, o.calls_repaired), (0, 0));
+            }
+        }
+        // Anthropic: a result after text in the merged turn is an orphan; pydantic-ai hoists it.
+        let h = history(&["Q:U", "R:c1 c2", "Q:r1 U", "Q:r2"], 1);
+        let o = compact(&h, ANTHROPIC, &budget(4)).unwrap();
+        assert_eq!(kept(&o), vec![0, 1, 2]);
+        assert_eq!((o.orphans_removed, o.calls_repaired), (1, 1));
+        assert_eq!(kept(&compact(&h, PYDANTIC_AI, &budget(4)).unwrap()), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_window_never_cuts_between_results_of_one_run() {
+        let h = history(&["Q:U", "R:c1 c2", "Q:r1", "Q:r2", "R:c3", "Q:r3", "R:A", "Q:U"], 10);
+        for rules in [ANTHROPIC, PYDANTIC_AI] {
+            for k in 1..=4 {
+                let out = kept(&compact(&h, rules, &budget(k)).unwrap());
+                assert_eq!(out.contains(&2), out.contains(&3), "k={k}: {out:?}");
+                assert_eq!(out.contains(&1), out.contains(&2), "k={k}: {out:?}");
+            }
+        }
     }
 
     #[test]
@@ -576,7 +732,7 @@ mod tests {
     #[test]
     fn a_history_never_starts_with_a_response_where_the_provider_forbids_it() {
         let h = history(&["R:A", "Q:U", "R:A", "Q:U"], 1);
-        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![1, 2, 3]);
+        assert_eq!(kept(&compact(&h, ANTHROPIC, &budget(4)).unwrap()), vec![1, 2, 3]);
         assert_eq!(kept(&compact(&h, BLOCK, &budget(4)).unwrap()), vec![0, 1, 2, 3]);
     }
 
@@ -584,7 +740,7 @@ mod tests {
     fn removing_a_leading_response_cascades_to_its_results() {
         let h = history(&["Q:S", "R:c1", "Q:r1", "R:A", "Q:U"], 1);
         // c1's message goes first (it leads), then r1 has no call, then the text response leads.
-        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 4]);
+        assert_eq!(kept(&compact(&h, ANTHROPIC, &budget(4)).unwrap()), vec![0, 4]);
     }
 
     #[test]
@@ -598,7 +754,7 @@ mod tests {
         spec.extend(["R:A".to_string(), "Q:U".to_string()]);
         let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
         let h = history(&spec, 30);
-        let o = compact(&h, NEXT, &budget(3)).unwrap();
+        let o = compact(&h, ANTHROPIC, &budget(3)).unwrap();
         // The loop's prompt opens the window; the orphan result r2 goes; 3 exchanges stay.
         assert_eq!(kept(&o), vec![0, 7, 8, 9, 10, 11, 12]);
         assert_eq!(o.exchanges_kept, 3);
@@ -611,14 +767,30 @@ mod tests {
     fn a_message_left_with_only_thinking_is_removed() {
         let mut h = history(&["Q:U", "R:A c1", "Q:U"], 1);
         h.parts[1].kind = PartKind::Thinking;
-        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 2]);
+        assert_eq!(kept(&compact(&h, ANTHROPIC, &budget(4)).unwrap()), vec![0, 2]);
     }
 
     #[test]
-    fn a_history_ending_with_a_request_keeps_it_even_emptied_where_the_framework_requires() {
+    fn a_pending_request_of_orphan_results_is_an_error_except_where_the_framework_keeps_it_emptied() {
+        // Issue 8, item 5: the output never ends with the model's turn when the input
+        // ended with a request (it used to come back as [U, A]).
         let h = history(&["Q:U", "R:A", "Q:r9"], 1);
         assert_eq!(kept(&compact(&h, PYDANTIC_AI, &budget(4)).unwrap()), vec![0, 1, 2]);
-        assert_eq!(kept(&compact(&h, NEXT, &budget(4)).unwrap()), vec![0, 1]);
+        for rules in [ANTHROPIC, BLOCK, ANY] {
+            for dangling in [Dangling::Drop, Dangling::Stub] {
+                let mut b = budget(4);
+                b.dangling = dangling;
+                match compact(&h, rules, &b) {
+                    Err(Error::InvalidMessage { index: 2, reason }) => {
+                        assert!(reason.contains("answer no call"), "{reason}")
+                    }
+                    other => panic!("{rules:?}: {other:?}"),
+                }
+            }
+        }
+        // Compacting or not, a request that survives is enough.
+        let h = history(&["Q:U", "R:A", "Q:U", "Q:r9"], 1);
+        assert_eq!(kept(&compact(&h, ANTHROPIC, &budget(4)).unwrap()), vec![0, 1, 2]);
     }
 
     #[test]
@@ -657,7 +829,7 @@ mod tests {
         let mut b = budget(4);
         b.dangling = Dangling::Stub;
         let h = history(&["Q:U", "R:c1 c2", "Q:r1 U"], 1);
-        let o = compact(&h, NEXT, &b).unwrap();
+        let o = compact(&h, ANTHROPIC, &b).unwrap();
         assert_eq!(o.messages[2], OutMessage::Kept { index: 2, parts: None, stubs: vec![2], stub_at: 1 });
         assert_eq!(o.calls_repaired, 1);
         let h = history(&["Q:U", "R:c1 c2", "Q:r1", "Q:U"], 1);
@@ -670,7 +842,7 @@ mod tests {
         let mut b = budget(1);
         b.hard_limit_threshold = 0.5;
         let h = history(&["Q:S U", "R:A", "Q:U"], 400);
-        match compact(&h, NEXT, &b) {
+        match compact(&h, ANTHROPIC, &b) {
             Err(Error::BudgetExceeded { tokens_after, limit, .. }) => {
                 assert!(tokens_after > limit);
                 assert_eq!(limit, 500);
@@ -684,7 +856,7 @@ mod tests {
         let spec = tool_loop(12);
         let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
         let h = history(&spec, 10);
-        let once = compact(&h, NEXT, &budget(3)).unwrap();
+        let once = compact(&h, ANTHROPIC, &budget(3)).unwrap();
         // Rebuild the compacted history and compact it again.
         let mut again = History::default();
         for m in &once.messages {
@@ -696,8 +868,118 @@ mod tests {
                 again.push(h.parts[msg.parts.start + p]);
             }
         }
-        let twice = compact(&again, NEXT, &budget(3)).unwrap();
+        let twice = compact(&again, ANTHROPIC, &budget(3)).unwrap();
         assert_eq!(kept(&twice), (0..again.len()).collect::<Vec<_>>());
         assert_eq!(twice.tokens_after, once.tokens_after);
+    }
+
+    /// The output of `o` as a history: kept parts, synthesized results as `StubResult`s.
+    fn rebuild(h: &History, o: &Outcome) -> History {
+        let mut out = History::default();
+        let stub = |c: usize| match h.parts[c].kind {
+            PartKind::Call(id) => Part::new(PartKind::StubResult(id), h.parts[c].stub_tokens),
+            _ => unreachable!(),
+        };
+        for m in &o.messages {
+            match m {
+                OutMessage::Kept { index, parts, stubs, stub_at } => {
+                    let msg = &h.messages[*index];
+                    out.begin(msg.side);
+                    let local: Vec<usize> = parts.clone().unwrap_or_else(|| (0..msg.parts.len()).collect());
+                    let mut items: Vec<Part> = local.iter().map(|&p| h.parts[msg.parts.start + p]).collect();
+                    let at = (*stub_at).min(items.len());
+                    items.splice(at..at, stubs.iter().map(|&c| stub(c)));
+                    for mut part in items {
+                        part.stub_tokens = 1;
+                        out.push(part);
+                    }
+                }
+                OutMessage::Stub { calls, .. } => {
+                    out.begin(Side::Request);
+                    for &c in calls {
+                        out.push(stub(c));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn compacting_a_stub_mode_output_again_changes_nothing() {
+        // Issue 8, item 4: the stub for c1 is a new request between two responses; read
+        // as the start of an exchange, it made a second pass drop the first exchange.
+        let h = history(&["Q:U", "R:c1", "R:A", "Q:U", "R:A", "Q:U"], 10);
+        for rules in ALL {
+            let b = Budget { dangling: Dangling::Stub, ..window(2) };
+            let once = compact(&h, rules, &b).unwrap();
+            assert_eq!(once.dropped, Vec::<usize>::new(), "{rules:?}");
+            assert_eq!(once.exchanges_kept, 2, "{rules:?}");
+            let output = rebuild(&h, &once);
+            let twice = compact(&output, rules, &b).unwrap();
+            assert_eq!(kept(&twice), (0..output.len()).collect::<Vec<_>>(), "{rules:?}");
+            assert!(twice
+                .messages
+                .iter()
+                .all(|m| matches!(m, OutMessage::Kept { parts: None, stubs, .. } if stubs.is_empty())));
+            assert_eq!((twice.orphans_removed, twice.calls_repaired, twice.exchanges_kept), (0, 0, 2));
+            assert_eq!(twice.tokens_after, once.tokens_after);
+        }
+    }
+
+    #[test]
+    fn a_history_its_stubs_push_over_the_threshold_is_compacted_at_once() {
+        // 112 tokens, the threshold at 115: repaired whole, the stub (5 tokens) would put
+        // it over, and compacting that output again would window it.
+        let h = history(&["Q:U", "R:c1", "R:A", "Q:U", "R:A", "Q:U", "R:A", "Q:U"], 10);
+        for rules in ALL {
+            let b = Budget { dangling: Dangling::Stub, compaction_threshold: 0.115, ..window(1) };
+            let once = compact(&h, rules, &b).unwrap();
+            assert_eq!(once.action, Action::Compacted, "{rules:?}");
+            assert_eq!(kept(&once), vec![5, 6, 7]);
+            let output = rebuild(&h, &once);
+            let twice = compact(&output, rules, &b).unwrap();
+            assert_eq!((twice.action, twice.tokens_after), (Action::None, once.tokens_after));
+            // Without stubs to add, the same history stays whole.
+            let o = compact(&h, rules, &Budget { dangling: Dangling::Drop, ..b }).unwrap();
+            assert_eq!(o.action, Action::None);
+        }
+    }
+
+    #[test]
+    fn a_system_message_outside_the_window_keeps_only_its_system_parts() {
+        // Issue 9, item 1: the first request holds the system prompt and the first
+        // prompt; once the window moved on, the prompt goes with its exchange.
+        let h = history(&["Q:S U", "R:A", "Q:U", "R:A", "Q:U"], 10);
+        let o = compact(&h, PYDANTIC_AI, &window(1)).unwrap();
+        assert_eq!(o.messages[0], OutMessage::Kept { index: 0, parts: Some(vec![0]), stubs: vec![], stub_at: 0 });
+        assert_eq!(kept(&o), vec![0, 2, 3, 4]);
+        assert_eq!(o.dropped, vec![1]);
+        // ...unless it is the current task, or the prompt that opens the window.
+        let h = history(&["Q:S U", "R:A"], 10);
+        assert!(matches!(
+            compact(&h, PYDANTIC_AI, &window(1)).unwrap().messages[0],
+            OutMessage::Kept { parts: None, .. }
+        ));
+        let h = history(&["Q:S U", "R:c1", "Q:r1", "R:c2", "Q:r2"], 10);
+        let o = compact(&h, PYDANTIC_AI, &window(1)).unwrap();
+        assert_eq!(kept(&o), vec![0, 3, 4]);
+        assert!(matches!(o.messages[0], OutMessage::Kept { parts: None, .. }));
+    }
+
+    #[test]
+    fn pairs_cut_by_the_window_are_told_apart_from_defects_of_the_input() {
+        // Issue 9, item 10. c1's result and r9 (answering nothing) are defects of the
+        // input; the window then cuts the pair c3/r3.
+        let h = history(&["Q:U", "R:c1", "Q:U", "R:c3", "Q:r3 r9", "R:A", "Q:U"], 10);
+        let o = compact(&h, ANTHROPIC, &budget(4)).unwrap();
+        assert_eq!(o.action, Action::None);
+        assert_eq!((o.input_defects_repaired, o.pairs_cut_by_window), (2, 0));
+        assert_eq!((o.orphans_removed, o.calls_repaired), (1, 1));
+        let o = compact(&h, BLOCK, &window(1)).unwrap();
+        assert_eq!(kept(&o), vec![5, 6]);
+        assert_eq!((o.orphans_removed, o.calls_repaired), (2, 0));
+        assert_eq!((o.input_defects_repaired, o.pairs_cut_by_window), (1, 1));
+        assert_eq!(o.orphans_removed + o.calls_repaired, o.input_defects_repaired + o.pairs_cut_by_window);
     }
 }

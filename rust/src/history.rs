@@ -39,6 +39,10 @@ pub enum PartKind {
     Call(CallId),
     /// A tool result that must answer a call.
     Result(CallId),
+    /// A tool result synthesized by tokensieve (its content is exactly [`STUB_TEXT`]): it
+    /// pairs like any result, and a run of requests made only of these does not start an
+    /// exchange, so compacting a stub-mode output again moves no boundary.
+    StubResult(CallId),
     /// Everything else, kept with its message.
     Content,
     /// Thinking or reasoning: kept with its message, but cannot stand alone (a message
@@ -47,6 +51,20 @@ pub enum PartKind {
     /// A request's instructions (pydantic-ai): sent only with the last request of the
     /// history, so counted only there; like thinking, it cannot keep a message alone.
     Instructions,
+}
+
+impl PartKind {
+    /// The call a result answers (a real or a synthesized one).
+    pub fn result_id(self) -> Option<CallId> {
+        match self {
+            PartKind::Result(id) | PartKind::StubResult(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn is_result(self) -> bool {
+        self.result_id().is_some()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,24 +93,69 @@ pub struct Message {
 /// Where a tool result must stand relative to its call for the provider to accept it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pairing {
-    /// In the message right after the call's (Anthropic, pydantic-ai).
-    NextMessage,
-    /// In the run of tool messages right after the call's message (OpenAI chat).
+    /// In the run of request messages right after the call's message, whatever they hold
+    /// (pydantic-ai: consecutive requests are merged, tool results hoisted first).
+    RequestRun,
+    /// In the run of request messages made only of results right after the call's
+    /// message, or in the first other request after them (OpenAI chat: a block of tool
+    /// messages; Anthropic: consecutive user turns are merged, and in the merged turn the
+    /// results must come first).
     ToolBlock,
     /// Anywhere after the call (OpenAI Responses).
     Anywhere,
+}
+
+/// Where a synthesized result answering a call of message `i` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StubPlacement {
+    /// Into the next message if it is a request, after its results; else a new request
+    /// after `i` (Anthropic, pydantic-ai: a message holds many results).
+    NextRequest,
+    /// One new tool message per call, after the block of tool messages following `i`
+    /// (OpenAI chat: a message holds one result).
+    AfterToolBlock,
+    /// One new output item per call, right after `i` (Responses).
+    AfterCall,
 }
 
 /// What a format's provider enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
     pub pairing: Pairing,
+    pub stubs: StubPlacement,
     /// The first message that is not a system message must be a request (Anthropic,
     /// pydantic-ai).
     pub user_first: bool,
     /// A history that ends with a request must still end with one, even emptied
     /// (pydantic-ai refuses a processed history that ends with a response).
     pub keep_last_request: bool,
+}
+
+impl Rules {
+    pub const PYDANTIC_AI: Rules = Rules {
+        pairing: Pairing::RequestRun,
+        stubs: StubPlacement::NextRequest,
+        user_first: true,
+        keep_last_request: true,
+    };
+    pub const ANTHROPIC: Rules = Rules {
+        pairing: Pairing::ToolBlock,
+        stubs: StubPlacement::NextRequest,
+        user_first: true,
+        keep_last_request: false,
+    };
+    pub const OPENAI_CHAT: Rules = Rules {
+        pairing: Pairing::ToolBlock,
+        stubs: StubPlacement::AfterToolBlock,
+        user_first: false,
+        keep_last_request: false,
+    };
+    pub const RESPONSES: Rules = Rules {
+        pairing: Pairing::Anywhere,
+        stubs: StubPlacement::AfterCall,
+        user_first: false,
+        keep_last_request: false,
+    };
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -302,10 +302,29 @@ def sides(fmt: str, messages: list[Any]) -> list[str]:
     return out
 
 
+def _is_stub_only(fmt: str, m: Any) -> bool:
+    """A request made only of results tokensieve synthesized."""
+    if fmt == "pydantic-ai":
+        return bool(m.parts) and all(getattr(p, "content", None) == STUB_TEXT for p in m.parts)
+    if fmt == "openai":
+        return m.get("role") in ("tool", "function") and m.get("content") == STUB_TEXT
+    if fmt == "responses":
+        return m.get("type", "").endswith("_call_output") and m.get("output") == STUB_TEXT
+    content = m.get("content")
+    return isinstance(content, list) and bool(content) and all(b.get("content") == STUB_TEXT for b in content)
+
+
 def count_exchanges(fmt: str, messages: list[Any]) -> int:
-    """Runs of response messages (each closes an exchange)."""
-    s = sides(fmt, messages)
-    return sum(1 for i, side in enumerate(s) if side == "res" and (i == 0 or s[i - 1] == "req"))
+    """Runs of response messages (each closes an exchange); a request made only of
+    synthesized results (stubs) does not end a run."""
+    count, in_run = 0, False
+    for m, side in zip(messages, sides(fmt, messages)):
+        if side == "res":
+            count += not in_run
+            in_run = True
+        elif not _is_stub_only(fmt, m):
+            in_run = False
+    return count
 
 
 def _is_system_only(fmt: str, m: Any) -> bool:
@@ -414,8 +433,34 @@ def _parts(fmt: str, m: Any) -> list[tuple[str, str | None]]:
     return out
 
 
+def _merged(fmt: str, messages: list[Any]) -> list[Any]:
+    """Consecutive requests merged, as pydantic-ai and the Anthropic API merge them (the
+    tool results of pydantic-ai's merged request hoisted first)."""
+    from types import SimpleNamespace
+
+    merged: list[Any] = []
+    for m, side in zip(messages, sides(fmt, messages)):
+        if fmt == "pydantic-ai":
+            if side == "req" and merged and merged[-1].kind == "request":
+                merged[-1].parts.extend(m.parts)
+                merged[-1].parts.sort(key=lambda p: getattr(p, "part_kind", "") != "tool-return")
+            else:
+                merged.append(SimpleNamespace(kind=m.kind, parts=list(m.parts)))
+        else:
+            content = m["content"]
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+            if merged and merged[-1]["role"] == m["role"]:
+                merged[-1]["content"].extend(blocks)
+            else:
+                merged.append({"role": m["role"], "content": blocks})
+    return merged
+
+
 def _next_message_problems(fmt: str, messages: list[Any]) -> list[str]:
-    problems = []
+    # pydantic-ai keeps (and itself makes) an emptied last request: the history must end with one.
+    last = len(messages) - 1 if fmt == "pydantic-ai" else -1
+    problems = [f"[{i}] empty message" for i, m in enumerate(messages) if not _parts(fmt, m) and i != last]
+    messages = _merged(fmt, messages)
     s = sides(fmt, messages)
     first = next((i for i, m in enumerate(messages) if not _is_system_only(fmt, m)), None)
     if first is not None and s[first] != "req":
@@ -423,7 +468,7 @@ def _next_message_problems(fmt: str, messages: list[Any]) -> list[str]:
     for i, m in enumerate(messages):
         parts = _parts(fmt, m)
         if not parts:
-            problems.append(f"[{i}] empty message")
+            continue
         call_ids = [pid for k, pid in parts if k == "call"]
         ret_ids = [pid for k, pid in parts if k == "ret"]
         if call_ids:

@@ -9,7 +9,10 @@ reasoning item still followed by the item it belongs to, thinking blocks unmodif
 built-in tool parts kept together).
 
 The rules are written from the providers' point of view, independently of tokensieve's
-reading of the formats: tokensieve is tested against them, not against itself.
+reading of the formats: tokensieve is tested against them, not against itself. Anthropic
+merges consecutive messages of one role, and pydantic-ai consecutive requests (tool
+results hoisted first), before either checks the pairing: their validators judge the
+history so merged (:func:`merged_anthropic`, :func:`merged_pydantic_ai`).
 :func:`trace` maps each output message back to the input message it is (the same
 object) or was rebuilt from (the same kind of message with a subsequence of its parts),
 or to None for a synthesized result message.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 STUB_TEXT = "[tool result elided by tokensieve]"
@@ -113,6 +117,8 @@ def _rebuilt_from(fmt: str, out: Any, original: Any) -> str | None:
         for f in dataclasses.fields(original):
             if f.name != "parts" and getattr(out, f.name) != getattr(original, f.name):
                 return f"field {f.name} differs"
+        if _cut_to_system_parts(out, original):
+            return None
     else:
         if not isinstance(out, dict) or not isinstance(original, dict) or out.get("role") != original.get("role"):
             return "another role"
@@ -145,6 +151,22 @@ def _rebuilt_from(fmt: str, out: Any, original: Any) -> str | None:
     if fmt == "anthropic" and not kept and not any(_is_stub_item(fmt, i) for i in _items(fmt, out)):
         return "empty"
     return None
+
+
+SYSTEM_KINDS = ("system-prompt", "compaction")
+
+
+def _cut_to_system_parts(out: Any, original: Any) -> bool:
+    """A pydantic-ai request pinned for its system prompt outside the window: kept with its
+    system parts alone (its prompts went with their exchange)."""
+    parts = list(out.parts)
+    system = [p for p in original.parts if _part_kind(p) in SYSTEM_KINDS]
+    return (
+        _kind(out) == "request"
+        and bool(parts)
+        and len(parts) == len(system)
+        and all(a is b for a, b in zip(parts, system))
+    )
 
 
 def trace(fmt: str, output: list, source: list) -> tuple[list[int | None], list[str]]:
@@ -368,16 +390,34 @@ def _ids(message: dict | None, block_type: str, key: str) -> Counter:
     return Counter(b.get(key) for b in _blocks(message) if b.get("type") == block_type)
 
 
+def merged_anthropic(messages: list) -> list[dict]:
+    """The history as the Anthropic API reads it: consecutive messages of one role merged
+    into one turn (string content as a text block)."""
+    merged: list[dict] = []
+    for m in messages:
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        if merged and merged[-1]["role"] == m.get("role"):
+            merged[-1]["content"].extend(blocks)
+        else:
+            merged.append({"role": m.get("role"), "content": blocks})
+    return merged
+
+
 def anthropic_violations(messages: list, source: list | None = None) -> list[str]:
-    """Rules 1-6 of Anthropic Messages, and no message with empty content."""
+    """Rules 1-6 of Anthropic Messages on the merged turns (indices are the merged
+    turns'), and no message with empty content."""
     v: list[str] = []
+    for k, m in enumerate(messages):
+        content = m.get("content")
+        if content is None or content == []:
+            v.append(f"[{k}] message with empty content")
+    original, messages = messages, merged_anthropic(messages)
     n = len(messages)
     if n and messages[0].get("role") != "user":
         v.append("[0] the first message is not from the user")
     for k, m in enumerate(messages):
         content = m.get("content")
-        if content is None or content == []:
-            v.append(f"[{k}] message with empty content")
         if m.get("role") == "assistant":
             following = messages[k + 1] if k + 1 < n and messages[k + 1].get("role") == "user" else None
             missing = _ids(m, "tool_use", "id") - _ids(following, "tool_result", "tool_use_id")
@@ -402,6 +442,7 @@ def anthropic_violations(messages: list, source: list | None = None) -> list[str
                     v.append(f"[{k}] a tool_result block after other content")
                     break
                 after_other = after_other or not is_result
+    messages = original
     if source is not None:
         # Thinking blocks of a turn that calls tools come back unmodified.
         sources, _ = trace("anthropic", messages, source)
@@ -435,16 +476,53 @@ def _return_ids(message: Any) -> Counter:
 NATIVE_KINDS = ("builtin-tool-call", "builtin-tool-return")
 
 
+def _tool_results_first(part: Any) -> int:
+    return 0 if _part_kind(part) in ("tool-return", "retry-prompt") else 1
+
+
+def merged_pydantic_ai(messages: list) -> list:
+    """The history as pydantic-ai sends it (``_merge_consecutive_messages``): consecutive
+    requests merged into one, tool results (and retry prompts) hoisted first."""
+    merged: list = []
+    for m in messages:
+        if _kind(m) == "request" and merged and merged[-1].kind == "request":
+            merged[-1].parts.extend(m.parts)
+        else:
+            merged.append(SimpleNamespace(kind=_kind(m), parts=list(getattr(m, "parts", ()))))
+    for m in merged:
+        if m.kind == "request":
+            m.parts.sort(key=_tool_results_first)
+    return merged
+
+
+def _pydantic_ai_repairs(messages: list) -> list[str]:
+    """What pydantic-ai's own repair (``repair_messages``: orphans dropped, dangling calls
+    answered, then requests merged) would change beyond the merge itself."""
+    try:
+        from pydantic_ai.messages import _merge_consecutive_messages, repair_messages
+    except ImportError:  # pragma: no cover - another pydantic-ai version
+        return []
+    if not messages or any(_kind(m) not in ("request", "response") for m in messages):
+        return []
+    repaired, merged = repair_messages(list(messages)), _merge_consecutive_messages(list(messages))
+    if repaired != merged:
+        return [f"pydantic-ai's repair_messages changes the history: {_short(repaired)}"]
+    return []
+
+
 def pydantic_ai_violations(messages: list, source: list | None = None) -> list[str]:
     """What pydantic-ai enforces on a processed history, and the pairing it would
-    otherwise patch silently."""
+    otherwise patch silently (judged, as pydantic-ai does, after merging consecutive
+    requests; indices are the merged messages')."""
     v: list[str] = []
-    n = len(messages)
     if source and _kind(source[-1]) == "request":
         if not messages:
             v.append("the processed history is empty")
         elif _kind(messages[-1]) != "request":
             v.append("the processed history does not end with a ModelRequest")
+    v += _pydantic_ai_repairs(messages)
+    original, messages = messages, merged_pydantic_ai(messages)
+    n = len(messages)
     for k, m in enumerate(messages):
         if _kind(m) not in ("request", "response"):
             v.append(f"[{k}] not a ModelRequest or ModelResponse: {_short(m)}")
@@ -463,6 +541,7 @@ def pydantic_ai_violations(messages: list, source: list | None = None) -> list[s
             unexpected = _return_ids(m) - _call_ids(before)
             if unexpected:
                 v.append(f"[{k}] tool returns answering no call of the previous ModelResponse: {sorted(map(str, unexpected))}")
+    messages = original
     if source is not None:
         sources, _ = trace("pydantic-ai", messages, source)
         for k, i in enumerate(sources):

@@ -137,8 +137,7 @@ fn splice<T>(items: &mut Vec<T>, at: usize, new: Vec<T>) {
 /// The Python object a call part was read from: the message itself, or the item of its
 /// list that the part's slot points at.
 fn call_source<'py>(read: &Read, messages: &Bound<'py, PyList>, call: usize) -> PyResult<Bound<'py, PyAny>> {
-    let index = read.history.messages.partition_point(|m| m.parts.end <= call);
-    let message = messages.get_item(index)?;
+    let message = messages.get_item(message_of(read, call))?;
     let py = messages.py();
     match (read.format, read.slots[call]) {
         (_, NO_SLOT) => Ok(message),
@@ -150,6 +149,11 @@ fn call_source<'py>(read: &Read, messages: &Bound<'py, PyList>, call: usize) -> 
     }
 }
 
+/// A `ToolReturnPart` answering `call`, derived from the input alone (as pydantic-ai's own
+/// `_repair_dangling_tool_calls` makes its synthesized returns): the timestamp of the
+/// response being answered, pydantic-ai's marker of synthesized returns in `metadata`
+/// where the installed version has one; nothing from the clock, so compacting the same
+/// history twice gives equal results (and the same prompt prefix to cache).
 fn pydantic_ai_stub_part<'py>(
     py: Python<'py>,
     read: &Read,
@@ -157,7 +161,32 @@ fn pydantic_ai_stub_part<'py>(
     call: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let name = call_source(read, messages, call)?.getattr(intern!(py, "tool_name"))?;
-    tool_return_part(py)?.call1((name, STUB_TEXT, call_id(read, call)))
+    let kwargs = PyDict::new(py);
+    let response = messages.get_item(message_of(read, call))?;
+    if let Ok(timestamp) = response.getattr(intern!(py, "timestamp")) {
+        kwargs.set_item(intern!(py, "timestamp"), timestamp)?;
+    }
+    if let Some(key) = synthesized_metadata_key(py)? {
+        let metadata = PyDict::new(py);
+        metadata.set_item(key, true)?;
+        kwargs.set_item(intern!(py, "metadata"), metadata)?;
+    }
+    tool_return_part(py)?.call((name, STUB_TEXT, call_id(read, call)), Some(&kwargs))
+}
+
+/// `pydantic_ai.messages.SYNTHESIZED_TOOL_RETURN_METADATA_KEY`, if this version has it.
+fn synthesized_metadata_key(py: Python<'_>) -> PyResult<Option<&Bound<'_, PyAny>>> {
+    static KEY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let key = KEY.get_or_try_init(py, || {
+        let module = py.import(intern!(py, "pydantic_ai.messages"))?;
+        Ok::<_, PyErr>(module.getattr("SYNTHESIZED_TOOL_RETURN_METADATA_KEY").map_or_else(|_| py.None(), Bound::unbind))
+    })?;
+    Ok((!key.is_none(py)).then(|| key.bind(py)))
+}
+
+/// The input message a part belongs to.
+fn message_of(read: &Read, part: usize) -> usize {
+    read.history.messages.partition_point(|m| m.parts.end <= part)
 }
 
 /// New messages answering `calls` (global part indices), in the format's shape.

@@ -272,6 +272,8 @@ type CompactReturn<'py> = (
     Vec<usize>,
     usize,
     usize,
+    usize,
+    usize,
     Bound<'py, numpy::PyArray1<i64>>,
     &'static str,
 );
@@ -597,6 +599,8 @@ pub mod _core {
             outcome.dropped,
             outcome.orphans_removed,
             outcome.calls_repaired,
+            outcome.input_defects_repaired,
+            outcome.pairs_cut_by_window,
             per_message_tokens(py, &read),
             read.format.name(),
         ))

@@ -11,7 +11,7 @@ use super::{borrow_text, part_memo, type_name, value_memo};
 use crate::counting;
 use crate::encoding::Encoding;
 use crate::error::Error;
-use crate::history::{CallId, History, Pairing, Part, PartKind, Rules, Side, BINARY_PART_TOKENS};
+use crate::history::{CallId, History, Part, PartKind, Rules, Side, BINARY_PART_TOKENS};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -50,10 +50,10 @@ impl Format {
 
     pub fn rules(self) -> Rules {
         match self {
-            Format::PydanticAi => Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: true },
-            Format::Anthropic => Rules { pairing: Pairing::NextMessage, user_first: true, keep_last_request: false },
-            Format::OpenAi => Rules { pairing: Pairing::ToolBlock, user_first: false, keep_last_request: false },
-            Format::Responses => Rules { pairing: Pairing::Anywhere, user_first: false, keep_last_request: false },
+            Format::PydanticAi => Rules::PYDANTIC_AI,
+            Format::Anthropic => Rules::ANTHROPIC,
+            Format::OpenAi => Rules::OPENAI_CHAT,
+            Format::Responses => Rules::RESPONSES,
         }
     }
 }
@@ -301,6 +301,12 @@ impl<'py> Reader<'py> {
     fn value(&mut self, target: Target, value: &Bound<'py, PyAny>) -> PyResult<()> {
         if let Ok(string) = value.cast::<PyString>() {
             let s = borrow_text(string.as_any(), || "text".to_owned())?;
+            // A result whose text is STUB_TEXT is one tokensieve synthesized.
+            if let (Target::Part(p), crate::history::STUB_TEXT) = (target, &*s) {
+                if let PartKind::Result(id) = self.history.parts[p].kind {
+                    self.history.parts[p].kind = PartKind::StubResult(id);
+                }
+            }
             let text = if s.len() >= super::memo::MIN_MEMO_BYTES {
                 let hash = super::memo::content_hash(string, &s);
                 Text::Hashed(s, hash)
@@ -486,6 +492,7 @@ impl<'py> Reader<'py> {
         let kind = match hit.kind {
             PartKind::Call(_) => PartKind::Call(self.call_id(id, "tool call")?),
             PartKind::Result(_) => PartKind::Result(self.call_id(id, "tool return")?),
+            PartKind::StubResult(_) => PartKind::StubResult(self.call_id(id, "tool return")?),
             other => other,
         };
         let p = self.part(kind, slot);

@@ -403,10 +403,8 @@ def compact_report(name: str, messages: list[Any], result: Any, budget: dict[str
         "dropped_by_role": _role_counts(messages, dropped),
         "orphans_removed": result.orphans_removed,
         "calls_repaired": result.calls_repaired,
-        # Issue 9 item 10 splits the repairs into what the window cut and what was
-        # broken in the input; read them when this build of tokensieve reports them.
-        "pairs_cut_by_window": getattr(result, "pairs_cut_by_window", None),
-        "input_defects_repaired": getattr(result, "input_defects_repaired", None),
+        "pairs_cut_by_window": result.pairs_cut_by_window,
+        "input_defects_repaired": result.input_defects_repaired,
     }
     kept = {id(m): i for i, m in enumerate(messages)}
     sent = []
@@ -431,16 +429,9 @@ def compact_report(name: str, messages: list[Any], result: Any, budget: dict[str
 
 def _repairs_line(report: dict[str, Any]) -> str | None:
     cut, defects = report["pairs_cut_by_window"], report["input_defects_repaired"]
-    if cut is not None or defects is not None:
-        if not (cut or defects):
-            return None
-        return f"tool-call pairs cut by the window: {cut or 0:,}; defects repaired in the input: {defects or 0:,}"
-    if not (report["orphans_removed"] or report["calls_repaired"]):
+    if not (cut or defects):
         return None
-    return (
-        f"repaired: {report['orphans_removed']:,} tool results whose call was cut, "
-        f"{report['calls_repaired']:,} tool calls whose result was cut"
-    )
+    return f"tool-call pairs cut by the window: {cut:,}; defects repaired in the input: {defects:,}"
 
 
 def _budget_line(budget: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ pub mod counting;
 pub mod encoding;
 pub mod error;
 pub mod history;
+pub mod narrow;
 pub mod pretokenize;
 pub mod slab;
 

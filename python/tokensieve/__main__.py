@@ -3,6 +3,7 @@
     tokensieve count   HISTORY.json            tokens per message
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] ...
     tokensieve bench   [--quick]               compact_history against the pure-Python baseline
+    tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
 Anthropic Messages dicts (the format is detected, or named with --format).
@@ -148,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="compact_history vs the pure-Python baseline (needs tokensieve[bench])")
     bench.add_argument("--quick", action="store_true", help="smaller histories, fewer rounds")
     bench.set_defaults(run=bench_command)
+
+    from tokensieve import narrow  # the `narrow` subcommand lives with its capability
+
+    narrow.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -26,6 +26,7 @@ from pydantic_ai.capabilities import AbstractCapability
 
 import tokensieve
 from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.integrations.tool_output import ToolOutputBudget as ToolOutputBudget  # re-export
 from tokensieve.preflight import Preflight, preflight
 
 if TYPE_CHECKING:

@@ -41,6 +41,9 @@ pub const BEFORE: usize = 2;
 pub const AFTER: usize = 2;
 /// Indented lines kept after a matching line (traceback frames, diagnostic bodies).
 pub const CONTINUATION: usize = 30;
+/// errors_only keeps the last failure lines it could not fit at first (the summary a
+/// test run or build ends with): up to this many, in the quarter of the budget it holds back.
+pub const LAST_HITS: usize = 8;
 /// JSON longer than this is not parsed for its shape (heads_tails instead).
 pub const JSON_MAX_BYTES: usize = 64 << 20;
 /// The widest number a marker holds: reserves are counted with it.
@@ -496,7 +499,10 @@ fn trim_heads_tails(kept: &mut Vec<Kept>, excess: usize) -> bool {
 
 struct Errors {
     smart: bool,
+    /// The whole budget, and the part the first failures may use (the rest is for the last).
+    total_budget: usize,
     budget: usize,
+    last: VecDeque<(u64, u64, bool, String)>,
     kept: Vec<Kept>,
     used: usize,
     before: VecDeque<(u64, u64, bool, String)>,
@@ -514,7 +520,9 @@ impl Errors {
     fn new(smart: bool, budget: usize) -> Self {
         Errors {
             smart,
-            budget,
+            total_budget: budget,
+            budget: budget - budget / 4,
+            last: VecDeque::new(),
             kept: Vec::new(),
             used: 0,
             before: VecDeque::new(),
@@ -562,7 +570,10 @@ impl Errors {
         self.errors += is_err as u64;
         self.matched += hit as u64;
         if self.exhausted {
-            self.nofit += hit as u64;
+            if hit {
+                self.nofit += 1;
+                self.remember(seg, line, starts_line, text);
+            }
             return;
         }
         let kept = |text: String, seg, line, starts_line, is_match| Kept {
@@ -580,6 +591,7 @@ impl Errors {
             for (s, l, st, t) in std::mem::take(&mut self.before) {
                 if !self.try_keep(enc, line, kept(t, s, l, st, false)) {
                     self.nofit += 1;
+                    self.remember(seg, line, starts_line, text);
                     return;
                 }
             }
@@ -587,6 +599,8 @@ impl Errors {
                 self.in_cont = true;
                 self.cont_left = CONTINUATION;
                 self.after_left = AFTER;
+            } else {
+                self.remember(seg, line, starts_line, text);
             }
         } else if self.in_cont && self.cont_left > 0 && is_indented(text) {
             self.cont_left -= 1;
@@ -597,12 +611,56 @@ impl Errors {
                 self.after_left -= 1;
                 self.try_keep(enc, line, kept(text.to_owned(), seg, line, starts_line, false));
             } else {
-                self.before.push_back((seg, line, starts_line, text.to_owned()));
-                if self.before.len() > BEFORE {
-                    self.before.pop_front();
-                }
+                // Reuse the oldest line's buffer: no allocation per dropped line.
+                let mut buf = if self.before.len() == BEFORE {
+                    self.before.pop_front().map(|b| b.3).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                buf.clear();
+                buf.push_str(text);
+                self.before.push_back((seg, line, starts_line, buf));
             }
         }
+    }
+
+    fn remember(&mut self, seg: u64, line: u64, starts_line: bool, text: &str) {
+        if self.last.len() == LAST_HITS {
+            self.last.pop_front();
+        }
+        self.last.push_back((seg, line, starts_line, text.to_owned()));
+    }
+
+    /// Add the last failure lines that did not fit, as many of the latest as the held
+    /// back budget takes (each charged a gap marker at its widest).
+    fn finish(&mut self, enc: &Encoding) {
+        let gap = enc.count(&widest_gap());
+        let room = self.total_budget.saturating_sub(self.used);
+        let (mut used, mut take) = (0, 0);
+        let counts: Vec<usize> = self.last.iter().map(|l| enc.count(&l.3)).collect();
+        for &t in counts.iter().rev() {
+            if used + t + gap > room {
+                break;
+            }
+            used += t + gap;
+            take += 1;
+        }
+        let skip = self.last.len() - take;
+        for ((seg, line, starts_line, text), tokens) in self.last.drain(..).zip(counts).skip(skip) {
+            self.kept.push(Kept {
+                seg,
+                line,
+                text,
+                tokens,
+                starts_line,
+                cut_after: false,
+                cut_before: false,
+                is_match: true,
+                in_tail: false,
+            });
+            self.nofit -= 1;
+        }
+        self.used += used;
     }
 }
 
@@ -828,6 +886,10 @@ impl<'e> Narrower<'e> {
         }
         if let Some(errs) = &mut self.errs {
             errs.push(enc, seg, line, starts_line, text);
+            if errs.matched > 0 {
+                // heads_tails is errors_only's fallback when nothing matches: no longer needed.
+                self.ht = None;
+            }
         }
         if let Some(tf) = &mut self.tf {
             if starts_line {
@@ -951,6 +1013,8 @@ fn outcome(r: Rendered, mode: Mode, kind: Kind, t: &Totals<'_>, errors: u64, nof
 }
 
 fn finish_errors(enc: &Encoding, limit: usize, kind: Kind, errs: Errors, label: &str, t: &Totals<'_>, mode: Mode) -> Outcome {
+    let mut errs = errs;
+    errs.finish(enc);
     let Errors { smart, mut kept, mut nofit, errors, warnings, .. } = errs;
     let counts = smart.then_some((errors, warnings));
     let nofit_cell = std::cell::Cell::new(nofit);
@@ -1270,3 +1334,4 @@ mod tests {
         assert!(narrow(enc(), "x", &o).is_err());
     }
 }
+

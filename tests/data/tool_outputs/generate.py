@@ -153,7 +153,7 @@ def pip_install() -> str:
 
 def chained_traceback() -> str:
     r = _r("traceback")
-    out = [f"INFO:worker:{r.choice(WORDS)} processed batch {i} in {r.randint(1, 90)} ms" for i in range(1500)]
+    out = [f"INFO:worker:{r.choice(WORDS)} processed batch {i} in {r.randint(1, 90)} ms" for i in range(600)]
     out += ["Traceback (most recent call last):", '  File "/app/shop/db.py", line 211, in fetch',
             "    row = cursor.fetchone()", "sqlite3.OperationalError: database is locked", "",
             "The above exception was the direct cause of the following exception:", "",

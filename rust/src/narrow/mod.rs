@@ -557,9 +557,11 @@ impl Errors {
         true
     }
 
-    fn push(&mut self, enc: &Encoding, seg: u64, line: u64, starts_line: bool, text: &str) {
+    /// `hint`: Some(false) when the caller's scan of the whole buffer found no error
+    /// pattern in this line (None: not scanned).
+    fn push(&mut self, enc: &Encoding, seg: u64, line: u64, starts_line: bool, text: &str, hint: Option<bool>) {
         let m = matchers();
-        let is_err = m.errors.is_match(text);
+        let is_err = hint != Some(false) && m.errors.is_match(text);
         let hit = if self.smart {
             let is_warn = m.warnings.is_match(text);
             self.warnings += is_warn as u64;
@@ -673,6 +675,31 @@ enum Plan {
     Json,
 }
 
+/// The error patterns searched over a whole buffer rather than line by line: the
+/// automaton's SIMD prefilter runs in long strides (~900 MB/s against ~450 line by
+/// line), and a line is matched on its own only when a match starts inside it. No
+/// pattern holds a newline, so a match never spans two lines.
+#[derive(Default)]
+struct Scan {
+    /// Start of the next match at or after `from`, or `usize::MAX`.
+    next: usize,
+    from: Option<usize>,
+}
+
+impl Scan {
+    fn hint(&mut self, active: bool, buf: &str, start: usize, end: usize) -> Option<bool> {
+        if !active {
+            return None;
+        }
+        if self.from.is_none() || (self.next < start) {
+            let input = aho_corasick::Input::new(buf).span(start..buf.len());
+            self.next = matchers().errors.find(input).map_or(usize::MAX, |m| m.start());
+            self.from = Some(start);
+        }
+        Some(self.next < end)
+    }
+}
+
 /// The streaming narrower: [`Narrower::feed`] text in chunks of any size (split anywhere
 /// on character boundaries), then [`Narrower::finish`]. Memory stays bounded by the
 /// budget (and, for `smart_summary` on JSON, by [`JSON_MAX_BYTES`]).
@@ -691,6 +718,8 @@ pub struct Narrower<'e> {
     keep_cap: usize,
     /// Tokens of the whole text, when the caller counted it.
     known_tokens: Option<u64>,
+    /// Whether the line being segmented may hold an error pattern (see [`Scan`]).
+    hint: Option<bool>,
     // detection
     kind: Option<Kind>,
     queue: Vec<(u64, bool, String)>,
@@ -722,6 +751,7 @@ impl<'e> Narrower<'e> {
             whole: Some(String::new()),
             keep_cap,
             known_tokens: None,
+            hint: None,
             kind: None,
             queue: Vec::new(),
             queued_bytes: 0,
@@ -744,9 +774,13 @@ impl<'e> Narrower<'e> {
             }
         }
         let mut rest = chunk;
+        let mut scan = Scan::default();
         while let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) {
             if self.partial.is_empty() {
+                let at = chunk.len() - rest.len();
+                self.hint = scan.hint(self.errs.is_some(), chunk, at, at + i + 1);
                 self.segment(&rest[..=i], true);
+                self.hint = None;
             } else {
                 self.partial.push_str(&rest[..=i]);
                 let line = std::mem::take(&mut self.partial);
@@ -816,9 +850,12 @@ impl<'e> Narrower<'e> {
             }
         }
         self.start(detect(detect_prefix(&prefix)));
+        // Queued segments were not scanned: each is matched on its own.
+        let hint = self.hint.take();
         for (seg, (line, starts_line, text)) in std::mem::take(&mut self.queue).into_iter().enumerate() {
             self.run(seg as u64, line, starts_line, &text);
         }
+        self.hint = hint;
     }
 
     fn reserve(&self, text: &str) -> usize {
@@ -885,7 +922,7 @@ impl<'e> Narrower<'e> {
             ht.push(enc, seg, line, starts_line, text);
         }
         if let Some(errs) = &mut self.errs {
-            errs.push(enc, seg, line, starts_line, text);
+            errs.push(enc, seg, line, starts_line, text, self.hint);
             if errs.matched > 0 {
                 // heads_tails is errors_only's fallback when nothing matches: no longer needed.
                 self.ht = None;
@@ -1168,10 +1205,14 @@ pub fn narrow(enc: &Encoding, text: &str, opts: &Options) -> Result<Outcome> {
     narrower.start(kind);
     narrower.bytes = text.len() as u64;
     let mut rest = text;
+    let mut scan = Scan::default();
     while let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) {
+        let at = text.len() - rest.len();
+        narrower.hint = scan.hint(narrower.errs.is_some(), text, at, at + i + 1);
         narrower.segment(&rest[..=i], true);
         rest = &rest[i + 1..];
     }
+    narrower.hint = None;
     if !rest.is_empty() {
         narrower.segment(rest, true);
     }

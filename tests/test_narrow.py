@@ -405,3 +405,21 @@ def test_capability_narrows_results_and_offers_the_spill_reader(tmp_path):
     assert budget.results[0].mode == "errors_only" and budget.results[0].spilled
     toolset = budget.get_toolset()
     assert toolset is not None and "read_spilled_output" in toolset.tools
+
+
+def test_the_documented_examples_of_the_tool_output_budget_pass(tmp_path, monkeypatch):
+    import doctest
+
+    import tokensieve.integrations.tool_output
+    import tokensieve.narrow
+
+    monkeypatch.chdir(tmp_path)
+    for module in (tokensieve.narrow, tokensieve.integrations.tool_output, baseline):
+        finder = doctest.DocTestFinder()
+        tests = [t for t in finder.find(module) if t.examples and (module is not baseline or t.name.endswith("narrow_text"))]
+        assert tests, module.__name__
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        failures: list[str] = []
+        for test in tests:
+            runner.run(test, out=failures.append)
+        assert runner.failures == 0, "".join(failures)

@@ -11,6 +11,7 @@ __all__ = [
     "ENCODINGS",
     "Encoding",
     "MIN_CACHED_BYTES",
+    "Narrower",
     "PARALLEL_MIN_BYTES",
     "__version__",
     "_disable_parallelism",
@@ -23,6 +24,7 @@ __all__ = [
     "count_tokens",
     "count_tokens_batch",
     "get_encoding",
+    "narrow_text",
     "tiktoken_bpe_file",
 ]
 __version__: Final[str]

@@ -1892,7 +1892,7 @@ def narrow_text(
 
     def heads_tails() -> tuple:
         label = "truncated" if mode == "truncated" else "heads_tails"
-        reserve = c.count(_WIDEST_GAP + _closing(label, *([_WIDEST] * 4), widest_tokens, None, None, note))
+        reserve = c.count(_WIDEST_GAP + _closing(label, _WIDEST, _WIDEST, _WIDEST, _WIDEST, widest_tokens, None, None, note))
         kept = _heads_tails(c, segs, max(limit - reserve, 0), head_ratio, mode == "truncated")
 
         def closing_of(ld, bd):
@@ -1914,7 +1914,7 @@ def narrow_text(
     if mode == "errors_only" or (smart and kind in LOG_KINDS):
         label = f"smart_summary ({kind})" if smart else "errors_only"
         counts_widest = (_WIDEST, _WIDEST) if smart else None
-        reserve = c.count(_WIDEST_GAP + _closing(label, *([_WIDEST] * 4), widest_tokens, _WIDEST, counts_widest, note))
+        reserve = c.count(_WIDEST_GAP + _closing(label, _WIDEST, _WIDEST, _WIDEST, _WIDEST, widest_tokens, _WIDEST, counts_widest, note))
         errs = _Errors(c, smart, max(limit - reserve, 0))
         for i, (seg, line, starts) in enumerate(segs):
             errs.push(i, line, starts, seg)

@@ -211,6 +211,7 @@ class ToolOutputPolicy:
                 max_tokens = (rule and rule.max_tokens) or self.max_tokens
         _positive("max_tokens", max_tokens)
         failed = is_error or (exit_code is not None and exit_code != 0)
+        chosen: str
         if failed:
             chosen = "full" if mode == "full" else self.on_error
         elif mode is not None:
@@ -553,7 +554,7 @@ def narrow_history(
         ... ]
         >>> out = narrow_history(history, max_tokens=500)
         >>> out[0] is history[0], len(out[2]["content"]) < len(log)
-        (True, False)
+        (True, True)
     """
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise InputTypeError(f"messages: expected a list of messages, got {type(messages).__name__}")
@@ -568,7 +569,7 @@ def narrow_history(
         return r.text
 
     out = list(messages)
-    names: dict[str, str] = {}
+    names: dict[str, Any] = {}
     for i, m in enumerate(messages):
         if fmt in ("pydantic-ai", "pydantic_ai"):
             parts = getattr(m, "parts", None)
@@ -693,9 +694,9 @@ def cli(args: Any) -> int:
             if raw[1] == "full":
                 os.unlink(spill[1])
                 path = handle = None
-            else:
+            elif path is not None:
                 os.replace(spill[1], path)
-        result = _result(raw[0], raw, limit, path, handle)
+        result = _result(raw[0] or "", raw, limit, path, handle)
         if args.json:
             json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")

@@ -156,6 +156,13 @@ def compaction_ratio_lines() -> list[str]:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not BENCHMARKS_RAN:
         return
+    from benches.test_bench_narrow import narrow_ratio_lines
+
+    narrow = narrow_ratio_lines()
+    if narrow:
+        terminalreporter.write_sep("=", "narrow_tool_output vs the baseline and the harness's head/tail: MB/s")
+        for line in narrow:
+            terminalreporter.write_line(line)
     compaction = compaction_ratio_lines()
     if compaction:
         terminalreporter.write_sep("=", "compact_history vs the pure-Python baseline: ratios")

@@ -67,6 +67,8 @@ __all__ = [
     "Encoding",
     "InputTypeError",
     "InvalidMessageError",
+    "NarrowResult",
+    "ToolOutputPolicy",
     "OutputBudgets",
     "TokensieveError",
     "UnknownEncodingError",
@@ -82,6 +84,8 @@ __all__ = [
     "count_tokens_batch",
     "get_encoding",
     "load_presets",
+    "narrow_history",
+    "narrow_tool_output",
     "preflight",
     "register_preset",
     "tiktoken_bpe_file",
@@ -128,11 +132,16 @@ _LAZY = {
     "classify_task": "tokensieve.classify",
     "Preflight": "tokensieve._preflight",
     "preflight": "tokensieve._preflight",
+    "NarrowResult": "tokensieve.narrow",
+    "ToolOutputPolicy": "tokensieve.narrow",
+    "narrow_history": "tokensieve.narrow",
+    "narrow_tool_output": "tokensieve.narrow",
 }
 
 if TYPE_CHECKING:
     from tokensieve.classify import TaskClassification, TaskType, classify_task
     from tokensieve._preflight import Preflight, preflight
+    from tokensieve.narrow import NarrowResult, ToolOutputPolicy, narrow_history, narrow_tool_output
     from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
 
 

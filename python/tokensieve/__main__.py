@@ -3,6 +3,7 @@
     tokensieve count   HISTORY.json            tokens per message
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] [-o OUT.json]
     tokensieve bench   [--quick]               compact_history against the pure-Python baseline
+    tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
 Anthropic Messages dicts, or pydantic-ai's own JSON (``ModelMessagesTypeAdapter`` dumps,
@@ -697,6 +698,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="smaller histories, fewer rounds")
     bench.set_defaults(run=bench_command)
+
+    from tokensieve import narrow  # the `narrow` subcommand lives with its capability
+
+    narrow.add_parser(sub)
     return parser
 
 

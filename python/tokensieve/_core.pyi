@@ -11,6 +11,7 @@ __all__ = [
     "ENCODINGS",
     "Encoding",
     "MIN_CACHED_BYTES",
+    "Narrower",
     "PARALLEL_MIN_BYTES",
     "__version__",
     "_parallelism_allowed",
@@ -22,6 +23,7 @@ __all__ = [
     "count_tokens",
     "count_tokens_batch",
     "get_encoding",
+    "narrow_text",
     "tiktoken_bpe_file",
 ]
 __version__: Final[str]
@@ -74,3 +76,33 @@ def compact_history(
     npt.NDArray[np.int64],
     Literal["pydantic-ai", "openai", "responses", "anthropic"],
 ]: ...
+
+# The tool output budget (rust/src/narrow). The tuple: (text or None when unchanged, mode,
+# kind, tokens_before or None, tokens_after, lines, lines_dropped, bytes, bytes_dropped,
+# error_lines, errors_dropped).
+_NarrowOutcome = tuple[str | None, str, str, int | None, int, int, int, int, int, int, int]
+
+def narrow_text(
+    text: str,
+    mode: str,
+    max_tokens: int,
+    *,
+    encoding: str | Encoding | None = None,
+    head_ratio: float = 0.4,
+    count_all_max_bytes: int = 0,
+    note: str | None = None,
+) -> _NarrowOutcome: ...
+@final
+class Narrower:
+    def __new__(
+        cls,
+        mode: str,
+        max_tokens: int,
+        *,
+        encoding: str | Encoding | None = None,
+        head_ratio: float = 0.4,
+        count_all_max_bytes: int = 0,
+        note: str | None = None,
+    ) -> Narrower: ...
+    def feed(self, chunk: str) -> None: ...
+    def finish(self, note: str | None = None) -> _NarrowOutcome: ...

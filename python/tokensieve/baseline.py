@@ -1171,3 +1171,870 @@ def compact_history(
 ) -> list[Any]:
     """The compacted messages (see :func:`compact`)."""
     return compact(messages, config, format=format, **overrides).messages
+
+
+# =========================================================================================
+# Tool output narrowing (tokensieve.narrow) in pure Python
+# =========================================================================================
+#
+# The same algorithm as rust/src/narrow/ (see its module docs), written a second time
+# the plain way: the whole text in memory, a list of lines, tiktoken for the counts.
+# ``narrow_text`` returns the same tuple as ``tokensieve._core.narrow_text``; the
+# differential tests hold the two equal, and benches/test_bench_narrow.py measures both.
+
+import math as _math
+
+NARROW_MODES = ("full", "truncated", "heads_tails", "errors_only", "smart_summary")
+SEG_MAX = 2048
+CONTEXT_BEFORE = 2
+CONTEXT_AFTER = 2
+CONTINUATION = 30
+LAST_HITS = 8
+JSON_MAX_BYTES = 64 << 20
+DETECT_BYTES = 64 * 1024
+_WIDEST = 999_999_999_999
+_WS = " \t\r\n\x0b\x0c"
+
+ERROR_PATTERNS = (
+    "error", "fatal", "panic", "exception", "traceback", "fail", "abort", "segmentation fault",
+    "core dumped", "denied", "err!", "undefined reference", "cannot find", "no such file",
+    "not found", "caused by", "assert", "\u2717", "\u2716", "\u2715",
+)
+WARNING_PATTERNS = ("warn", "deprecat")
+SUMMARY_PATTERNS = (
+    " passed", "test result:", "Ran ", "Tests:", "Test Suites:", "short test summary", "ok  \t",
+    "Finished ", "Successfully installed", "vulnerabilities", "packages in",
+)
+
+
+def spellings(patterns: tuple[str, ...]) -> list[str]:
+    """Each pattern as written, capitalized and in upper case (detect.rs ``spellings``)."""
+    out: list[str] = []
+    for p in patterns:
+        for v in (p, p[:1].upper() + p[1:] if p[:1].isascii() else p, "".join(c.upper() if c.isascii() else c for c in p)):
+            if v not in out:
+                out.append(v)
+    return out
+
+
+_ERROR_SPELLINGS = spellings(ERROR_PATTERNS)
+_WARNING_SPELLINGS = spellings(WARNING_PATTERNS)
+LOG_KINDS = ("pytest", "unittest", "cargo", "go_test", "tsc", "npm", "pip", "traceback")
+_DIFF_HEADERS = (
+    "--- ", "+++ ", "index ", "new file", "deleted file", "rename ", "similarity ", "Binary files ",
+    "old mode", "new mode",
+)
+
+
+def _nbytes(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+class _Counter:
+    """tiktoken's counts, the pre-tokenizer's pieces, the longest token."""
+
+    def __init__(self, encoding: Any) -> None:
+        import regex
+
+        self.name = encoding if isinstance(encoding, str) else getattr(encoding, "name", "o200k_base")
+        self.count = _counter(self.name)
+        enc = _tiktoken_encoding(self.name)
+        self.encode = enc.encode_ordinary
+        # Python's `$` also matches before a final newline; tiktoken's only at the end.
+        self.pattern = regex.compile(PATTERNS[self.name].replace(r"\s++$", r"\s++\Z"))
+        self.max_token_len = max(len(t) for t in enc.token_byte_values())
+
+    def pieces(self, text: str) -> list[str]:
+        return self.pattern.findall(text)
+
+
+_COUNTERS: dict[str, _Counter] = {}
+
+
+def _narrow_counter(encoding: Any) -> _Counter:
+    name = "o200k_base" if encoding is None else encoding if isinstance(encoding, str) else encoding.name
+    if name not in _COUNTERS:
+        _COUNTERS[name] = _Counter(name)
+    return _COUNTERS[name]
+
+
+def _detect_prefix(text: str) -> str:
+    b = text.encode("utf-8")
+    if len(b) <= DETECT_BYTES:
+        return text
+    end = DETECT_BYTES
+    while (b[end] & 0xC0) == 0x80:
+        end -= 1
+    return b[:end].decode("utf-8")
+
+
+def grep_key(line: str) -> str | None:
+    colon = line.find(":")
+    if colon <= 0 or any(c in _WS for c in line[:colon]) or not ("/" in line[:colon] or "." in line[:colon]):
+        return None
+    rest = line[colon + 1 :]
+    digits = 0
+    while digits < len(rest) and rest[digits] in "0123456789":
+        digits += 1
+    return line[:colon] if digits > 0 and rest[digits : digits + 1] == ":" else None
+
+
+def _is_cjk(c: str) -> bool:
+    o = ord(c)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF or 0xFF00 <= o <= 0xFFEF
+
+
+def _looks_like_json(p: str) -> bool:
+    t = p.lstrip(_WS)
+    if t.startswith("{"):
+        return t[1:].lstrip(_WS).startswith(('"', "}")) or not t[1:].lstrip(_WS)
+    if not t.startswith("["):
+        return False
+    v = t[1:].lstrip(_WS)
+    if not v or v.startswith(("{", "[", '"', "]")):
+        return True
+    word = next((w for w in ("true", "false", "null") if v.startswith(w)), None)
+    if word is not None:
+        n = len(word)
+    else:
+        n = 0
+        while n < len(v) and (v[n] in "0123456789-+.eE"):
+            n += 1
+        digits = v[:n].lstrip("-")
+        if n == 0 or (len(digits) > 1 and digits[0] == "0" and digits[1] in "0123456789"):
+            return False
+    after = v[n:].lstrip(_WS)
+    return not after or after.startswith((",", "]"))
+
+
+def detect_kind(p: str) -> str:
+    """The kind of an output from its first 64 KiB (rust/src/narrow/detect.rs)."""
+    if _looks_like_json(p):
+        return "json"
+    bad = sum(1 for c in p if (c < " " and c not in "\t\n\r") or c == "\x7f" or c == "\ufffd")
+    if p and bad * 100 >= len(p):
+        return "binary"
+    if p.startswith("diff --git ") or "\ndiff --git " in p or (p.startswith("--- ") and "\n+++ " in p):
+        return "diff"
+    if p.startswith("commit ") and "\nAuthor: " in p:
+        return "git_log"
+    if "test session starts" in p or "short test summary info" in p:
+        return "pytest"
+    if ("\nRan " in p and (" test in " in p or " tests in " in p)) or "=" * 70 in p:
+        return "unittest"
+    if "error[E" in p or "   Compiling " in p or "test result: " in p or "warning: unused" in p:
+        return "cargo"
+    if "=== RUN " in p or "--- FAIL: " in p or "\nok  \t" in p or "\nFAIL\t" in p:
+        return "go_test"
+    if ": error TS" in p or "): error TS" in p:
+        return "tsc"
+    if "npm ERR!" in p or "npm WARN" in p or "npm error" in p:
+        return "npm"
+    if "Collecting " in p or "Requirement already satisfied" in p or "Successfully installed" in p:
+        return "pip"
+    if "Traceback (most recent call last):" in p:
+        return "traceback"
+    lines = [line for line in p.split("\n") if line.strip(_WS)][:20]
+    if lines:
+        if sum(1 for line in lines if grep_key(line) is not None) * 2 >= len(lines):
+            return "grep"
+        paths = sum(1 for line in lines if not any(c in _WS for c in line.rstrip("\r")) and _nbytes(line) <= 255)
+        dirs = any("/" in line or line.rstrip("\r").endswith(":") for line in lines)
+        if dirs and paths * 5 >= len(lines) * 4:
+            return "listing"
+    if any(_nbytes(line) > 1000 for line in p.split("\n")):
+        return "minified"
+    visible = [c for c in p if c not in _WS]
+    if visible and sum(1 for c in visible if _is_cjk(c)) * 10 >= len(visible) * 3:
+        return "cjk"
+    return "text"
+
+
+def _segments(text: str) -> list[tuple[str, int, bool]]:
+    """(segment, line, starts_line) of every segment of ``text``."""
+    out = []
+    start, line = 0, 0
+    while start < len(text):
+        nl = text.find("\n", start)
+        end = len(text) if nl < 0 else nl + 1
+        piece = text[start:end]
+        b = piece.encode("utf-8")
+        pos, first = 0, True
+        while len(b) - pos > SEG_MAX:
+            e = pos + SEG_MAX
+            while (b[e] & 0xC0) == 0x80:
+                e -= 1
+            out.append((b[pos:e].decode("utf-8"), line, first))
+            pos, first = e, False
+        out.append((b[pos:].decode("utf-8") if pos else piece, line, first))
+        start, line = end, line + 1
+    return out
+
+
+@dataclass
+class _Kept:
+    seg: int
+    line: int
+    text: str
+    tokens: int
+    starts_line: bool
+    cut_after: bool = False
+    cut_before: bool = False
+    is_match: bool = False
+    in_tail: bool = False
+
+
+def _has_gap(prev: _Kept | None, nxt: _Kept | None, segs: int) -> bool:
+    if prev is None and nxt is not None:
+        return nxt.seg > 0 or nxt.cut_before
+    if prev is not None and nxt is not None:
+        return prev.seg + 1 < nxt.seg or prev.cut_after or nxt.cut_before
+    if prev is not None:
+        return prev.seg + 1 < segs or prev.cut_after
+    return segs > 0
+
+
+def _gap_marker(prev: _Kept | None, nxt: _Kept | None, lines: int) -> str:
+    if prev is None:
+        a = 0
+    elif prev.text.endswith("\n") and not prev.cut_after:
+        a = prev.line + 1
+    else:
+        a = prev.line
+    if nxt is None:
+        b = max(lines - 1, 0)
+    elif nxt.cut_before or not nxt.starts_line:
+        b = nxt.line
+    else:
+        b = max(nxt.line - 1, 0)
+    b = max(a, b)
+    nl = "\n" if prev is not None and not prev.text.endswith("\n") else ""
+    if a == b:
+        return f"{nl}[... line {a + 1} omitted ...]\n"
+    return f"{nl}[... lines {a + 1}-{b + 1} omitted ...]\n"
+
+
+_WIDEST_GAP = f"\n[... lines {_WIDEST}-{_WIDEST} omitted ...]\n"
+
+
+def _summary_gap(omitted: int) -> str:
+    return f"[... {omitted} summary lines omitted ...]\n"
+
+
+def _closing(label, dropped, lines, bytes_dropped, nbytes, tokens, nofit, counts, note) -> str:
+    s = f"[tokensieve {label}: omitted {dropped} of {lines} lines ({bytes_dropped} of {nbytes} bytes)"
+    if tokens is not None:
+        s += f"; the full output has {tokens} tokens"
+    if nofit is not None and nofit > 0:
+        s += f"; {nofit} error lines did not fit"
+    if counts is not None:
+        s += f"; {counts[0]} error and {counts[1]} warning lines in all"
+    if note is not None:
+        s += "; " + note
+    return s + "]"
+
+
+def _summary_closing(label, lines, nbytes, kept, tokens, note) -> str:
+    s = f"[tokensieve {label}: {lines} lines ({nbytes} bytes) summarized in {kept} lines"
+    if tokens is not None:
+        s += f"; the full output has {tokens} tokens"
+    if note is not None:
+        s += "; " + note
+    return s + "]"
+
+
+def _short_closing(label: str, lines: int) -> str:
+    return f"[tokensieve {label}: {lines} lines omitted]"
+
+
+def _prefix_within(c: _Counter, text: str, budget: int) -> tuple[int, int]:
+    end, used = 0, 0
+    for piece in c.pieces(text):
+        t = len(c.encode(piece))
+        if used + t > budget:
+            break
+        used += t
+        end += len(piece)
+    return end, used
+
+
+def _suffix_within(c: _Counter, text: str, budget: int) -> tuple[int, int]:
+    start, used = len(text), 0
+    for piece in reversed(c.pieces(text)):
+        t = len(c.encode(piece))
+        if used + t > budget:
+            break
+        used += t
+        start -= len(piece)
+    return start, used
+
+
+def _render_lines(kept: list[_Kept], segs: int, lines: int, nbytes: int, closing_of) -> tuple[str, int, int]:
+    out: list[str] = []
+    prev = None
+    distinct, last_line, kept_bytes = 0, None, 0
+    for k in kept:
+        if _has_gap(prev, k, segs):
+            out.append(_gap_marker(prev, k, lines))
+        out.append(k.text)
+        kept_bytes += _nbytes(k.text)
+        if last_line != k.line:
+            distinct += 1
+            last_line = k.line
+        prev = k
+    if _has_gap(prev, None, segs):
+        out.append(_gap_marker(prev, None, lines))
+    text = "".join(out)
+    lines_dropped, bytes_dropped = lines - distinct, nbytes - kept_bytes
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + closing_of(lines_dropped, bytes_dropped), lines_dropped, bytes_dropped
+
+
+def _fit(c: _Counter, limit: int, kept: list[_Kept], render, trim, short) -> tuple[str, int, int, int]:
+    while True:
+        text, lines_dropped, bytes_dropped = render(kept)
+        tokens = c.count(text)
+        if tokens <= limit:
+            return text, tokens, lines_dropped, bytes_dropped
+        if not trim(kept, tokens - limit):
+            text = short()
+            tokens = c.count(text)
+            if tokens > limit:
+                text, tokens = "", 0
+            return text, tokens, lines_dropped, bytes_dropped
+
+
+def _trim_last(kept: list[_Kept], excess: int, nofit: list[int]) -> bool:
+    removed = 0
+    while removed < excess:
+        if not kept:
+            return False
+        k = kept.pop()
+        removed += max(k.tokens, 1)
+        nofit[0] += int(k.is_match)
+    return True
+
+
+def _trim_heads_tails(kept: list[_Kept], excess: int) -> bool:
+    removed = 0
+    while removed < excess:
+        if not kept:
+            return False
+        head = sum(k.tokens for k in kept if not k.in_tail)
+        tail = sum(k.tokens for k in kept if k.in_tail)
+        if head >= tail and head > 0:
+            i = max(j for j, k in enumerate(kept) if not k.in_tail)
+        else:
+            i = min(j for j, k in enumerate(kept) if k.in_tail)
+        removed += max(kept.pop(i).tokens, 1)
+    return True
+
+
+def _heads_tails(c: _Counter, segs: list, budget: int, ratio: float, truncate: bool) -> list[_Kept]:
+    head_budget = budget if truncate else _math.floor(budget * ratio)
+    gap_reserve = c.count(_WIDEST_GAP)
+    head: list[_Kept] = []
+    used = 0
+    tail_from = None
+    tail_budget = 0
+    for i, (text, line, starts) in enumerate(segs):
+        t = c.count(text)
+        if used + t <= head_budget:
+            head.append(_Kept(i, line, text, t, starts))
+            used += t
+            continue
+        if truncate or not head:
+            end, u = _prefix_within(c, text, head_budget - used)
+            if end > 0:
+                head.append(_Kept(i, line, text[:end], u, starts, cut_after=True))
+                used += u
+        if not truncate:
+            tail_budget = max(budget - (used + gap_reserve), 0)
+            tail_from = i + 1
+        break
+    tail: list[_Kept] = []
+    if tail_from is not None and tail_budget > 0:
+        tail_used = 0
+        for i in range(len(segs) - 1, tail_from - 1, -1):
+            text, line, starts = segs[i]
+            t = c.count(text)
+            if tail_used + t > tail_budget:
+                if not tail:
+                    start, u = _suffix_within(c, text, tail_budget)
+                    if start < len(text):
+                        tail.append(_Kept(i, line, text[start:], u, False, cut_before=True, in_tail=True))
+                break
+            tail_used += t
+            tail.append(_Kept(i, line, text, t, starts, in_tail=True))
+    return head + tail[::-1]
+
+
+class _Errors:
+    def __init__(self, c: _Counter, smart: bool, budget: int) -> None:
+        self.c, self.smart, self.total_budget, self.budget = c, smart, budget, budget - budget // 4
+        self.last: list[tuple[int, int, bool, str]] = []
+        self.kept: list[_Kept] = []
+        self.used = 0
+        self.before: list[tuple[int, int, bool, str]] = []
+        self.in_cont = False
+        self.cont_left = self.after_left = 0
+        self.exhausted = False
+        self.matched = self.nofit = self.errors = self.warnings = 0
+
+    def try_keep(self, k: _Kept, lines: int) -> bool:
+        tokens = self.c.count(k.text)
+        cost = tokens
+        prev = self.kept[-1] if self.kept else None
+        if _has_gap(prev, k, 0):
+            cost += self.c.count(_gap_marker(prev, k, lines))
+        if self.used + cost > self.budget:
+            self.exhausted = True
+            if k.is_match:
+                self.nofit += 1
+            return False
+        self.used += cost
+        k.tokens = tokens
+        self.kept.append(k)
+        self.before.clear()
+        return True
+
+    def push(self, seg: int, line: int, starts: bool, text: str) -> None:
+        is_err = any(p in text for p in _ERROR_SPELLINGS)
+        if self.smart:
+            is_warn = any(p in text for p in _WARNING_SPELLINGS)
+            self.warnings += int(is_warn)
+            hit = is_err or is_warn or any(p in text for p in SUMMARY_PATTERNS)
+        else:
+            hit = is_err
+        self.errors += int(is_err)
+        self.matched += int(hit)
+        if self.exhausted:
+            if hit:
+                self.nofit += 1
+                self.remember(seg, line, starts, text)
+            return
+        if hit:
+            before, self.before = self.before, []
+            for s, ln, st, t in before:
+                if not self.try_keep(_Kept(s, ln, t, 0, st), line):
+                    self.nofit += 1
+                    self.remember(seg, line, starts, text)
+                    return
+            if self.try_keep(_Kept(seg, line, text, 0, starts, is_match=True), line):
+                self.in_cont, self.cont_left, self.after_left = True, CONTINUATION, CONTEXT_AFTER
+            else:
+                self.remember(seg, line, starts, text)
+        elif self.in_cont and self.cont_left > 0 and text[:1] in (" ", "\t") and text.strip(" \t\r\n"):
+            self.cont_left -= 1
+            self.try_keep(_Kept(seg, line, text, 0, starts), line)
+        else:
+            self.in_cont = False
+            if self.after_left > 0:
+                self.after_left -= 1
+                self.try_keep(_Kept(seg, line, text, 0, starts), line)
+            else:
+                self.before.append((seg, line, starts, text))
+                if len(self.before) > CONTEXT_BEFORE:
+                    self.before.pop(0)
+
+    def remember(self, seg: int, line: int, starts: bool, text: str) -> None:
+        self.last.append((seg, line, starts, text))
+        if len(self.last) > LAST_HITS:
+            self.last.pop(0)
+
+    def finish(self) -> None:
+        gap = self.c.count(_WIDEST_GAP)
+        room = max(self.total_budget - self.used, 0)
+        counts = [self.c.count(t) for _, _, _, t in self.last]
+        used = take = 0
+        for t in reversed(counts):
+            if used + t + gap > room:
+                break
+            used += t + gap
+            take += 1
+        for (seg, line, starts, text), t in list(zip(self.last, counts))[len(self.last) - take :]:
+            self.kept.append(_Kept(seg, line, text, t, starts, is_match=True))
+            self.nofit -= 1
+        self.last = []
+        self.used += used
+
+
+def _verbatim(s: str, line: int) -> tuple[str, bool, int]:
+    return (s, True, line) if s.endswith("\n") else (s + "\n", False, line)
+
+
+def _transform(kind: str, segs: list) -> list[tuple[str, bool, int]]:
+    """The summary lines of a diff, git log, grep output or listing (summary.rs)."""
+    items: list[tuple[str, bool, int]] = []
+    last = 0
+    in_hunk, added, deleted = False, 0, 0
+    expect_subject = False
+    key: str | None = None
+    count = 0
+    shown: list = []
+    entries: list[str] = []
+    ls_recursive = False
+
+    def close_hunk():
+        nonlocal in_hunk, added, deleted
+        if in_hunk:
+            items.append((f"    (+{added} -{deleted} lines)\n", False, last))
+            in_hunk, added, deleted = False, 0, 0
+
+    def flush_grep():
+        nonlocal key, count, shown
+        if key is not None:
+            line = shown[0][2] if shown else last
+            items.append((f"{key}: {count} matches\n", False, line))
+            items.extend(shown)
+            shown = []
+            if count > 3:
+                items.append((f"  ... {count - 3} more matches in {key}\n", False, last))
+            count = 0
+            key = None
+
+    def flush_listing():
+        nonlocal key, count, entries
+        if key is not None:
+            text = f"{key}/ ({count} entries): {', '.join(entries)}"
+            if count > 5:
+                text += f", ... +{count - 5} more"
+            items.append((text + "\n", False, last))
+            entries = []
+            count = 0
+            key = None
+
+    def add_entry(name: str):
+        nonlocal count
+        count += 1
+        if len(entries) < 5:
+            entries.append(name)
+
+    for s, line, starts in segs:
+        if not starts:
+            continue
+        last = line
+        if kind == "diff":
+            if s.startswith("diff --git ") or (not in_hunk and s.startswith(_DIFF_HEADERS)):
+                close_hunk()
+                items.append(_verbatim(s, line))
+            elif s.startswith("@@"):
+                close_hunk()
+                items.append(_verbatim(s, line))
+                in_hunk = True
+            elif in_hunk:
+                if s.startswith("+"):
+                    added += 1
+                elif s.startswith("-"):
+                    deleted += 1
+            else:
+                items.append(_verbatim(s, line))
+        elif kind == "git_log":
+            if s.startswith("commit "):
+                items.append(_verbatim(s, line))
+                expect_subject = True
+            elif expect_subject and s[:1] in (" ", "\t") and s.strip(" \t\r\n"):
+                items.append(_verbatim(s, line))
+                expect_subject = False
+        elif kind == "grep":
+            k = grep_key(s)
+            if k is None:
+                flush_grep()
+                if s.strip(" \t\r\n") != "--":
+                    items.append(_verbatim(s, line))
+            else:
+                if key != k:
+                    flush_grep()
+                    key = k
+                count += 1
+                if count <= 3:
+                    shown.append(_verbatim(s, line))
+        else:  # listing
+            name = s.rstrip("\n\r")
+            if name.endswith(":") and " " not in name and "\t" not in name:
+                flush_listing()
+                key = name[:-1]
+                ls_recursive = True
+            elif not name:
+                if ls_recursive:
+                    flush_listing()
+                    ls_recursive = False
+            elif ls_recursive:
+                if key is None:
+                    key = "."
+                add_entry(name)
+            else:
+                i = name.rfind("/")
+                k, base = (name[:i], name[i + 1 :]) if i >= 0 else (".", name)
+                if key != k:
+                    flush_listing()
+                    key = k
+                add_entry(base)
+    if kind == "diff":
+        close_hunk()
+    elif kind == "grep":
+        flush_grep()
+    elif kind == "listing":
+        flush_listing()
+    return items
+
+
+class _JsonObject(list):
+    pass
+
+
+class _JsonNumber(str):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_cut(s: str) -> str:
+    return json.dumps(s[:60] + "..." if len(s) > 60 else s, ensure_ascii=False)
+
+
+def _json_render(node: Any, depth: int, out: list[str]) -> None:
+    ind = "  "
+    if isinstance(node, _JsonNumber):
+        out[-1] += node
+    elif node is True or node is False or node is None:
+        out[-1] += {True: "true", False: "false", None: "null"}[node]
+    elif isinstance(node, str):
+        out[-1] += _json_cut(node)
+    elif isinstance(node, _JsonObject):
+        n = len(node)
+        if n == 0:
+            out[-1] += "{}"
+        elif depth >= 6:
+            out[-1] += f"{{... {n} keys}}"
+        else:
+            out[-1] += "{"
+            for k, v in node[:20]:
+                out.append(f"{ind * (depth + 1)}{_json_cut(k)}: ")
+                _json_render(v, depth + 1, out)
+            if n > 20:
+                out.append(f"{ind * (depth + 1)}... {n - 20} more keys")
+            out.append(ind * depth + "}")
+    else:
+        n = len(node)
+        if n == 0:
+            out[-1] += "[]"
+        elif depth >= 6:
+            out[-1] += f"[... {n} items]"
+        else:
+            out[-1] += "["
+            for v in node[:3]:
+                out.append(ind * (depth + 1))
+                _json_render(v, depth + 1, out)
+            if n > 3:
+                out.append(f"{ind * (depth + 1)}... {n - 3} more items ({n} in all)")
+            out.append(ind * depth + "]")
+
+
+def json_shape(text: str) -> list[tuple[str, bool, int]] | None:
+    """The shape of a JSON document as summary lines, or None (summary.rs)."""
+    try:
+        doc = json.loads(
+            text,
+            object_pairs_hook=_JsonObject,
+            parse_int=_JsonNumber,
+            parse_float=_JsonNumber,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):
+        return None
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > 200:
+            return None
+        if isinstance(node, str) and not isinstance(node, _JsonNumber) and _has_surrogate(node):
+            return None
+        if isinstance(node, _JsonObject):
+            for k, v in node:
+                if _has_surrogate(k):
+                    return None
+                stack.append((v, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    out = [""]
+    _json_render(doc, 0, out)
+    return [(line + "\n", False, 0) for line in out]
+
+
+def _has_surrogate(s: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in s)
+
+
+def _finish_summary(c, limit, ratio, note, kind, items, lines, nbytes, tokens) -> tuple:
+    label = f"smart_summary ({kind})"
+    widest = _summary_closing(label, _WIDEST, _WIDEST, _WIDEST, None if tokens is None else _WIDEST, note)
+    budget = max(limit - c.count("\n" + _summary_gap(_WIDEST) + widest), 0)
+    counts = [c.count(t) for t, _, _ in items]
+    if sum(counts) <= budget:
+        kept = [(i, False) for i in range(len(items))]
+    else:
+        head_budget = _math.floor(budget * ratio)
+        used, head_end = 0, 0
+        while head_end < len(items) and used + counts[head_end] <= head_budget:
+            used += counts[head_end]
+            head_end += 1
+        kept = [(i, False) for i in range(head_end)]
+        tail_budget = max(budget - (used + c.count(_summary_gap(_WIDEST))), 0)
+        tail_used, start = 0, len(items)
+        while start > head_end and tail_used + counts[start - 1] <= tail_budget:
+            tail_used += counts[start - 1]
+            start -= 1
+        kept += [(i, True) for i in range(start, len(items))]
+
+    def render(kept):
+        out, prev = [], None
+        distinct, last_line, kept_bytes = 0, None, 0
+        for i, _ in kept:
+            if (i > 0) if prev is None else (prev + 1 < i):
+                out.append(_summary_gap(i - (0 if prev is None else prev + 1)))
+            text, verbatim, line = items[i]
+            out.append(text)
+            if verbatim:
+                kept_bytes += _nbytes(text)
+                if last_line != line:
+                    distinct += 1
+                    last_line = line
+            prev = i
+        after = 0 if prev is None else prev + 1
+        if after < len(items):
+            out.append(_summary_gap(len(items) - after))
+        out.append(_summary_closing(label, lines, nbytes, len(kept), tokens, note))
+        return "".join(out), lines - distinct, nbytes - kept_bytes
+
+    while True:
+        text, lines_dropped, bytes_dropped = render(kept)
+        n = c.count(text)
+        if n <= limit:
+            return (text, "smart_summary", kind, tokens, n, lines, lines_dropped, nbytes, bytes_dropped, 0, 0)
+        if not kept:
+            text = _short_closing(label, lines)
+            n = c.count(text)
+            if n > limit:
+                text, n = "", 0
+            return (text, "smart_summary", kind, tokens, n, lines, lines, nbytes, nbytes, 0, 0)
+        removed = 0
+        while removed < n - limit and kept:
+            head = sum(counts[i] for i, t in kept if not t)
+            tail = sum(counts[i] for i, t in kept if t)
+            if head >= tail and head > 0:
+                j = max(j for j, (_, t) in enumerate(kept) if not t)
+            else:
+                j = min(j for j, (_, t) in enumerate(kept) if t)
+            removed += max(counts[kept.pop(j)[0]], 1)
+
+
+def narrow_text(
+    text: str,
+    mode: str,
+    max_tokens: int,
+    *,
+    encoding: Any = None,
+    head_ratio: float = 0.4,
+    count_all_max_bytes: int = 0,
+    note: str | None = None,
+) -> tuple:
+    """``tokensieve._core.narrow_text`` in pure Python: the same tuple, the same text.
+
+    Example:
+        >>> from tokensieve import baseline, _core
+        >>> log = "".join(f"step {i}\\n" for i in range(3000))
+        >>> baseline.narrow_text(log, "heads_tails", 100) == _core.narrow_text(log, "heads_tails", 100)
+        True
+    """
+    if mode not in NARROW_MODES:
+        raise ConfigurationError(f"unknown narrowing mode {mode!r}; modes: {', '.join(NARROW_MODES)}")
+    if not 0.0 <= head_ratio <= 1.0:
+        raise ConfigurationError(f"invalid configuration: head_ratio must be in [0, 1], got {head_ratio}")
+    if not isinstance(text, str):
+        raise InputTypeError(f"text: expected str, got {type(text).__name__}")
+    if _has_surrogate(text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    c = _narrow_counter(encoding)
+    kind = detect_kind(_detect_prefix(text))
+    nbytes = _nbytes(text)
+    nlines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+    def unchanged(n: int) -> tuple:
+        return (None, "full", kind, n, n, nlines, 0, nbytes, 0, 0, 0)
+
+    if mode == "full":
+        return unchanged(c.count(text))
+    total = None
+    if nbytes <= count_all_max_bytes:
+        total = c.count(text)
+        if total <= max_tokens:
+            return unchanged(total)
+    elif nbytes <= max_tokens * c.max_token_len:
+        n = c.count(text)
+        if n <= max_tokens:
+            return unchanged(n)
+    segs = _segments(text)
+    lines = sum(1 for _, _, starts in segs if starts)
+    widest_tokens = _WIDEST if count_all_max_bytes > 0 else None
+    limit = max_tokens
+
+    def heads_tails() -> tuple:
+        label = "truncated" if mode == "truncated" else "heads_tails"
+        reserve = c.count(_WIDEST_GAP + _closing(label, _WIDEST, _WIDEST, _WIDEST, _WIDEST, widest_tokens, None, None, note))
+        kept = _heads_tails(c, segs, max(limit - reserve, 0), head_ratio, mode == "truncated")
+
+        def closing_of(ld, bd):
+            return _closing(label, ld, lines, bd, nbytes, total, None, None, note)
+
+        def render(k):
+            return _render_lines(k, len(segs), lines, nbytes, closing_of)
+
+        if mode == "truncated":
+            trim = lambda k, e: _trim_last(k, e, [0])  # noqa: E731
+        else:
+            trim = _trim_heads_tails
+        out, n, ld, bd = _fit(c, limit, kept, render, trim, lambda: _short_closing(label, lines))
+        if not kept:
+            ld, bd = lines, nbytes
+        return (out, label, kind, total, n, lines, ld, nbytes, bd, 0, 0)
+
+    smart = mode == "smart_summary"
+    if mode == "errors_only" or (smart and kind in LOG_KINDS):
+        label = f"smart_summary ({kind})" if smart else "errors_only"
+        counts_widest = (_WIDEST, _WIDEST) if smart else None
+        reserve = c.count(_WIDEST_GAP + _closing(label, _WIDEST, _WIDEST, _WIDEST, _WIDEST, widest_tokens, _WIDEST, counts_widest, note))
+        errs = _Errors(c, smart, max(limit - reserve, 0))
+        for i, (seg, line, starts) in enumerate(segs):
+            errs.push(i, line, starts, seg)
+        if errs.matched > 0:
+            errs.finish()
+            nofit = [errs.nofit]
+            counts = (errs.errors, errs.warnings) if smart else None
+
+            def closing_of(ld, bd):
+                return _closing(label, ld, lines, bd, nbytes, total, nofit[0], counts, note)
+
+            kept = errs.kept
+            out, n, ld, bd = _fit(
+                c,
+                limit,
+                kept,
+                lambda k: _render_lines(k, len(segs), lines, nbytes, closing_of),
+                lambda k, e: _trim_last(k, e, nofit),
+                lambda: _short_closing(label, lines),
+            )
+            if not kept:
+                ld, bd = lines, nbytes
+            return (out, mode, kind, total, n, lines, ld, nbytes, bd, errs.errors, nofit[0])
+        return heads_tails()
+    if smart and kind in ("diff", "git_log", "grep", "listing"):
+        return _finish_summary(c, limit, head_ratio, note, kind, _transform(kind, segs), lines, nbytes, total)
+    if smart and kind == "json" and nbytes <= JSON_MAX_BYTES:
+        items = json_shape(text)
+        if items is not None:
+            return _finish_summary(c, limit, head_ratio, note, kind, items, lines, nbytes, total)
+    return heads_tails()

@@ -22,6 +22,8 @@ from tokensieve._core import ENCODINGS
 from tokensieve.errors import ConfigurationError, InputTypeError
 
 if TYPE_CHECKING:
+    from tokensieve.narrow import ToolOutputPolicy
+
     if sys.version_info >= (3, 11):
         from typing import Unpack
     else:
@@ -141,6 +143,9 @@ class BudgetConfig:
         tokens_per_minute, requests_per_minute, tokens_per_day: the provider's rate
             limits, where known (None: no limit tracked).
         model: the model this budget is for, if any.
+        tool_output: how tool outputs are narrowed (:func:`tokensieve.narrow_tool_output`):
+            a :class:`~tokensieve.ToolOutputPolicy`, the name of one in
+            ``tool_output.json``, or None for ``"default"``.
 
     Relative and absolute fields: ``compaction_threshold`` and ``hard_limit_threshold``
     are fractions of ``max_input_tokens``; ``target_input_tokens`` is a number of tokens
@@ -174,8 +179,16 @@ class BudgetConfig:
     requests_per_minute: int | None = None
     tokens_per_day: int | None = None
     model: str | None = None
+    tool_output: ToolOutputPolicy | str | None = None
 
     def __post_init__(self) -> None:
+        if self.tool_output is not None and not isinstance(self.tool_output, str):
+            from tokensieve.narrow import ToolOutputPolicy
+
+            if not isinstance(self.tool_output, ToolOutputPolicy):
+                raise ConfigurationError(
+                    f"tool_output must be a ToolOutputPolicy, a policy name or None, got {type(self.tool_output).__name__}"
+                )
         if isinstance(self.output_budgets, Mapping):
             object.__setattr__(self, "output_budgets", OutputBudgets(**self.output_budgets))
         if not isinstance(self.output_budgets, OutputBudgets):

@@ -42,6 +42,12 @@ impl Vocabulary {
         &self.ranks
     }
 
+    /// Bytes of the longest token: no token is longer, so a text of `n` bytes has at
+    /// least `n / max_token_len` tokens.
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
+    }
+
     #[inline(always)]
     fn rank(&self, bytes: &[u8]) -> Option<Rank> {
         if bytes.len() > self.max_token_len {

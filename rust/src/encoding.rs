@@ -68,6 +68,30 @@ impl Encoding {
         Pieces::new(text, self.pattern).map(|piece| self.vocabulary.count_piece(piece)).sum()
     }
 
+    /// The pre-tokenized pieces of `text` (they tile it; their counts add up to
+    /// [`Encoding::count`]).
+    pub fn pieces<'a>(&self, text: &'a str) -> Pieces<'a> {
+        Pieces::new(text, self.pattern)
+    }
+
+    /// Tokens of one piece from [`Encoding::pieces`].
+    pub fn count_piece(&self, piece: &[u8]) -> usize {
+        self.vocabulary.count_piece(piece)
+    }
+
+    /// `Some(count(text))` when it is at most `limit`, else None, reading only as much of
+    /// the text as it takes to pass the limit.
+    pub fn count_up_to(&self, text: &str, limit: usize) -> Option<usize> {
+        let mut n = 0;
+        for piece in self.pieces(text) {
+            n += self.vocabulary.count_piece(piece);
+            if n > limit {
+                return None;
+            }
+        }
+        Some(n)
+    }
+
     /// The vocabulary in tiktoken's `.tiktoken` format (`base64(token) rank` per line,
     /// by rank), byte for byte the file OpenAI publishes.
     pub fn tiktoken_file(&self) -> Vec<u8> {

@@ -42,6 +42,7 @@ from pydantic_ai.capabilities import AbstractCapability
 
 from tokensieve._preflight import Preflight, preflight
 from tokensieve.config import BudgetConfig, resolve_config
+from tokensieve.integrations.tool_output import ToolOutputBudget as ToolOutputBudget  # re-export
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext

@@ -8,6 +8,7 @@
 
 mod build;
 mod memo;
+mod narrow;
 mod part_memo;
 mod read;
 mod value_memo;
@@ -338,6 +339,9 @@ pub mod _core {
 
     #[pymodule_export]
     use super::PyEncoding;
+
+    #[pymodule_export]
+    use super::narrow::{narrow_text, PyNarrower};
 
     #[pymodule_export]
     const ENCODINGS: [&str; 2] = encoding::ENCODING_NAMES;

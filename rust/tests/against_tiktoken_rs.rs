@@ -152,11 +152,13 @@ fn counts_equal_tiktoken_rs_on_tricky_text() {
 fn long_pieces_merge_exactly_as_tiktoken() {
     let enc = encoding(EncodingId::O200kBase);
     let vocab: &Vocabulary = enc.vocabulary();
+    let ranks: rustc_hash::FxHashMap<Vec<u8>, u32> =
+        vocab.tokens().enumerate().map(|(rank, token)| (token.to_vec(), rank as u32)).collect();
     let mut rng = Rng(7);
     for len in [100usize, 101, 150, 257, 1000, 5000] {
         for alphabet in [&b"a"[..], b"ab", b"abc ", b"x1_", b"\xe4\xb8\xad"] {
             let piece: Vec<u8> = (0..len).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect();
-            let expected = tiktoken_rs::byte_pair_split(&piece, vocab.ranks()).len();
+            let expected = tiktoken_rs::byte_pair_split(&piece, &ranks).len();
             assert_eq!(vocab.count_piece(&piece), expected, "len {len} alphabet {alphabet:?}");
         }
     }

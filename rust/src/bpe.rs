@@ -135,28 +135,49 @@ impl Vocabulary {
         if n <= 1 {
             return n;
         }
-        if n > self.max_token_len {
-            return self.merge(piece, &mut memo.parts);
-        }
         let head = table::head(piece);
         let h = table::hash(piece, head);
-        if table::lookup(&self.table, &self.blob, piece, head, h).is_some() {
+        if n <= self.max_token_len && table::lookup(&self.table, &self.blob, piece, head, h).is_some() {
             return 1;
         }
-        if n > MEMO_KEY {
+        let h = h ^ (self.memo_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        if n <= MEMO_KEY {
+            // Two ways: the most recent piece of the set first, the one before it second.
+            let set = (h >> (64 - MEMO_BITS)) as usize & !1;
+            for way in [set, set + 1] {
+                let entry = &memo.entries[way];
+                if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
+                    return entry.count as usize;
+                }
+            }
+            let count = self.merge(piece, &mut memo.parts);
+            memo.entries[set + 1] = memo.entries[set];
+            let entry = &mut memo.entries[set];
+            entry.owner = self.memo_id;
+            entry.len = n as u32;
+            entry.count = count as u32;
+            entry.key[..n].copy_from_slice(piece);
+            return count;
+        }
+        if n > LONG_MEMO_MAX {
             return self.merge(piece, &mut memo.parts);
         }
-        let i = ((h ^ (self.memo_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> (64 - MEMO_BITS)) as usize;
-        let entry = &memo.entries[i];
-        if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
-            return entry.count as usize;
+        let set = (h >> (64 - LONG_MEMO_BITS)) as usize & !1;
+        for way in [set, set + 1] {
+            let entry = memo.long[way];
+            let start = entry.offset as usize;
+            if entry.owner == self.memo_id && entry.len as usize == n && memo.arena[start..start + n] == *piece {
+                return entry.count as usize;
+            }
         }
         let count = self.merge(piece, &mut memo.parts);
-        let entry = &mut memo.entries[i];
-        entry.owner = self.memo_id;
-        entry.len = n as u32;
-        entry.count = count as u32;
-        entry.key[..n].copy_from_slice(piece);
+        if memo.arena.len() + n > LONG_MEMO_ARENA {
+            memo.arena.clear();
+            memo.long.fill(LongEntry::default());
+        }
+        memo.long[set + 1] = memo.long[set];
+        memo.long[set] = LongEntry { owner: self.memo_id, len: n as u32, count: count as u32, offset: memo.arena.len() as u32 };
+        memo.arena.extend_from_slice(piece);
         count
     }
 
@@ -251,10 +272,17 @@ impl Vocabulary {
     }
 }
 
-/// log2 of the memo's entries per thread (4,096 entries of 64 bytes: 256 KiB, in L2).
-const MEMO_BITS: u32 = 12;
-/// Pieces longer than this are not memoized (they rarely recur and would not fit).
+/// log2 of the memo's entries per thread (16,384 entries of 64 bytes in sets of two:
+/// 1 MiB, touched as used).
+const MEMO_BITS: u32 = 14;
+/// Pieces up to this long are kept in the entry itself.
 const MEMO_KEY: usize = 52;
+/// Longer pieces, up to [`LONG_MEMO_MAX`] bytes, go to a second memo whose entries point
+/// into an arena of [`LONG_MEMO_ARENA`] bytes, emptied when full. Longer ones are merged
+/// every time (they take O(n log n) anyway).
+const LONG_MEMO_BITS: u32 = 13;
+const LONG_MEMO_MAX: usize = 64 << 10;
+const LONG_MEMO_ARENA: usize = 4 << 20;
 
 /// One memoized piece: which vocabulary, the piece, its count. 64 bytes, one cache line.
 #[repr(C)]
@@ -271,8 +299,18 @@ struct MemoEntry {
 /// lookup already computed; a collision simply replaces the older piece. One per thread,
 /// so there is no locking and nothing shared; a forked child gets a copy of it, which is
 /// as valid there as in the parent (vocabularies are immutable).
+#[derive(Clone, Copy, Default)]
+struct LongEntry {
+    owner: u32,
+    len: u32,
+    count: u32,
+    offset: u32,
+}
+
 struct Memo {
     entries: Box<[MemoEntry]>,
+    long: Box<[LongEntry]>,
+    arena: Vec<u8>,
     /// Scratch for [`Vocabulary::merge_small`], reused so no piece allocates.
     parts: Vec<(usize, Rank)>,
 }
@@ -282,7 +320,12 @@ impl Memo {
         // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
         // memory comes straight from the allocator, so its pages are touched only when used.
         let entries = unsafe { Box::<[MemoEntry]>::new_zeroed_slice(1 << MEMO_BITS).assume_init() };
-        Memo { entries, parts: Vec::with_capacity(LARGE_PIECE + 1) }
+        Memo {
+            entries,
+            long: vec![LongEntry::default(); 1 << LONG_MEMO_BITS].into_boxed_slice(),
+            arena: Vec::new(),
+            parts: Vec::with_capacity(LARGE_PIECE + 1),
+        }
     }
 }
 

@@ -34,9 +34,9 @@ test-python: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest
 
-## Benchmarks against tiktoken and the pure-Python baseline, measured in one run.
+## Benchmarks against tiktoken, the exact peers and the pure-Python baseline, in one run.
 bench: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pip install --quiet ".[test,bench]"
 	TOKENSIEVE_BENCH=1 $(BIN)/python -m pytest benches --benchmark-enable --benchmark-group-by=group --benchmark-columns=min,median,ops,rounds
 
 clean:

@@ -1,20 +1,108 @@
-"""tokensieve against tiktoken 0.14 on the same inputs, in the same run.
+"""tokensieve against tiktoken 0.14 and, when installed, the exact peers fastokens and
+toktok-rs (``pip install fastokens toktok-rs``), on the same inputs, in the same run.
 
-Groups put the two libraries side by side; ``conftest.py`` prints the ratios at the end.
-Each benchmark also checks its result, so a fast wrong answer cannot pass.
+Groups put the libraries side by side; ``conftest.py`` prints the tokensieve/tiktoken
+ratios at the end. Each tokensieve and tiktoken benchmark also checks its result, so a
+fast wrong answer cannot pass; a peer's total is compared too and a wrong one is
+reported in ``extra_info["exact"]`` (it is their bug, not ours to fail on).
+
+``test_first_count_in_a_fresh_process`` runs a new interpreter per round: the time and
+memory a process pays before its first count (``import tokensieve`` plus loading the
+encoding, which now builds nothing).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 import tokensieve
-from tests.support.reference import ENCODING_NAMES
+from tests.support.reference import ENCODING_NAMES, write_bpe_file
 
 LIBRARIES = ("tokensieve", "tiktoken")
+PEERS = ("fastokens", "toktok-rs")
 HELLO = "Hello, world!"
+
+# At most this much resident memory after importing tokensieve and counting once with one
+# encoding (issue 12). RSS does not depend on the machine's load, so this is a hard bound.
+FIRST_COUNT_MAX_RSS_MB = 40
+
+
+def peer_counter(library: str, encoding: str, tiktoken_encodings, tmp_path_factory, threads: int = 1):
+    """``texts -> total`` with a peer tokenizer, or skip when it is not installed."""
+    if library == "fastokens":
+        fastokens = pytest.importorskip("fastokens")
+        path, _ = write_bpe_file(encoding, tmp_path_factory.mktemp("fastokens"))
+        tok = fastokens.Tokenizer.from_tiktoken(str(path), pattern=tiktoken_encodings[encoding]._pat_str,
+                                                special_tokens={})
+        if threads == 1:
+            return lambda texts: sum(len(tok.encode_ordinary(t)) for t in texts)
+        return lambda texts: sum(map(len, tok.encode_batch(texts)))
+    toktok = pytest.importorskip("toktok")
+    tok = toktok._encoding(encoding)
+    return lambda texts: sum(tok.count_batch(texts, threads, False))
+
+
+@pytest.mark.parametrize("library", PEERS)
+@pytest.mark.parametrize("encoding", ENCODING_NAMES)
+def test_peer_single_thread_throughput_on_the_corpus(
+    benchmark, record, library, encoding, corpus_texts, tiktoken_encodings, reference_totals, tmp_path_factory
+):
+    benchmark.group = f"cold single-thread, corpus, {encoding}"
+    count = peer_counter(library, encoding, tiktoken_encodings, tmp_path_factory)
+    total = benchmark.pedantic(lambda: count(corpus_texts), rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["exact"] = total == reference_totals[encoding]
+    record(("cold", encoding, library), sum(len(t.encode()) for t in corpus_texts))
+
+
+@pytest.mark.parametrize("library", PEERS)
+@pytest.mark.parametrize("encoding", ENCODING_NAMES)
+def test_peer_batch_throughput_on_the_corpus(
+    benchmark, record, library, encoding, corpus_texts, tiktoken_encodings, reference_totals, tmp_path_factory
+):
+    benchmark.group = f"batch (parallel allowed), corpus, {encoding}"
+    count = peer_counter(library, encoding, tiktoken_encodings, tmp_path_factory, threads=0)
+    total = benchmark.pedantic(lambda: count(corpus_texts), rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["exact"] = total == reference_totals[encoding]
+    record(("batch", encoding, library), sum(len(t.encode()) for t in corpus_texts))
+
+
+FIRST_COUNT = """
+import json, time
+t0 = time.perf_counter()
+import tokensieve
+t1 = time.perf_counter()
+n = tokensieve.count_tokens("Hello, world!", encoding={encoding!r})
+t2 = time.perf_counter()
+with open("/proc/self/status") as f:
+    rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+print(json.dumps({{"import": t1 - t0, "first_count": t2 - t1, "rss_mb": rss / 1024, "n": n}}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+@pytest.mark.parametrize("encoding", ENCODING_NAMES)
+def test_first_count_in_a_fresh_process(benchmark, encoding):
+    """A new interpreter imports tokensieve and counts once: the whole process is timed
+    (interpreter start-up included); it reports its own import and first-count times."""
+    benchmark.group = "first count in a fresh process"
+    reports = []
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", FIRST_COUNT.format(encoding=encoding)],
+                             capture_output=True, text=True, check=True)
+        reports.append(json.loads(out.stdout))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    best = min(reports, key=lambda r: r["import"] + r["first_count"])
+    benchmark.extra_info.update(best)
+    assert best["n"] == 4
+    assert best["rss_mb"] <= FIRST_COUNT_MAX_RSS_MB, best
 
 
 @pytest.mark.parametrize("library", LIBRARIES)

@@ -6,10 +6,22 @@
 //! vector, which is fastest there; long pieces (a megabyte of one character is a single
 //! piece) use a heap with lazy invalidation, O(n log n), so no input goes quadratic.
 //! Both produce the same merges; the tests check one against the other.
+//!
+//! Before any merging, a piece is looked up whole (most pieces of prose and code are
+//! one token), then in a small per-thread memo of the pieces merged recently (names,
+//! words and indentation recur). See `docs/performance.md` for the figures.
 
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+#[path = "vocab_table.rs"]
+mod table;
+
+use table::Slot;
 
 pub type Rank = u32;
 pub type Ranks = FxHashMap<Vec<u8>, Rank>;
@@ -17,29 +29,71 @@ pub type Ranks = FxHashMap<Vec<u8>, Rank>;
 /// Pieces at least this long use the heap. tiktoken switches at 100 bytes too.
 const LARGE_PIECE: usize = 100;
 
-/// The vocabulary of one encoding: token bytes to rank.
+/// The vocabulary of one encoding: token bytes to rank, in the hash table of
+/// `vocab_table.rs` (compiled into the binary for the embedded encodings).
 pub struct Vocabulary {
-    ranks: Ranks,
+    table: Cow<'static, [Slot]>,
+    /// The tokens' bytes, concatenated by rank.
+    blob: Cow<'static, [u8]>,
+    /// Each token's length, by rank.
+    lens: Cow<'static, [u8]>,
     /// No token is longer: longer slices are not looked up at all.
     max_token_len: usize,
+    /// This vocabulary's entries in the per-thread memo carry this id (never 0).
+    memo_id: u32,
 }
 
+/// Ids 1 and 2 are the embedded encodings'; vocabularies built at run time take the next.
+static NEXT_MEMO_ID: AtomicU32 = AtomicU32::new(3);
+
 impl Vocabulary {
+    /// A vocabulary built at run time from its tokens, ranks `0..ranks.len()`.
+    ///
+    /// # Panics
+    /// If the ranks are not exactly `0..ranks.len()` or a token is empty or longer than 255 bytes.
     pub fn new(ranks: Ranks) -> Self {
-        let max_token_len = ranks.keys().map(Vec::len).max().unwrap_or(0);
-        Vocabulary { ranks, max_token_len }
+        let mut by_rank: Vec<(&[u8], Rank)> = ranks.iter().map(|(k, &v)| (k.as_slice(), v)).collect();
+        by_rank.sort_unstable_by_key(|&(_, rank)| rank);
+        assert!(by_rank.iter().enumerate().all(|(i, &(_, r))| r as usize == i), "ranks are 0..n");
+        let tokens: Vec<&[u8]> = by_rank.into_iter().map(|(t, _)| t).collect();
+        let (slots, blob, lens) = table::build(&tokens);
+        Self::from_parts(Cow::Owned(slots), Cow::Owned(blob), Cow::Owned(lens), NEXT_MEMO_ID.fetch_add(1, Relaxed))
+    }
+
+    /// An embedded vocabulary: the three arrays `build.rs` laid out, taken as they are.
+    /// `table` must be 16-byte aligned and in the target's byte order.
+    pub(crate) fn embedded(table: &'static [u8], blob: &'static [u8], lens: &'static [u8], memo_id: u32) -> Self {
+        assert!(table.as_ptr() as usize % std::mem::align_of::<Slot>() == 0, "the table is aligned");
+        assert!(table.len() % table::SLOT_BYTES == 0 && (table.len() / table::SLOT_BYTES).is_power_of_two());
+        // SAFETY: `Slot` is `repr(C)`, 16 bytes of plain integers with no padding, so any
+        // bytes are a valid `Slot`; the pointer is aligned and the length a whole number
+        // of slots (both checked above), and the bytes are 'static and immutable.
+        let slots: &'static [Slot] =
+            unsafe { std::slice::from_raw_parts(table.as_ptr().cast::<Slot>(), table.len() / table::SLOT_BYTES) };
+        Self::from_parts(Cow::Borrowed(slots), Cow::Borrowed(blob), Cow::Borrowed(lens), memo_id)
+    }
+
+    fn from_parts(table: Cow<'static, [Slot]>, blob: Cow<'static, [u8]>, lens: Cow<'static, [u8]>, memo_id: u32) -> Self {
+        let max_token_len = lens.iter().copied().max().unwrap_or(0) as usize;
+        Vocabulary { table, blob, lens, max_token_len, memo_id }
     }
 
     pub fn len(&self) -> usize {
-        self.ranks.len()
+        self.lens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ranks.is_empty()
+        self.lens.is_empty()
     }
 
-    pub fn ranks(&self) -> &Ranks {
-        &self.ranks
+    /// The tokens' bytes, by rank (rank 0 first).
+    pub fn tokens(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut offset = 0;
+        self.lens.iter().map(move |&len| {
+            let token = &self.blob[offset..offset + len as usize];
+            offset += len as usize;
+            token
+        })
     }
 
     /// Bytes of the longest token: no token is longer, so a text of `n` bytes has at
@@ -48,12 +102,14 @@ impl Vocabulary {
         self.max_token_len
     }
 
+    /// The rank of the token `bytes`, if it is one.
     #[inline(always)]
-    fn rank(&self, bytes: &[u8]) -> Option<Rank> {
+    pub fn rank(&self, bytes: &[u8]) -> Option<Rank> {
         if bytes.len() > self.max_token_len {
             return None;
         }
-        self.ranks.get(bytes).copied()
+        let head = table::head(bytes);
+        table::lookup(&self.table, &self.blob, bytes, head, table::hash(bytes, head))
     }
 
     /// Number of tokens of one pre-tokenized piece (tiktoken's `encode_ordinary` per piece).
@@ -63,8 +119,78 @@ impl Vocabulary {
         if piece.len() <= 1 || self.rank(piece).is_some() {
             return piece.len().min(1);
         }
+        self.merge(piece, &mut Vec::new())
+    }
+
+    /// Total tokens of `pieces`, each counted as [`Self::count_piece`] does, through this
+    /// thread's memo of recently merged pieces.
+    pub fn count_pieces<'a>(&self, pieces: impl Iterator<Item = &'a [u8]>) -> usize {
+        let mut pieces = Some(pieces);
+        let counted = MEMO.try_with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok()?;
+            let memo = &mut *memo;
+            Some(pieces.take()?.map(|piece| self.count_piece_memo(piece, memo)).sum())
+        });
+        // Without the memo only while this thread is being torn down.
+        counted.ok().flatten().unwrap_or_else(|| pieces.into_iter().flatten().map(|p| self.count_piece(p)).sum())
+    }
+
+    #[inline(always)]
+    fn count_piece_memo(&self, piece: &[u8], memo: &mut Memo) -> usize {
+        let n = piece.len();
+        if n <= 1 {
+            return n;
+        }
+        let head = table::head(piece);
+        let h = table::hash(piece, head);
+        if n <= self.max_token_len && table::lookup(&self.table, &self.blob, piece, head, h).is_some() {
+            return 1;
+        }
+        let h = h ^ (self.memo_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        if n <= MEMO_KEY {
+            // Two ways: the most recent piece of the set first, the one before it second.
+            let set = (h >> (64 - MEMO_BITS)) as usize & !1;
+            for way in [set, set + 1] {
+                let entry = &memo.entries[way];
+                if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
+                    return entry.count as usize;
+                }
+            }
+            let count = self.merge(piece, &mut memo.parts);
+            memo.entries[set + 1] = memo.entries[set];
+            let entry = &mut memo.entries[set];
+            entry.owner = self.memo_id;
+            entry.len = n as u32;
+            entry.count = count as u32;
+            entry.key[..n].copy_from_slice(piece);
+            return count;
+        }
+        if n > LONG_MEMO_MAX {
+            return self.merge(piece, &mut memo.parts);
+        }
+        let set = (h >> (64 - LONG_MEMO_BITS)) as usize & !1;
+        for way in [set, set + 1] {
+            let entry = memo.long[way];
+            let start = entry.offset as usize;
+            if entry.owner == self.memo_id && entry.len as usize == n && memo.arena[start..start + n] == *piece {
+                return entry.count as usize;
+            }
+        }
+        let count = self.merge(piece, &mut memo.parts);
+        if memo.arena.len() + n > LONG_MEMO_ARENA {
+            memo.arena.clear();
+            memo.long.fill(LongEntry::default());
+        }
+        memo.long[set + 1] = memo.long[set];
+        memo.long[set] = LongEntry { owner: self.memo_id, len: n as u32, count: count as u32, offset: memo.arena.len() as u32 };
+        memo.arena.extend_from_slice(piece);
+        count
+    }
+
+    /// Tokens of a piece that is not itself a token (at least two bytes).
+    fn merge(&self, piece: &[u8], parts: &mut Vec<(usize, Rank)>) -> usize {
         if piece.len() < LARGE_PIECE {
-            self.merge_small(piece)
+            self.merge_small(piece, parts)
         } else {
             self.merge_large(piece)
         }
@@ -72,17 +198,14 @@ impl Vocabulary {
 
     /// tiktoken's `_byte_pair_merge`: a vector of part starts with the rank of the pair
     /// each starts, rescanned for its minimum after every merge.
-    fn merge_small(&self, piece: &[u8]) -> usize {
-        let mut parts: [(usize, Rank); LARGE_PIECE + 1] = [(0, Rank::MAX); LARGE_PIECE + 1];
+    fn merge_small(&self, piece: &[u8], parts: &mut Vec<(usize, Rank)>) -> usize {
         let n = piece.len();
-        for (i, part) in parts.iter_mut().enumerate().take(n - 1) {
-            *part = (i, self.rank(&piece[i..i + 2]).unwrap_or(Rank::MAX));
-        }
-        parts[n - 1] = (n - 1, Rank::MAX);
-        parts[n] = (n, Rank::MAX);
-        let mut len = n + 1;
-        let pair_rank = |parts: &[(usize, Rank)], len: usize, i: usize| {
-            if i + 3 < len {
+        parts.clear();
+        parts.extend((0..n - 1).map(|i| (i, self.rank(&piece[i..i + 2]).unwrap_or(Rank::MAX))));
+        parts.push((n - 1, Rank::MAX));
+        parts.push((n, Rank::MAX));
+        let pair_rank = |parts: &[(usize, Rank)], i: usize| {
+            if i + 3 < parts.len() {
                 self.rank(&piece[parts[i].0..parts[i + 3].0]).unwrap_or(Rank::MAX)
             } else {
                 Rank::MAX
@@ -90,7 +213,7 @@ impl Vocabulary {
         };
         loop {
             let mut min = (Rank::MAX, usize::MAX);
-            for (i, &(_, rank)) in parts[..len - 1].iter().enumerate() {
+            for (i, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
                 if rank < min.0 {
                     min = (rank, i);
                 }
@@ -100,13 +223,12 @@ impl Vocabulary {
             }
             let i = min.1;
             if i > 0 {
-                parts[i - 1].1 = pair_rank(&parts, len, i - 1);
+                parts[i - 1].1 = pair_rank(parts, i - 1);
             }
-            parts[i].1 = pair_rank(&parts, len, i);
-            parts.copy_within(i + 2..len, i + 1);
-            len -= 1;
+            parts[i].1 = pair_rank(parts, i);
+            parts.remove(i + 1);
         }
-        len - 1
+        parts.len() - 1
     }
 
     /// Same merges as [`Self::merge_small`], in O(n log n): a doubly linked list of parts
@@ -156,17 +278,79 @@ impl Vocabulary {
     }
 }
 
+/// log2 of the memo's entries per thread (16,384 entries of 64 bytes in sets of two:
+/// 1 MiB, touched as used).
+const MEMO_BITS: u32 = 14;
+/// Pieces up to this long are kept in the entry itself.
+const MEMO_KEY: usize = 52;
+/// Longer pieces, up to [`LONG_MEMO_MAX`] bytes, go to a second memo whose entries point
+/// into an arena of [`LONG_MEMO_ARENA`] bytes, emptied when full. Longer ones are merged
+/// every time (they take O(n log n) anyway).
+const LONG_MEMO_BITS: u32 = 13;
+const LONG_MEMO_MAX: usize = 64 << 10;
+const LONG_MEMO_ARENA: usize = 4 << 20;
+
+/// One memoized piece: which vocabulary, the piece, its count. 64 bytes, one cache line.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MemoEntry {
+    /// [`Vocabulary::memo_id`] of the vocabulary that counted it; 0 for an empty entry.
+    owner: u32,
+    len: u32,
+    count: u32,
+    key: [u8; MEMO_KEY],
+}
+
+/// A direct-mapped memo of pieces that needed merging, keyed by the hash the vocabulary
+/// lookup already computed; a collision simply replaces the older piece. One per thread,
+/// so there is no locking and nothing shared; a forked child gets a copy of it, which is
+/// as valid there as in the parent (vocabularies are immutable).
+#[derive(Clone, Copy, Default)]
+struct LongEntry {
+    owner: u32,
+    len: u32,
+    count: u32,
+    offset: u32,
+}
+
+struct Memo {
+    entries: Box<[MemoEntry]>,
+    long: Box<[LongEntry]>,
+    arena: Vec<u8>,
+    /// Scratch for [`Vocabulary::merge_small`], reused so no piece allocates.
+    parts: Vec<(usize, Rank)>,
+}
+
+impl Memo {
+    fn new() -> Self {
+        // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
+        // memory comes straight from the allocator, so its pages are touched only when used.
+        let entries = unsafe { Box::<[MemoEntry]>::new_zeroed_slice(1 << MEMO_BITS).assume_init() };
+        Memo {
+            entries,
+            long: vec![LongEntry::default(); 1 << LONG_MEMO_BITS].into_boxed_slice(),
+            arena: Vec::new(),
+            parts: Vec::with_capacity(LARGE_PIECE + 1),
+        }
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::new());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn toy() -> Vocabulary {
         let mut ranks = Ranks::default();
-        for b in 0..=255u8 {
-            ranks.insert(vec![b], b as Rank + 1000);
-        }
-        for (i, t) in ["ab", "bc", "abc", "aa", "aaaa", "cd", "abcd"].iter().enumerate() {
+        let merges = ["ab", "bc", "abc", "aa", "aaaa", "cd", "abcd"];
+        for (i, t) in merges.iter().enumerate() {
             ranks.insert(t.as_bytes().to_vec(), i as Rank);
+        }
+        for b in 0..=255u8 {
+            ranks.insert(vec![b], b as Rank + merges.len() as Rank);
         }
         Vocabulary::new(ranks)
     }
@@ -186,7 +370,7 @@ mod tests {
                         alphabet[(seed % 4) as usize]
                     })
                     .collect();
-                assert_eq!(v.merge_small(&s), v.merge_large(&s), "{:?}", String::from_utf8_lossy(&s));
+                assert_eq!(v.merge_small(&s, &mut Vec::new()), v.merge_large(&s), "{:?}", String::from_utf8_lossy(&s));
             }
         }
     }
@@ -196,7 +380,7 @@ mod tests {
         // "aaa": "aa" at 0 merges first, leaving "aa" + "a": two tokens either way, but
         // "aaaaa" shows the order: (aa)(aa)(a) -> (aaaa)(a) = 2 tokens.
         let v = toy();
-        assert_eq!(v.merge_small(b"aaaaa"), 2);
+        assert_eq!(v.merge_small(b"aaaaa", &mut Vec::new()), 2);
         assert_eq!(v.merge_large(b"aaaaa"), 2);
     }
 

@@ -1,16 +1,18 @@
 //! The encodings tokensieve counts with, and their embedded vocabularies.
 //!
-//! The vocabularies are the `.tiktoken` rank files that tiktoken-rs compiles into the
-//! binary (`include_str!`), so nothing is ever downloaded. tiktoken-rs is used only to
-//! read them; pre-tokenizing and merging are this crate's own ([`crate::pretokenize`],
-//! [`crate::bpe`]), linear on every input and exactly tiktoken's counts.
+//! The vocabularies are OpenAI's published `.tiktoken` rank files (`rust/vocab/`), laid
+//! out at compile time by `build.rs` into hash tables that are compiled into the binary,
+//! so nothing is ever downloaded, parsed or built at run time: loading an encoding takes
+//! a few pointers (microseconds), and only the pages of the table that counting touches
+//! become resident. Pre-tokenizing and merging are this crate's own
+//! ([`crate::pretokenize`], [`crate::bpe`]), linear on every input and exactly
+//! tiktoken's counts.
 
-use crate::bpe::{Ranks, Vocabulary};
+use crate::bpe::Vocabulary;
 use crate::error::{Error, Result};
 use crate::fork::Global;
 use crate::pretokenize::{Pattern, Pieces};
 use base64::Engine as _;
-use std::sync::Mutex;
 
 /// The names [`get_encoding`] accepts.
 pub const ENCODING_NAMES: [&str; 2] = ["o200k_base", "cl100k_base"];
@@ -65,7 +67,7 @@ impl Encoding {
     /// Exact number of tokens of `text`, as tiktoken's `len(encode_ordinary(text))`:
     /// special-token text such as `<|endoftext|>` is counted as plain text.
     pub fn count(&self, text: &str) -> usize {
-        Pieces::new(text, self.pattern).map(|piece| self.vocabulary.count_piece(piece)).sum()
+        self.vocabulary.count_pieces(Pieces::new(text, self.pattern))
     }
 
     /// The pre-tokenized pieces of `text` (they tile it; their counts add up to
@@ -95,10 +97,8 @@ impl Encoding {
     /// The vocabulary in tiktoken's `.tiktoken` format (`base64(token) rank` per line,
     /// by rank), byte for byte the file OpenAI publishes.
     pub fn tiktoken_file(&self) -> Vec<u8> {
-        let mut by_rank: Vec<(&[u8], u32)> = self.vocabulary.ranks().iter().map(|(k, &v)| (k.as_slice(), v)).collect();
-        by_rank.sort_unstable_by_key(|&(_, rank)| rank);
-        let mut out = Vec::with_capacity(by_rank.len() * 16);
-        for (token, rank) in by_rank {
+        let mut out = Vec::with_capacity(self.vocabulary.len() * 16);
+        for (rank, token) in self.vocabulary.tokens().enumerate() {
             out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(token).as_bytes());
             out.push(b' ');
             out.extend_from_slice(rank.to_string().as_bytes());
@@ -108,20 +108,10 @@ impl Encoding {
     }
 }
 
-/// The encoding named `name`, loaded on first use (about 0.1 s) and shared afterwards.
+/// The encoding named `name`, loaded on first use (microseconds) and shared afterwards.
 pub fn get_encoding(name: &str) -> Result<&'static Encoding> {
     Ok(encoding(EncodingId::from_name(name)?))
 }
-
-static O200K: Global<Encoding> = Global::new(|| load(EncodingId::O200kBase, Pattern::O200k, tiktoken_rs::o200k_base));
-static CL100K: Global<Encoding> =
-    Global::new(|| load(EncodingId::Cl100kBase, Pattern::Cl100k, tiktoken_rs::cl100k_base));
-
-/// Held while a vocabulary loads, so that threads asking at once load it once. Not a
-/// `OnceLock`: a child forked mid-load would find that one initializing forever; this
-/// lock is replaced in such a child (see `fork.rs`), and the half-built vocabulary, never
-/// published, is simply not there.
-static LOADING: Global<Mutex<()>> = Global::new(|| Mutex::new(()));
 
 /// The encoding `id`, loaded on first use and shared afterwards.
 #[inline]
@@ -130,36 +120,39 @@ pub fn encoding(id: EncodingId) -> &'static Encoding {
         EncodingId::O200kBase => &O200K,
         EncodingId::Cl100kBase => &CL100K,
     };
-    match cell.peek() {
-        Some(encoding) => encoding,
-        None => {
-            let _one_at_a_time = LOADING.lock();
-            cell.get()
-        }
-    }
+    cell.get()
 }
 
-/// In a forked child: a load the fork interrupted never finishes; let a new one start.
-pub(crate) fn after_fork_in_child() {
-    LOADING.reset_if_held();
+/// Loading is a few pointers into the tables below, so threads racing at first use may
+/// each build the `Encoding` (one is published). Not a `OnceLock`: a child forked while
+/// one was initializing would wait for it forever (see `fork.rs`).
+static O200K: Global<Encoding> = Global::new(|| Encoding {
+    id: EncodingId::O200kBase,
+    pattern: Pattern::O200k,
+    vocabulary: Vocabulary::embedded(&O200K_TABLE.0, O200K_BLOB, O200K_LENS, 1),
+});
+static CL100K: Global<Encoding> = Global::new(|| Encoding {
+    id: EncodingId::Cl100kBase,
+    pattern: Pattern::Cl100k,
+    vocabulary: Vocabulary::embedded(&CL100K_TABLE.0, CL100K_BLOB, CL100K_LENS, 2),
+});
+
+/// Bytes aligned for the table's 16-byte slots (`include_bytes!` only promises 1).
+#[repr(C, align(16))]
+struct Aligned<B: ?Sized>(B);
+
+macro_rules! out_file {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $name))
+    };
 }
 
-fn load<E: std::fmt::Debug>(
-    id: EncodingId,
-    pattern: Pattern,
-    build: fn() -> std::result::Result<tiktoken_rs::CoreBPE, E>,
-) -> Encoding {
-    // tiktoken-rs keeps its rank map private; its decoder gives the same map back.
-    // The CoreBPE is dropped right after, so only one copy of the vocabulary stays.
-    let bpe = build().expect("the vocabulary embedded in tiktoken-rs parses");
-    let mut ranks = Ranks::default();
-    let mut rank = 0u32;
-    while let Ok(bytes) = bpe.decode_bytes(&[rank]) {
-        ranks.insert(bytes, rank);
-        rank += 1;
-    }
-    Encoding { id, pattern, vocabulary: Vocabulary::new(ranks) }
-}
+static O200K_TABLE: &Aligned<[u8]> = &Aligned(*out_file!("o200k_base.table"));
+static O200K_BLOB: &[u8] = out_file!("o200k_base.blob");
+static O200K_LENS: &[u8] = out_file!("o200k_base.lens");
+static CL100K_TABLE: &Aligned<[u8]> = &Aligned(*out_file!("cl100k_base.table"));
+static CL100K_BLOB: &[u8] = out_file!("cl100k_base.blob");
+static CL100K_LENS: &[u8] = out_file!("cl100k_base.lens");
 
 #[cfg(test)]
 mod tests {
@@ -172,23 +165,28 @@ mod tests {
         assert!(err.to_string().contains("o200k_base"));
     }
 
-    #[cfg(unix)]
-    #[test]
-    fn a_child_forked_while_a_vocabulary_loads_loads_it_itself() {
-        // The loader's lock held at fork, as by a thread in the middle of a load.
-        let code = crate::fork::tests::fork_while_held(
-            || Box::new(LOADING.lock()),
-            || {
-                drop(LOADING.lock()); // usable, whether or not another test loaded cl100k first
-                encoding(EncodingId::Cl100kBase).count("hello world") == 2
-            },
-        );
-        assert_eq!(code, Some(0), "the child hung (None) or counted wrong");
-    }
-
     #[test]
     fn vocabulary_sizes_are_the_published_ones() {
         assert_eq!(encoding(EncodingId::O200kBase).vocabulary_size(), 199_998);
         assert_eq!(encoding(EncodingId::Cl100kBase).vocabulary_size(), 100_256);
+    }
+
+    #[test]
+    fn the_tiktoken_file_is_byte_for_byte_the_vendored_one() {
+        // rust/vocab/ holds OpenAI's published files (sha256 in rust/vocab/README.md).
+        let o200k: &[u8] = include_bytes!("../vocab/o200k_base.tiktoken");
+        let cl100k: &[u8] = include_bytes!("../vocab/cl100k_base.tiktoken");
+        assert!(encoding(EncodingId::O200kBase).tiktoken_file() == o200k);
+        assert!(encoding(EncodingId::Cl100kBase).tiktoken_file() == cl100k);
+    }
+
+    #[test]
+    fn every_token_is_found_at_its_own_rank() {
+        for id in [EncodingId::O200kBase, EncodingId::Cl100kBase] {
+            let v = encoding(id).vocabulary();
+            for (rank, token) in v.tokens().enumerate() {
+                assert_eq!(v.rank(token), Some(rank as u32), "{id:?} rank {rank}");
+            }
+        }
     }
 }

@@ -117,12 +117,11 @@ pub fn held<T>(lock: &Mutex<T>) -> bool {
 }
 
 /// Make the core's state usable in a forked child: parallel counting off (the thread
-/// pool was not copied), and the content cache and the vocabulary loader replaced if
-/// the fork caught them locked. Runs in the child's only thread, before anything else.
+/// pool was not copied), and the content cache replaced if the fork caught it locked
+/// (vocabularies need nothing: loading one is lock-free, see `encoding.rs`). Runs in the child's only thread, before anything else.
 pub fn reset_core_in_child() {
     crate::counting::disable_parallelism();
     crate::cache::after_fork_in_child();
-    crate::encoding::after_fork_in_child();
 }
 
 /// Have `handler` run in every child this process forks, from inside `fork()`, before

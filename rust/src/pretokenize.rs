@@ -8,7 +8,7 @@
 //! Exactness is checked against tiktoken-rs in this crate's tests and against the
 //! official tiktoken package in the Python test suite.
 
-use crate::classes::{LETTER, LOWER, NUMBER, UPPER, WS};
+use crate::classes::{self, LETTER, LOWER, NUMBER, UPPER, WS};
 
 /// Which pattern to split with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,12 +24,11 @@ pub struct Pieces<'a> {
     s: &'a [u8],
     pos: usize,
     pattern: Pattern,
-    table: &'static [u8],
 }
 
 impl<'a> Pieces<'a> {
     pub fn new(text: &'a str, pattern: Pattern) -> Self {
-        Pieces { s: text.as_bytes(), pos: 0, pattern, table: crate::classes::table() }
+        Pieces { s: text.as_bytes(), pos: 0, pattern }
     }
 }
 
@@ -41,7 +40,7 @@ impl<'a> Iterator for Pieces<'a> {
         if self.pos >= self.s.len() {
             return None;
         }
-        let t = Text { s: self.s, table: self.table };
+        let t = Text { s: self.s };
         let end = match self.pattern {
             Pattern::O200k => o200k_end(&t, self.pos),
             Pattern::Cl100k => cl100k_end(&t, self.pos),
@@ -53,10 +52,9 @@ impl<'a> Iterator for Pieces<'a> {
     }
 }
 
-/// The text as UTF-8 bytes (always valid: it comes from a `&str`) plus the class table.
+/// The text as UTF-8 bytes (always valid: it comes from a `&str`).
 struct Text<'a> {
     s: &'a [u8],
-    table: &'static [u8],
 }
 
 const NONE: u8 = 0;
@@ -69,9 +67,10 @@ impl Text<'_> {
     fn at(&self, i: usize) -> Option<(u8, u32, usize)> {
         let s = self.s;
         let b0 = *s.get(i)?;
-        let (cp, len) = if b0 < 0x80 {
-            (b0 as u32, 1)
-        } else if b0 < 0xE0 {
+        if b0 < 0x80 {
+            return Some((classes::ASCII[b0 as usize], b0 as u32, 1));
+        }
+        let (cp, len) = if b0 < 0xE0 {
             (((b0 & 0x1F) as u32) << 6 | (s[i + 1] & 0x3F) as u32, 2)
         } else if b0 < 0xF0 {
             (((b0 & 0x0F) as u32) << 12 | ((s[i + 1] & 0x3F) as u32) << 6 | (s[i + 2] & 0x3F) as u32, 3)
@@ -84,7 +83,7 @@ impl Text<'_> {
                 4,
             )
         };
-        Some((self.table[cp as usize], cp, len))
+        Some((classes::of(cp), cp, len))
     }
 
     #[inline(always)]

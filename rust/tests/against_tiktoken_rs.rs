@@ -152,11 +152,13 @@ fn counts_equal_tiktoken_rs_on_tricky_text() {
 fn long_pieces_merge_exactly_as_tiktoken() {
     let enc = encoding(EncodingId::O200kBase);
     let vocab: &Vocabulary = enc.vocabulary();
+    let ranks: rustc_hash::FxHashMap<Vec<u8>, u32> =
+        vocab.tokens().enumerate().map(|(rank, token)| (token.to_vec(), rank as u32)).collect();
     let mut rng = Rng(7);
     for len in [100usize, 101, 150, 257, 1000, 5000] {
         for alphabet in [&b"a"[..], b"ab", b"abc ", b"x1_", b"\xe4\xb8\xad"] {
             let piece: Vec<u8> = (0..len).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect();
-            let expected = tiktoken_rs::byte_pair_split(&piece, vocab.ranks()).len();
+            let expected = tiktoken_rs::byte_pair_split(&piece, &ranks).len();
             assert_eq!(vocab.count_piece(&piece), expected, "len {len} alphabet {alphabet:?}");
         }
     }
@@ -186,4 +188,37 @@ fn pattern_of(id: EncodingId) -> Pattern {
         EncodingId::O200kBase => Pattern::O200k,
         EncodingId::Cl100kBase => Pattern::Cl100k,
     }
+}
+
+/// The per-thread memo of merged pieces: the same pieces under both encodings, counted
+/// again and again (hits), short ones and long ones (the arena), on this thread and on
+/// others, always tiktoken's count.
+#[test]
+fn memoized_pieces_count_exactly_under_each_encoding_on_every_thread() {
+    let mut rng = Rng(99);
+    let pieces: Vec<String> = (0..40)
+        .map(|i| {
+            let unit = ["😀", "中文", "ab", "..", "\r\n", "ſt", "x1"][i % 7];
+            unit.repeat([3usize, 20, 60, 150, 1500][i % 5])
+        })
+        .chain((0..40).map(|_| rng.text(12)))
+        .collect();
+    let check = |pieces: &[String]| {
+        for round in 0..3 {
+            for text in pieces {
+                for (id, bpe) in [
+                    (EncodingId::O200kBase, tiktoken_rs::o200k_base_singleton()),
+                    (EncodingId::Cl100kBase, tiktoken_rs::cl100k_base_singleton()),
+                ] {
+                    assert_eq!(encoding(id).count(text), bpe.encode_ordinary(text).len(), "{id:?} round {round}");
+                }
+            }
+        }
+    };
+    check(&pieces);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| check(&pieces));
+        }
+    });
 }

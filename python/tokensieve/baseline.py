@@ -413,7 +413,10 @@ def _field(at: Any) -> str:
 
 def _wrapped(exc: Exception, index: int, at: Any) -> InvalidMessageError:
     """An error raised by the caller's objects while reading message ``index``."""
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose own __str__ fails
+        text = ""
     reason = f"{_field(at)}: {type(exc).__name__}" + (f": {text}" if text else "")
     return InvalidMessageError(index, reason)
 

@@ -11,10 +11,6 @@ pub enum Error {
     NotAString { what: String, got: String },
     #[error("{what}: expected {expected}, got {got}")]
     WrongType { what: String, expected: &'static str, got: String },
-    /// An argument that failed while being read (an iterator that raised): the Python
-    /// glue chains the original exception as the cause.
-    #[error("{what}: {reason}")]
-    BadArgument { what: String, reason: String },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("messages[{index}]: {reason}")]

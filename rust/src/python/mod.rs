@@ -37,7 +37,7 @@ fn to_py_err(err: Error) -> PyErr {
     let msg = err.to_string();
     match err {
         Error::UnknownEncoding { .. } => UnknownEncodingError::new_err(msg),
-        Error::NotAString { .. } | Error::WrongType { .. } | Error::BadArgument { .. } => InputTypeError::new_err(msg),
+        Error::NotAString { .. } | Error::WrongType { .. } => InputTypeError::new_err(msg),
         Error::InvalidConfig(_) => ConfigurationError::new_err(msg),
         Error::NotAHistory { .. } => InputTypeError::new_err(msg),
         Error::InvalidMessage { index, reason } => InvalidMessageError::new_err((index, reason)),
@@ -123,11 +123,9 @@ fn count_many<'py>(
     let iter = texts.try_iter().map_err(|e| caused(not_a_sequence(), e))?;
     let mut borrowed = Vec::with_capacity(texts.len().unwrap_or(0));
     for (i, item) in iter.enumerate() {
-        // An iterator that raises is the caller's error: an InputTypeError, its cause chained.
-        let item = item.map_err(|e| {
-            caused(Error::BadArgument { what: format!("texts[{i}]"), reason: format!("iterating raised {e}") }, e)
-        })?;
-        borrowed.push(borrow_text(&item, || format!("texts[{i}]"))?);
+        // An exception raised by the caller's own iterator (a generator) is theirs: it
+        // propagates unchanged.
+        borrowed.push(borrow_text(&item?, || format!("texts[{i}]"))?);
     }
     let counts = py.detach(|| counting::count_batch(enc, &borrowed));
     Ok(numpy::PyArray1::from_vec(py, counts))

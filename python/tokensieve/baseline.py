@@ -35,6 +35,7 @@ from tokensieve.errors import (
     ConfigurationError,
     InputTypeError,
     InvalidMessageError,
+    TokensieveError,
 )
 
 __all__ = ["compact", "compact_history", "count_history_tokens"]
@@ -87,9 +88,22 @@ ANSWERED_CALL_TYPES = {
     "apply_patch_call",
 }
 # Content block types that tell the format of a history (roles do not: all formats share them).
-ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "image", "document"}
+# Detection and reading use these same sets: a block that tells one format is an error in a
+# history of another (Responses messages share ``refusal`` and ``input_audio`` with chat).
+ANTHROPIC_BLOCKS = {
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+    "image",
+    "document",
+    "server_tool_use",
+    "search_result",
+}
 OPENAI_BLOCKS = {"image_url", "input_audio", "refusal"}
 RESPONSES_BLOCKS = {"input_text", "output_text", "input_image", "input_file"}
+# How deep lists of content blocks may nest inside tool results (docs/compaction.md).
+MAX_BLOCK_DEPTH = 32
 
 # Media items of pydantic-ai, by their ``kind``: counted as BINARY_PART_TOKENS each.
 BINARY_KINDS = {"binary", "image-url", "audio-url", "video-url", "document-url", "uploaded-file"}
@@ -168,53 +182,109 @@ def _json_string(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+class _CircularReference(Exception):
+    """A container that holds itself (directly or through others): it has no JSON text."""
+
+
+_dict_items = dict.items
+_list_iter = list.__iter__
+_tuple_iter = tuple.__iter__
+
+
 def json_text(value: Any) -> tuple[str, int]:
-    """The text a value is counted by, and the binary tokens (images...) found in it."""
+    """The text a value is counted by, and the binary tokens (images...) found in it.
+
+    Iterative (an explicit stack of open containers), so nesting costs memory, not
+    recursion; a container met again on its own path raises ``_CircularReference``, as
+    ``json.dumps`` refuses cycles. Dicts, lists and tuples are read in place (their own
+    ``items``/``__iter__`` overrides are not called), as the Rust core reads them.
+    """
+    if isinstance(value, str):
+        return value, 0
     binary = 0
-
-    def render(value: Any, top: bool) -> str:
-        nonlocal binary
-        if isinstance(value, str):
-            return value if top else _json_string(value)
-        if value is None:
-            return "" if top else "null"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            # As a 64-bit integer where it fits (an IntEnum is its number), else str().
-            return int.__repr__(value) if -(2**63) <= value < 2**63 else str(value)
-        if isinstance(value, float):
-            return str(value)
-        if isinstance(value, dict):
-            items = []
-            for key, item in value.items():
-                key = key if isinstance(key, str) else str(key)
-                items.append(_json_string(key) + ":" + render(item, False))
-            return "{" + ",".join(items) + "}"
-        if isinstance(value, (list, tuple)):
-            return "[" + ",".join(render(item, False) for item in value) + "]"
-        if isinstance(value, (bytes, bytearray)):
-            binary += BINARY_PART_TOKENS
-            return "" if top else "null"
-        # Objects: media items by their kind, text wrappers by their content, the rest by str().
-        try:
-            kind = value.kind
-        except Exception:
-            kind = None
-        if not isinstance(kind, str):
-            kind = None
-        if kind in BINARY_KINDS:
-            binary += BINARY_PART_TOKENS
-            return "" if top else "null"
-        if kind == "cache-point":
-            return "" if top else "null"
-        if kind in ("text-content", "structured-content"):
-            return render(value.content, top)
-        text = str(value)
-        return text if top else _json_string(text)
-
-    text = render(value, True)
-    return text, binary
+    out: list[str] = []
+    emit = out.append
+    # Each open container: [iterator, closing bracket, id, is a dict, items so far].
+    stack: list[list[Any]] = []
+    on_path: set[int] = set()
+    top = True
+    while True:
+        # Write `value` (a leaf), or open it (a container); wrappers render as their content.
+        seen_wrappers: set[int] = set()
+        while True:
+            if isinstance(value, str):
+                emit(value if top else _json_string(value))
+            elif value is None:
+                if not top:
+                    emit("null")
+            elif isinstance(value, bool):
+                emit("true" if value else "false")
+            elif isinstance(value, int):
+                # As a 64-bit integer where it fits (an IntEnum is its number), else str().
+                emit(int.__repr__(value) if -(2**63) <= value < 2**63 else str(value))
+            elif isinstance(value, float):
+                emit(str(value))
+            elif isinstance(value, (dict, list, tuple)):
+                if id(value) in on_path:
+                    raise _CircularReference
+                on_path.add(id(value))
+                if isinstance(value, dict):
+                    emit("{")
+                    stack.append([iter(_dict_items(value)), "}", id(value), True, 0])
+                else:
+                    emit("[")
+                    items = _list_iter(value) if isinstance(value, list) else _tuple_iter(value)
+                    stack.append([items, "]", id(value), False, 0])
+            elif isinstance(value, (bytes, bytearray)):
+                binary += BINARY_PART_TOKENS
+                if not top:
+                    emit("null")
+            else:
+                # Objects: media items by their kind, text wrappers by their content, the rest by str().
+                try:
+                    kind = value.kind
+                except Exception:
+                    kind = None
+                if not isinstance(kind, str):
+                    kind = None
+                if kind in BINARY_KINDS:
+                    binary += BINARY_PART_TOKENS
+                    if not top:
+                        emit("null")
+                elif kind == "cache-point":
+                    if not top:
+                        emit("null")
+                elif kind in ("text-content", "structured-content"):
+                    if id(value) in seen_wrappers:
+                        raise _CircularReference
+                    seen_wrappers.add(id(value))
+                    value = value.content
+                    continue
+                else:
+                    text = str(value)
+                    emit(text if top else _json_string(text))
+            break
+        top = False
+        # The next item of the innermost open container, closing those that are done.
+        while stack:
+            frame = stack[-1]
+            item: Any = next(frame[0], _MISSING)
+            if item is _MISSING:
+                emit(frame[1])
+                on_path.discard(frame[2])
+                stack.pop()
+                continue
+            if frame[4]:
+                emit(",")
+            frame[4] += 1
+            if frame[3]:
+                key, value = item
+                emit(_json_string(key if isinstance(key, str) else str(key)) + ":")
+            else:
+                value = item
+            break
+        else:
+            return "".join(out), binary
 
 
 # ---- Reading a history -------------------------------------------------------------------
@@ -264,46 +334,112 @@ def _type_name(obj: Any) -> str:
     return type(obj).__name__
 
 
+def _block_format(kind: str) -> Format | None:
+    """The format a content block's ``type`` belongs to, when only one format has it."""
+    if kind in ANTHROPIC_BLOCKS or kind.endswith("_tool_result"):
+        return "anthropic"
+    if kind in OPENAI_BLOCKS:
+        return "openai"
+    if kind in RESPONSES_BLOCKS:
+        return "responses"
+    return None
+
+
+def _block_allowed(fmt: str, kind: str) -> bool:
+    """Whether a block of type ``kind`` may appear in a history of ``fmt``."""
+    other = _block_format(kind)
+    if other is None or other == fmt:
+        return True
+    return other == "openai" and fmt == "responses" and kind in ("refusal", "input_audio")
+
+
+# Dicts, lists and tuples are read as the Rust core reads them: in place, without calling
+# a subclass's own `get`, `__contains__` or `__iter__`.
+_get = dict.get
+_has = dict.__contains__
+
+
+def _each(items: Any) -> Any:
+    if isinstance(items, list):
+        return _list_iter(items)
+    if isinstance(items, tuple):
+        return _tuple_iter(items)
+    return iter(items)
+
+
+def _detect_one(message: dict) -> Format | None:
+    if _has(message, "type") or _has(message, "call_id"):
+        return "responses"
+    if _get(message, "tool_calls") is not None or _get(message, "function_call") is not None:
+        return "openai"
+    role = _get(message, "role")
+    if isinstance(role, str) and str.__str__(role) in ("tool", "function"):
+        return "openai"
+    content = _get(message, "content")
+    if isinstance(content, list):
+        for block in _list_iter(content):
+            block_type = _get(block, "type") if isinstance(block, dict) else None
+            if isinstance(block_type, str):
+                fmt = _block_format(block_type)
+                if fmt is not None:
+                    return fmt
+    return None
+
+
 def detect_format(messages: list[Any]) -> Format:
     """The format of a history, from the first message that tells. The roles system,
     developer, user and assistant do not tell: every format has them."""
     for index, message in enumerate(messages):
         if isinstance(message, dict):
-            if "type" in message or "call_id" in message:
-                return "responses"
-            if "tool_calls" in message or "function_call" in message:
-                return "openai"
-            role = message.get("role")
-            if isinstance(role, str) and role in ("tool", "function"):
-                return "openai"
-            content = message.get("content")
-            if isinstance(content, list):
-                for block in content:
-                    block_type = block.get("type") if isinstance(block, dict) else None
-                    if not isinstance(block_type, str):
-                        continue
-                    if block_type in ANTHROPIC_BLOCKS:
-                        return "anthropic"
-                    if block_type in OPENAI_BLOCKS:
-                        return "openai"
-                    if block_type in RESPONSES_BLOCKS:
-                        return "responses"
+            try:
+                fmt = _detect_one(message)
+            except (TokensieveError, MemoryError):
+                raise
+            except Exception as exc:
+                raise _wrapped(exc, index, "detecting the format") from exc
+            if fmt is not None:
+                return fmt
             continue
-        if hasattr(message, "parts") and hasattr(message, "kind"):
+        try:
+            is_pydantic_ai = hasattr(message, "parts") and hasattr(message, "kind")
+        except Exception:
+            is_pydantic_ai = False
+        if is_pydantic_ai:
             return "pydantic-ai"
         raise InvalidMessageError(index, f"expected a dict or a pydantic-ai ModelMessage, got {_type_name(message)}")
     # Plain chat messages only: OpenAI and Anthropic read them alike.
     return "openai"
 
 
+def _field(at: Any) -> str:
+    """A field as errors name it: ``key``, or ``list[slot].key`` from ``(list, slot, key)``."""
+    if isinstance(at, str):
+        return at
+    name, slot, key = at
+    return f"{name}[{slot}].{key}" if key else f"{name}[{slot}]"
+
+
+def _wrapped(exc: Exception, index: int, at: Any) -> InvalidMessageError:
+    """An error raised by the caller's objects while reading message ``index``."""
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose own __str__ fails
+        text = ""
+    reason = f"{_field(at)}: {type(exc).__name__}" + (f": {text}" if text else "")
+    return InvalidMessageError(index, reason)
+
+
 class Reader:
     """Turns the caller's messages into a list of :class:`Message`, counting as it goes."""
 
-    def __init__(self, count: Callable[[str], int], stubs: bool = False) -> None:
+    def __init__(self, count: Callable[[str], int], stubs: bool = False, fmt: str = "openai") -> None:
         self.count = count
         self.stubs = stubs  # count what stub results would cost (only when they may be made)
+        self.fmt = fmt
         self.messages: list[Message] = []
         self.index = 0
+        self.at: Any = ""  # the field being read, named by an error raised meanwhile
+        self.blocks: list[int] = []  # ids of the lists of blocks being read, outermost first
         self.legacy_call: str | None = None  # the function_call id of the previous OpenAI message
 
     # -- helpers --
@@ -325,13 +461,18 @@ class Reader:
                 part.stub_tokens += self.count(call_id) + self.count(STUB_TEXT)
         return part
 
-    def add_value(self, part: Part, value: Any) -> None:
+    def add_value(self, part: Part, value: Any, at: Any) -> None:
+        self.at = at
         if part.kind == RESULT and isinstance(value, str) and str.__str__(value) == STUB_TEXT:
             part.synthesized = True
-        text, binary = json_text(value)
+        try:
+            text, binary = json_text(value)
+        except _CircularReference:
+            raise self.invalid(f"{_field(at)}: circular reference") from None
         part.tokens += binary + self.count(text)
 
-    def call_id(self, value: Any, what: str) -> str:
+    def call_id(self, value: Any, what: str, at: Any) -> str:
+        self.at = at
         if value is None or value is _MISSING:
             raise self.invalid(f"{what} without an id")
         call_id = str.__str__(value) if isinstance(value, str) else str(value)
@@ -345,24 +486,59 @@ class Reader:
         return message
 
     def role(self, message: dict) -> str:
-        if "role" not in message:
+        self.at = "role"
+        role = _get(message, "role", _MISSING)
+        if role is _MISSING:
             raise self.invalid("message without a role")
-        role = message["role"]
         if not isinstance(role, str):
             raise self.invalid(f"role must be a string, got {_type_name(role)}")
-        return role
+        return str(role)
+
+    def type_of(self, d: dict, at: Any) -> str:
+        self.at = at
+        kind = _get(d, "type", _MISSING)
+        return "" if kind is _MISSING else str(kind)
+
+    def foreign(self, what: str, other: str) -> InvalidMessageError:
+        return self.invalid(
+            f"{what} belongs to the {other} format, not to this {self.fmt} history (formats cannot be mixed)"
+        )
+
+    def check_keys(self, d: dict) -> None:
+        """A dict message with the keys of another format (a Responses item's ``type`` or
+        ``call_id``, OpenAI chat's ``tool_calls`` or ``function_call``)."""
+        if self.fmt != "responses":
+            for key in ("type", "call_id"):
+                if _has(d, key):
+                    raise self.foreign(f"a dict with {key!r} (a Responses item)", "responses")
+        if self.fmt != "openai":
+            for key in ("tool_calls", "function_call"):
+                if _get(d, key) is not None:
+                    raise self.foreign(f"a message with {key!r}", "openai")
+
+    def check_block(self, kind: str, at: Any) -> None:
+        if not _block_allowed(self.fmt, kind):
+            raise self.foreign(f"{_field(at)}: a {kind!r} block", _block_format(kind) or "openai")
 
     def read(self, messages: list[Any], fmt: str) -> list[Message]:
+        self.fmt = fmt
         for index, message in enumerate(messages):
             self.index = index
-            if fmt == "pydantic-ai":
-                self.pydantic_ai(message)
-            elif fmt == "openai":
-                self.openai(message)
-            elif fmt == "responses":
-                self.responses(message)
-            else:
-                self.anthropic(message)
+            self.at = ""
+            self.blocks.clear()
+            try:
+                if fmt == "pydantic-ai":
+                    self.pydantic_ai(message)
+                elif fmt == "openai":
+                    self.openai(message)
+                elif fmt == "responses":
+                    self.responses(message)
+                else:
+                    self.anthropic(message)
+            except (TokensieveError, MemoryError):
+                raise
+            except Exception as exc:
+                raise _wrapped(exc, index, self.at) from exc
         if fmt == "responses":
             # A reasoning item belongs to the response item that follows it, if any.
             for i, message in enumerate(self.messages):
@@ -385,15 +561,19 @@ class Reader:
         else:
             raise self.invalid(f"unknown message kind {kind!r}")
         self.begin(side)
-        for slot, part in enumerate(message.parts):
+        self.at = "parts"
+        for slot, part in enumerate(_each(message.parts)):
+            self.at = ("parts", slot, "")
             self.pydantic_ai_part(part, slot, side)
         # Counted only while this is the last request of the history.
         if side == REQUEST:
+            self.at = "instructions"
             instructions = _attr(message, "instructions")
             if instructions is not _MISSING and instructions is not None:
-                self.add_value(self.add(INSTRUCTIONS), instructions)
+                self.add_value(self.add(INSTRUCTIONS), instructions, "instructions")
 
     def pydantic_ai_part(self, part: Any, slot: int, side: str) -> None:
+        self.at = ("parts", slot, "part_kind")
         part_kind = _attr(part, "part_kind")
         part_kind = "" if part_kind is _MISSING else str(part_kind)
         tool_name = _attr(part, "tool_name")
@@ -401,7 +581,7 @@ class Reader:
         def add_content(p: Part) -> None:
             content = _attr(part, "content")
             if content is not _MISSING:
-                self.add_value(p, content)
+                self.add_value(p, content, ("parts", slot, "content"))
 
         if part_kind == "system-prompt" or (part_kind == "compaction" and side == REQUEST):
             add_content(self.add(SYSTEM, slot))
@@ -409,39 +589,44 @@ class Reader:
             # A list prompt counts item by item (text as text, media as binary), as chat
             # formats send it.
             p = self.add(PROMPT, slot)
+            self.at = ("parts", slot, "content")
             content = part.content
             if isinstance(content, (list, tuple)):
-                for item in content:
-                    self.add_value(p, item)
+                for item in _each(content):
+                    self.add_value(p, item, ("parts", slot, "content"))
             else:
-                self.add_value(p, content)
+                self.add_value(p, content, ("parts", slot, "content"))
         elif part_kind == "thinking" and side == RESPONSE:
             add_content(self.add(THINKING, slot))
         elif part_kind == "tool-return" or (
             part_kind == "retry-prompt" and tool_name is not _MISSING and tool_name is not None
         ):
-            p = self.add(RESULT, slot, self.call_id(_attr(part, "tool_call_id"), "tool return"))
+            call_id = self.call_id(_attr(part, "tool_call_id"), "tool return", ("parts", slot, "tool_call_id"))
+            p = self.add(RESULT, slot, call_id)
             if tool_name is not _MISSING:
-                self.add_value(p, tool_name)
+                self.add_value(p, tool_name, ("parts", slot, "tool_name"))
             add_content(p)
         elif part_kind == "tool-call" and side == RESPONSE:
-            p = self.add(CALL, slot, self.call_id(_attr(part, "tool_call_id"), "tool call"))
+            p = self.add(CALL, slot, self.call_id(_attr(part, "tool_call_id"), "tool call", ("parts", slot, "tool_call_id")))
             if tool_name is not _MISSING:
                 if self.stubs:
-                    p.stub_tokens += self.count(json_text(tool_name)[0])  # the stub carries the name too
-                self.add_value(p, tool_name)
+                    self.at = ("parts", slot, "tool_name")
+                    p.stub_tokens += self.count(self.render(tool_name, ("parts", slot, "tool_name")))
+                self.add_value(p, tool_name, ("parts", slot, "tool_name"))
             args = _attr(part, "args")
             if args is not _MISSING:
-                self.add_value(p, args)
+                self.add_value(p, args, ("parts", slot, "args"))
         elif part_kind == "builtin-tool-call":
             p = self.add(CONTENT, slot)
-            for value in (tool_name, _attr(part, "args")):
-                if value is not _MISSING:
-                    self.add_value(p, value)
+            if tool_name is not _MISSING:
+                self.add_value(p, tool_name, ("parts", slot, "tool_name"))
+            args = _attr(part, "args")
+            if args is not _MISSING:
+                self.add_value(p, args, ("parts", slot, "args"))
         elif part_kind == "builtin-tool-return":
             p = self.add(CONTENT, slot)
             if tool_name is not _MISSING:
-                self.add_value(p, tool_name)
+                self.add_value(p, tool_name, ("parts", slot, "tool_name"))
             add_content(p)
         elif part_kind == "file":
             self.add(CONTENT, slot).tokens += BINARY_PART_TOKENS
@@ -449,104 +634,143 @@ class Reader:
             p = self.add(CONTENT, slot)
             transcript = _attr(part, "transcript")
             if transcript is not _MISSING:
-                self.add_value(p, transcript)
+                self.add_value(p, transcript, ("parts", slot, "transcript"))
         elif part_kind in BOOKKEEPING_KINDS:
             self.add(CONTENT, slot)
         else:
             # text, thinking, retry feedback, instruction deltas, unknown kinds: their content.
             add_content(self.add(CONTENT, slot))
 
+    def render(self, value: Any, at: Any) -> str:
+        """The JSON text of ``value`` (a cycle is an error naming ``at``)."""
+        self.at = at
+        try:
+            return json_text(value)[0]
+        except _CircularReference:
+            raise self.invalid(f"{_field(at)}: circular reference") from None
+
     # -- OpenAI chat completions --
 
     def openai(self, message: Any) -> None:
         d = self.as_dict(message)
+        self.check_keys(d)
         role = self.role(d)
-        content = d.get("content")
+        self.at = "content"
+        content = _get(d, "content")
         legacy_before, self.legacy_call = self.legacy_call, None
         if role in ("system", "developer"):
             self.begin(REQUEST)
             p = self.add(SYSTEM)
             if content is not None:
-                self.openai_content(p, content)
+                self.openai_content(p, content, "content")
         elif role == "user":
             self.begin(REQUEST)
             p = self.add(PROMPT)
             if content is not None:
-                self.openai_content(p, content)
-            if "name" in d:
-                self.add_value(p, d["name"])
+                self.openai_content(p, content, "content")
+            name = _get(d, "name", _MISSING)
+            if name is not _MISSING:
+                self.add_value(p, name, "name")
         elif role == "assistant":
             self.begin(RESPONSE)
-            refusal = d.get("refusal")
-            # An empty string is no text; any other content (even an empty list) is.
-            has_text = len(content) > 0 if isinstance(content, str) else content is not None
+            self.at = "refusal"
+            refusal = _get(d, "refusal")
+            self.at = "tool_calls"
+            tool_calls = _get(d, "tool_calls")
+            function_call = _get(d, "function_call")
+            # An empty string is no text beside tool calls (the message goes with its calls),
+            # but it is the whole of a plain assistant turn, which OpenAI accepts: kept.
+            self.at = "content"
+            if isinstance(content, str):
+                has_text = len(content) > 0 or (tool_calls is None and function_call is None)
+            else:
+                has_text = content is not None
             if has_text or refusal is not None:
                 p = self.add(CONTENT)
                 if content is not None:
-                    self.openai_content(p, content)
+                    self.openai_content(p, content, "content")
                 if refusal is not None:
-                    self.add_value(p, refusal)
-            tool_calls = d.get("tool_calls")
+                    self.add_value(p, refusal, "refusal")
             if tool_calls is not None:
-                try:
-                    tool_calls = iter(tool_calls)
-                except TypeError:
-                    raise self.invalid("tool_calls must be a list") from None
-                for slot, call in enumerate(tool_calls):
+                self.at = "tool_calls"
+                if not isinstance(tool_calls, (list, tuple)):
+                    try:
+                        iter(tool_calls)
+                    except TypeError as exc:
+                        raise self.invalid("tool_calls: expected a list of tool calls") from exc
+                for slot, call in enumerate(_each(tool_calls)):
+                    self.at = ("tool_calls", slot, "")
                     if not isinstance(call, dict):
                         raise self.invalid(f"tool_calls[{slot}] must be a dict")
-                    p = self.add(CALL, slot, self.call_id(call.get("id"), f"tool_calls[{slot}]: tool call"))
-                    body = call["function"] if "function" in call else call.get("custom")
+                    call_id = self.call_id(_get(call, "id"), f"tool_calls[{slot}]: tool call", ("tool_calls", slot, "id"))
+                    p = self.add(CALL, slot, call_id)
+                    self.at = ("tool_calls", slot, "function")
+                    body = _get(call, "function", _MISSING)
+                    prefix = "function"
+                    if body is _MISSING:
+                        body, prefix = _get(call, "custom"), "custom"
                     if isinstance(body, dict):
                         for key in ("name", "arguments", "input"):
-                            if key in body:
-                                self.add_value(p, body[key])
-            function_call = d.get("function_call")
+                            at = ("tool_calls", slot, f"{prefix}.{key}")
+                            self.at = at
+                            value = _get(body, key, _MISSING)
+                            if value is not _MISSING:
+                                self.add_value(p, value, at)
             if function_call is not None:
                 # A legacy call has no id: the `function` message right after answers it.
                 call_id = f"\0function_call@{self.index}"
                 p = self.add(CALL)
                 p.call_id = call_id
+                fields = function_call if isinstance(function_call, dict) else {}
+                self.at = "function_call"
+                name = _get(fields, "name", _MISSING)
                 if self.stubs:
                     # Its stub is a `function` message: the function's name and STUB_TEXT.
                     p.stub_tokens += self.count(STUB_TEXT)
-                    if isinstance(function_call, dict) and "name" in function_call:
-                        p.stub_tokens += self.count(json_text(function_call["name"])[0])
-                if isinstance(function_call, dict):
-                    for key in ("name", "arguments"):
-                        if key in function_call:
-                            self.add_value(p, function_call[key])
+                    if name is not _MISSING:
+                        p.stub_tokens += self.count(self.render(name, "function_call.name"))
+                if name is not _MISSING:
+                    self.add_value(p, name, "function_call.name")
+                self.at = "function_call"
+                arguments = _get(fields, "arguments", _MISSING)
+                if arguments is not _MISSING:
+                    self.add_value(p, arguments, "function_call.arguments")
                 self.legacy_call = call_id
         elif role == "tool":
             self.begin(REQUEST)
-            p = self.add(RESULT, None, self.call_id(d.get("tool_call_id"), "tool message"))
+            p = self.add(RESULT, None, self.call_id(_get(d, "tool_call_id"), "tool message", "tool_call_id"))
             if content is not None:
-                self.openai_content(p, content)
+                self.openai_content(p, content, "content")
         elif role == "function":
             self.begin(REQUEST)
             p = self.add(RESULT)
             p.call_id = legacy_before if legacy_before is not None else f"\0function@{self.index}"
-            if "name" in d:
-                self.add_value(p, d["name"])
+            name = _get(d, "name", _MISSING)
+            if name is not _MISSING:
+                self.add_value(p, name, "name")
             if content is not None:
-                self.openai_content(p, content)
+                self.openai_content(p, content, "content")
         else:
             raise self.invalid(f"unknown role {role!r}")
 
-    def openai_content(self, p: Part, content: Any) -> None:
-        """A chat-completions ``content``: a string, or a list of typed items."""
+    def openai_content(self, p: Part, content: Any, at: str) -> None:
+        """A chat-format ``content``: a string, or a list of typed items, none of which
+        may tell another format."""
         if isinstance(content, list):
-            for item in content:
-                self.block(p, item)
+            for slot, item in enumerate(_list_iter(content)):
+                item_at = (at, slot, "")
+                if isinstance(item, dict):
+                    self.check_block(self.type_of(item, item_at), item_at)
+                self.block(p, item, item_at)
         else:
-            self.add_value(p, content)
+            self.add_value(p, content, at)
 
-    def block(self, p: Part, item: Any) -> None:
+    def block(self, p: Part, item: Any, at: Any) -> None:
         """A typed content item or block: its text, or the fixed price of media."""
         if not isinstance(item, dict):
-            self.add_value(p, item)
+            self.add_value(p, item, at)
             return
-        kind = str(item["type"]) if "type" in item else ""
+        kind = self.type_of(item, at)
         if kind in ("text", "input_text", "output_text", "summary_text"):
             keys: tuple[str, ...] = ("text",)
         elif kind in ("refusal", "thinking"):
@@ -554,8 +778,9 @@ class Reader:
         elif kind in ("tool_use", "server_tool_use"):
             keys = ("name", "id", "input")
         elif kind == "tool_result":
-            if "content" in item:
-                self.nested_content(p, item["content"])
+            content = _get(item, "content", _MISSING)
+            if content is not _MISSING:
+                self.nested_content(p, content, _with_key(at, "content"))
             return
         elif kind.endswith("_tool_result"):
             keys = ("content",)
@@ -563,23 +788,33 @@ class Reader:
             p.tokens += BINARY_PART_TOKENS
             return
         for key in keys:
-            if key in item:
-                self.add_value(p, item[key])
+            key_at = _with_key(at, key)
+            self.at = key_at
+            value = _get(item, key, _MISSING)
+            if value is not _MISSING:
+                self.add_value(p, value, key_at)
 
-    def nested_content(self, p: Part, content: Any) -> None:
+    def nested_content(self, p: Part, content: Any, at: Any) -> None:
         """Content that is a string or a list of blocks (tool results, summaries)."""
-        if isinstance(content, list) and all(isinstance(item, dict) for item in content):
-            for item in content:
-                self.block(p, item)
+        if isinstance(content, list) and all(isinstance(item, dict) for item in _list_iter(content)):
+            if id(content) in self.blocks:
+                raise self.invalid(f"{_field(at)}: circular reference")
+            if len(self.blocks) >= MAX_BLOCK_DEPTH:
+                raise self.invalid(f"{_field(at)}: content blocks nested more than {MAX_BLOCK_DEPTH} deep")
+            self.blocks.append(id(content))
+            for item in _list_iter(content):
+                self.block(p, item, at)
+            self.blocks.pop()
         else:
-            self.add_value(p, content)
+            self.add_value(p, content, at)
 
     # -- OpenAI Responses --
 
     def responses(self, message: Any) -> None:
         d = self.as_dict(message)
-        kind = str(d["type"]) if "type" in d else ""
+        kind = self.type_of(d, "type")
         if kind in ("", "message"):
+            self.check_keys(d)
             role = self.role(d)
             if role == "user":
                 side, part_kind = REQUEST, PROMPT
@@ -591,39 +826,52 @@ class Reader:
                 raise self.invalid(f"unknown role {role!r}")
             self.begin(side)
             p = self.add(part_kind)
-            if d.get("content") is not None:
-                self.openai_content(p, d["content"])
+            self.at = "content"
+            content = _get(d, "content")
+            if content is not None:
+                self.openai_content(p, content, "content")
         elif kind.endswith("_call_output"):
             self.begin(REQUEST)
-            p = self.add(RESULT, None, self.call_id(d.get("call_id"), f"{kind} item"))
-            if "output" in d:
-                self.nested_content(p, d["output"])
-        elif kind.endswith("_call") and (kind in ANSWERED_CALL_TYPES or "call_id" in d):
+            p = self.add(RESULT, None, self.call_id(_get(d, "call_id"), f"{kind} item", "call_id"))
+            self.at = "output"
+            output = _get(d, "output", _MISSING)
+            if output is not _MISSING:
+                self.nested_content(p, output, "output")
+        elif kind.endswith("_call") and (kind in ANSWERED_CALL_TYPES or _has(d, "call_id")):
             self.begin(RESPONSE)
-            p = self.add(CALL, None, self.call_id(d.get("call_id"), f"{kind} item"))
+            p = self.add(CALL, None, self.call_id(_get(d, "call_id"), f"{kind} item", "call_id"))
             for key in ("name", "arguments", "input", "action"):
-                if key in d:
-                    self.add_value(p, d[key])
+                self.at = key
+                value = _get(d, key, _MISSING)
+                if value is not _MISSING:
+                    self.add_value(p, value, key)
         elif kind == "reasoning":
             self.begin(RESPONSE).bonded_to_next = True
             p = self.add(CONTENT)
-            if "summary" in d:
-                self.nested_content(p, d["summary"])
+            self.at = "summary"
+            summary = _get(d, "summary", _MISSING)
+            if summary is not _MISSING:
+                self.nested_content(p, summary, "summary")
         elif kind == "compaction":
             self.begin(REQUEST)
             p = self.add(SYSTEM)
-            if "summary" in d:
-                self.add_value(p, d["summary"])
+            self.at = "summary"
+            summary = _get(d, "summary", _MISSING)
+            if summary is not _MISSING:
+                self.add_value(p, summary, "summary")
         else:
             self.begin(RESPONSE)
             p = self.add(CONTENT)
-            if "content" in d:
-                self.add_value(p, d["content"])
+            self.at = "content"
+            content = _get(d, "content", _MISSING)
+            if content is not _MISSING:
+                self.add_value(p, content, "content")
 
     # -- Anthropic Messages --
 
     def anthropic(self, message: Any) -> None:
         d = self.as_dict(message)
+        self.check_keys(d)
         role = self.role(d)
         if role == "user":
             side = REQUEST
@@ -635,31 +883,46 @@ class Reader:
                 "the system prompt is a separate parameter)"
             )
         self.begin(side)
-        content = d.get("content")
+        self.at = "content"
+        content = _get(d, "content")
         if content is None:
             return
         plain = PROMPT if side == REQUEST else CONTENT
         if not isinstance(content, list):
-            self.add_value(self.add(plain), content)
+            self.add_value(self.add(plain), content, "content")
             return
-        for slot, block in enumerate(content):
+        for slot, block in enumerate(_list_iter(content)):
             if not isinstance(block, dict):
-                self.add_value(self.add(plain, slot), block)
+                self.add_value(self.add(plain, slot), block, ("content", slot, ""))
                 continue
-            kind = str(block["type"]) if "type" in block else ""
+            kind = self.type_of(block, ("content", slot, "type"))
+            self.check_block(kind, ("content", slot, ""))
             if kind == "tool_use" and side == RESPONSE:
-                p = self.add(CALL, slot, self.call_id(block.get("id"), "tool_use block"))
+                p = self.add(CALL, slot, self.call_id(_get(block, "id"), "tool_use block", ("content", slot, "id")))
                 for key in ("name", "input"):
-                    if key in block:
-                        self.add_value(p, block[key])
+                    self.at = ("content", slot, key)
+                    value = _get(block, key, _MISSING)
+                    if value is not _MISSING:
+                        self.add_value(p, value, ("content", slot, key))
             elif kind == "tool_result" and side == REQUEST:
-                p = self.add(RESULT, slot, self.call_id(block.get("tool_use_id"), "tool_result block"))
-                if "content" in block:
-                    self.nested_content(p, block["content"])
+                call_id = self.call_id(_get(block, "tool_use_id"), "tool_result block", ("content", slot, "tool_use_id"))
+                p = self.add(RESULT, slot, call_id)
+                self.at = ("content", slot, "content")
+                result = _get(block, "content", _MISSING)
+                if result is not _MISSING:
+                    self.nested_content(p, result, ("content", slot, "content"))
             elif kind in ("thinking", "redacted_thinking") and side == RESPONSE:
-                self.block(self.add(THINKING, slot), block)
+                self.block(self.add(THINKING, slot), block, ("content", slot, ""))
             else:
-                self.block(self.add(plain, slot), block)
+                self.block(self.add(plain, slot), block, ("content", slot, ""))
+
+
+def _with_key(at: Any, key: str) -> Any:
+    """``content[2]`` with its key (``content[2].text``); other fields are kept as they are."""
+    if isinstance(at, tuple) and not at[2]:
+        return (at[0], at[1], key)
+    return at
+
 
 
 # ---- Compaction --------------------------------------------------------------------------
@@ -1058,6 +1321,8 @@ def _as_list(messages: Any) -> list[Any]:
 def _format_of(messages: list[Any], format: str | None) -> Format:
     if format is None:
         return detect_format(messages)
+    if not isinstance(format, str):
+        raise InputTypeError(f"format: expected str, got {_type_name(format)}")
     if format not in FORMATS:
         raise ConfigurationError(
             f"invalid configuration: unknown format {format!r}; "
@@ -1071,7 +1336,7 @@ def _read(
 ) -> tuple[list[Any], Format, list[Message]]:
     messages = _as_list(messages)
     fmt = _format_of(messages, format)
-    return messages, fmt, Reader(count, stubs).read(messages, fmt)
+    return messages, fmt, Reader(count, stubs, fmt).read(messages, fmt)
 
 
 def count_history_tokens(messages: Sequence[Any], encoding: Any = None, *, format: str | None = None) -> list[int]:

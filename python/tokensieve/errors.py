@@ -2,7 +2,7 @@
 
 Each also derives from the built-in exception whose meaning it shares, so code that
 already catches ``ValueError`` or ``TypeError`` keeps working. The Rust core raises
-these same classes (see ``rust/src/python.rs``).
+these same classes (see ``rust/src/python/mod.rs``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Hand-written histories full of odd values, one list per format, for the differential
-tests: every branch of the readers (``rust/src/python/read.rs``) that random agent
+tests: every branch of the readers (``rust/src/python/read/``) that random agent
 sessions do not reach — non-string keys, big integers, enums, bytes, lone surrogates,
 unknown part kinds and block types, media wrappers, legacy and custom tool calls."""
 
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,33 @@ class NoKindPart:
     content: Any
 
 
+class SneakyDict(dict):
+    """Overrides that a reader must not call: both read dicts in place."""
+
+    def items(self):  # type: ignore[override]
+        return [("sneaky", "items")]
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(["sneaky"])
+
+
+class SneakyList(list):
+    def __iter__(self):  # type: ignore[override]
+        return iter(["sneaky"])
+
+
+def _deep(levels: int) -> Any:
+    """A value nested deeper than the memo remembers and the walker starts tracking."""
+    value: Any = {"leaf": "deep"}
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+_SHARED = {"shared": [1, 2]}  # met twice, but no cycle
+_ORDERED = OrderedDict([("a", 1), ("b", 2)])
+_ORDERED.move_to_end("a")  # dict order and OrderedDict order now differ
+
 ODD_VALUES = {
     1: "int key",
     (1, 2): ["tuple key"],
@@ -68,6 +96,10 @@ ODD_VALUES = {
     "pair": "\ud83d\ude00",
     "object": Shown(),
     "nested": ({"a": (1, [2, {"b": None}])},),
+    "deep": _deep(300),
+    "twice": [_SHARED, _SHARED, {"again": _SHARED}],
+    "ordered": _ORDERED,
+    "sneaky": SneakyDict(a=SneakyList([1, 2])),
 }
 
 

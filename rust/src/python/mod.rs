@@ -23,6 +23,7 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use read::{Format, Read};
 
+pyo3::import_exception!(tokensieve.errors, TokensieveError);
 pyo3::import_exception!(tokensieve.errors, UnknownEncodingError);
 pyo3::import_exception!(tokensieve.errors, InputTypeError);
 pyo3::import_exception!(tokensieve.errors, ConfigurationError);
@@ -115,9 +116,16 @@ fn count_many<'py>(
     if texts.is_instance_of::<PyString>() {
         return Err(not_a_sequence().into());
     }
-    let iter = texts.try_iter().map_err(|_| not_a_sequence())?;
+    let caused = |err: Error, cause: PyErr| {
+        let err = PyErr::from(err);
+        err.set_cause(py, Some(cause));
+        err
+    };
+    let iter = texts.try_iter().map_err(|e| caused(not_a_sequence(), e))?;
     let mut borrowed = Vec::with_capacity(texts.len().unwrap_or(0));
     for (i, item) in iter.enumerate() {
+        // An exception raised by the caller's own iterator (a generator) is theirs: it
+        // propagates unchanged.
         borrowed.push(borrow_text(&item?, || format!("texts[{i}]"))?);
     }
     let counts = py.detach(|| counting::count_batch(enc, &borrowed));
@@ -172,7 +180,7 @@ fn next_chunk(rx: &std::sync::mpsc::Receiver<read::Chunk>) -> Option<read::Chunk
 fn read_history<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
-    format: Option<&str>,
+    format: Option<&Bound<'py, PyAny>>,
     stubs: bool,
     enc: &'static Encoding,
 ) -> PyResult<(Bound<'py, PyList>, Read)> {
@@ -183,9 +191,12 @@ fn read_history<'py>(
     } else {
         return Err(Error::NotAHistory { what: "messages".to_owned(), got: type_name(messages) }.into());
     };
-    let format = match format {
-        Some(name) => Format::from_name(name)?,
+    let format = match format.filter(|f| !f.is_none()) {
         None => read::detect(py, &list)?,
+        Some(name) => match name.cast::<PyString>() {
+            Ok(name) => Format::from_name(&name.to_cow().map(|n| n.into_owned()).unwrap_or_default())?,
+            Err(_) => return Err(Error::NotAString { what: "format".to_owned(), got: type_name(name) }.into()),
+        },
     };
     let pipeline = list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed();
     let (mut read, counts) = std::thread::scope(|scope| {
@@ -551,7 +562,7 @@ pub mod _core {
         py: Python<'py>,
         messages: &Bound<'py, PyAny>,
         encoding: Option<&Bound<'py, PyAny>>,
-        format: Option<&str>,
+        format: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
         let enc = match encoding {
             Some(e) => resolve_encoding(py, e)?,
@@ -571,7 +582,7 @@ pub mod _core {
         messages: &Bound<'py, PyAny>,
         budget: (u64, f64, f64, u64, usize, u64, bool),
         encoding: Option<&Bound<'py, PyAny>>,
-        format: Option<&str>,
+        format: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<CompactReturn<'py>> {
         let enc = match encoding {
             Some(e) => resolve_encoding(py, e)?,

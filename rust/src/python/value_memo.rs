@@ -165,16 +165,26 @@ unsafe fn shape(obj: *mut ffi::PyObject) -> Shape {
     }
 }
 
+/// Containers nested deeper than this are not remembered (they are rendered, by the
+/// iterative walker, every time): tool arguments nest a few levels. The bound keeps the
+/// recursive walks here shallow (`matches` follows a recorded trace, so no deeper), and
+/// ends the recording of a cyclic value, which the walker then reports as an error.
+pub const MAX_DEPTH: usize = 64;
+
 /// Record what `value` holds, or None if anything in it is not an exact built-in
-/// container or immutable leaf (such a value is rendered every time).
+/// container or immutable leaf, or is nested deeper than [`MAX_DEPTH`] (such a value
+/// is rendered every time).
 pub fn record(value: &Bound<'_, PyAny>) -> Option<Trace> {
     let mut trace = Trace { objects: Vec::new(), lens: Vec::new() };
     // Safety: the GIL is held (`value` is bound) and `value` is alive; every object met
     // is held (a strong reference in the trace) before anything else is looked at.
-    unsafe { record_into(value.py(), value.as_ptr(), &mut trace) }.then_some(trace)
+    unsafe { record_into(value.py(), value.as_ptr(), &mut trace, 0) }.then_some(trace)
 }
 
-unsafe fn record_into(py: Python<'_>, obj: *mut ffi::PyObject, trace: &mut Trace) -> bool {
+unsafe fn record_into(py: Python<'_>, obj: *mut ffi::PyObject, trace: &mut Trace, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
     let held = Bound::from_borrowed_ptr(py, obj).unbind();
     let len = match shape(obj) {
         Shape::Leaf => LEAF,
@@ -190,7 +200,7 @@ unsafe fn record_into(py: Python<'_>, obj: *mut ffi::PyObject, trace: &mut Trace
             let mut pos: ffi::Py_ssize_t = 0;
             let (mut key, mut item) = (std::ptr::null_mut(), std::ptr::null_mut());
             while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut item) != 0 {
-                if !record_into(py, key, trace) || !record_into(py, item, trace) {
+                if !record_into(py, key, trace, depth + 1) || !record_into(py, item, trace, depth + 1) {
                     return false;
                 }
             }
@@ -202,7 +212,7 @@ unsafe fn record_into(py: Python<'_>, obj: *mut ffi::PyObject, trace: &mut Trace
                     Shape::List => ffi::PyList_GetItem(obj, i),
                     _ => ffi::PyTuple_GetItem(obj, i),
                 };
-                if item.is_null() || !record_into(py, item, trace) {
+                if item.is_null() || !record_into(py, item, trace, depth + 1) {
                     ffi::PyErr_Clear();
                     return false;
                 }

@@ -1,0 +1,601 @@
+//! Reading the caller's messages into a [`History`], with the GIL held.
+//!
+//! One walk over the Python objects: attributes and dict keys are looked up with
+//! interned names, strings are borrowed (not copied) for counting later without the GIL,
+//! and only tool-call ids and non-string values (rendered as JSON text) are copied.
+//! What was read before is not read again: a pydantic-ai part (`part_memo.rs`) or a dict
+//! or list (`value_memo.rs`) still holding the same objects keeps the tokens it counted.
+//! The mapping of each format is documented in `docs/compaction.md`.
+//!
+//! One module per format (`pydantic_ai`, `openai`, `responses`, `anthropic`), the
+//! typed content blocks several formats share (`content`), and the one walker of nested
+//! values (`walk`: JSON text, iterative, refusing cycles). Whatever a caller's objects do
+//! while being read (a `__str__` that raises, a `parts` that is not a list, a cycle), the
+//! error is an `InvalidMessageError` naming the message and the field, the original
+//! exception chained as its `__cause__`.
+
+mod anthropic;
+mod content;
+mod openai;
+mod pydantic_ai;
+mod responses;
+mod walk;
+
+use super::{borrow_text, part_memo, type_name, value_memo, TokensieveError};
+use crate::counting;
+use crate::encoding::Encoding;
+use crate::error::Error;
+use crate::history::{CallId, History, Part, PartKind, Rules, Side};
+use pyo3::exceptions::{PyException, PyMemoryError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use rustc_hash::FxHashMap;
+use walk::{WalkError, Walker};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    PydanticAi,
+    OpenAi,
+    Responses,
+    Anthropic,
+}
+
+impl Format {
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        match name {
+            "pydantic-ai" | "pydantic_ai" => Ok(Format::PydanticAi),
+            "openai" | "chat" => Ok(Format::OpenAi),
+            "responses" | "openai-responses" => Ok(Format::Responses),
+            "anthropic" => Ok(Format::Anthropic),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown format {name:?}; expected 'pydantic-ai', 'openai', 'responses' or 'anthropic'"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::PydanticAi => "pydantic-ai",
+            Format::OpenAi => "openai",
+            Format::Responses => "responses",
+            Format::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn rules(self) -> Rules {
+        match self {
+            Format::PydanticAi => Rules::PYDANTIC_AI,
+            Format::Anthropic => Rules::ANTHROPIC,
+            Format::OpenAi => Rules::OPENAI_CHAT,
+            Format::Responses => Rules::RESPONSES,
+        }
+    }
+}
+
+/// A piece of text to count once the GIL is released.
+pub enum Text {
+    Borrowed(PyBackedStr),
+    /// A large string whose content hash is already known (see `memo.rs`).
+    Hashed(PyBackedStr, u128),
+    Owned(String),
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) | Text::Hashed(s, _) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl crate::cache::CacheText for Text {
+    fn content_hash(&self) -> u128 {
+        match self {
+            Text::Hashed(_, hash) => *hash,
+            _ => xxhash_rust::xxh3::xxh3_128(self.as_ref().as_bytes()),
+        }
+    }
+}
+
+/// Whose tokens a text adds to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Part(usize),
+    Stub(usize),
+}
+
+/// Messages per chunk of texts handed over for counting while reading goes on.
+pub const CHUNK_MESSAGES: usize = 256;
+
+/// The texts of a run of messages, each with the part (or stub) it counts for.
+pub type Chunk = (Vec<Text>, Vec<Target>);
+
+/// A history read from Python; its texts went to the chunk callback for counting.
+pub struct Read {
+    pub format: Format,
+    pub history: History,
+    /// For each part: the index of the Python item it came from in its message's list
+    /// (`parts`, `content` blocks or `tool_calls`), or `NO_SLOT`.
+    pub slots: Vec<u32>,
+    /// Call id strings, by [`CallId`] (borrowed from the caller's objects).
+    pub ids: Vec<PyBackedStr>,
+    /// Parts read in full, to remember once their tokens are counted.
+    pub pending: Vec<part_memo::Pending>,
+}
+
+pub const NO_SLOT: u32 = u32::MAX;
+
+/// Consecutive texts with the same target, as ranges: each is counted as one group (one
+/// cache entry for, say, a tool call's name, id and arguments).
+pub fn groups(targets: &[Target]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=targets.len() {
+        if i == targets.len() || targets[i] != targets[start] {
+            groups.push(start..i);
+            start = i;
+        }
+    }
+    groups
+}
+
+impl Read {
+    /// Add counted tokens to the parts (or stubs) they belong to.
+    pub fn apply_counts(&mut self, counts: &[(Target, i64)]) {
+        for &(target, n) in counts {
+            match target {
+                Target::Part(p) => self.history.parts[p].tokens += n as u64,
+                Target::Stub(p) => self.history.parts[p].stub_tokens += n as u64,
+            }
+        }
+    }
+}
+
+/// The format a content block's `type` belongs to, when only one format has it. Detection
+/// and reading use this one table, so they agree: a block that tells one format is an
+/// error in a history of another (`docs/compaction.md`, "Formats").
+pub fn block_format(kind: &str) -> Option<Format> {
+    match kind {
+        "tool_use" | "tool_result" | "thinking" | "redacted_thinking" | "image" | "document" | "server_tool_use"
+        | "search_result" => Some(Format::Anthropic),
+        k if k.ends_with("_tool_result") => Some(Format::Anthropic),
+        "image_url" | "input_audio" | "refusal" => Some(Format::OpenAi),
+        "input_text" | "output_text" | "input_image" | "input_file" => Some(Format::Responses),
+        _ => None,
+    }
+}
+
+/// Whether a block of type `kind` may appear in a history of `format`: not when it tells
+/// another format (Responses messages share `refusal` and `input_audio` with chat).
+fn block_allowed(format: Format, kind: &str) -> bool {
+    match block_format(kind) {
+        None => true,
+        Some(f) if f == format => true,
+        Some(Format::OpenAi) => format == Format::Responses && matches!(kind, "refusal" | "input_audio"),
+        Some(_) => false,
+    }
+}
+
+/// Detect the format of `messages` from the first message that tells. Roles shared by
+/// several formats (`system`, `developer`, `user`, `assistant`) do not tell; a history of
+/// nothing else is read as OpenAI chat (plain chat messages read alike everywhere).
+pub fn detect(py: Python<'_>, messages: &Bound<'_, PyList>) -> PyResult<Format> {
+    for (index, message) in messages.iter().enumerate() {
+        match detect_one(py, &message) {
+            Ok(Some(format)) => return Ok(format),
+            Ok(None) => {}
+            Err(err) => return Err(wrap(py, err, index, At::key("detecting the format"))),
+        }
+        if !message.is_instance_of::<PyDict>() {
+            if message.hasattr(intern!(py, "parts")).unwrap_or(false)
+                && message.hasattr(intern!(py, "kind")).unwrap_or(false)
+            {
+                return Ok(Format::PydanticAi);
+            }
+            return Err(Error::InvalidMessage {
+                index,
+                reason: format!("expected a dict or a pydantic-ai ModelMessage, got {}", type_name(&message)),
+            }
+            .into());
+        }
+    }
+    Ok(Format::OpenAi)
+}
+
+/// The format one dict message tells, if it tells one.
+fn detect_one(py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Option<Format>> {
+    let Ok(d) = message.cast::<PyDict>() else { return Ok(None) };
+    if d.contains(intern!(py, "type"))? || d.contains(intern!(py, "call_id"))? {
+        return Ok(Some(Format::Responses));
+    }
+    if present(d, intern!(py, "tool_calls"))? || present(d, intern!(py, "function_call"))? {
+        return Ok(Some(Format::OpenAi));
+    }
+    if let Some(role) = d.get_item(intern!(py, "role"))? {
+        if let Ok(role) = role.cast::<PyString>() {
+            if matches!(role.to_str()?, "tool" | "function") {
+                return Ok(Some(Format::OpenAi));
+            }
+        }
+    }
+    if let Some(content) = d.get_item(intern!(py, "content"))? {
+        if let Ok(blocks) = content.cast::<PyList>() {
+            for block in blocks.iter() {
+                let Ok(block) = block.cast::<PyDict>() else { continue };
+                let Some(t) = block.get_item(intern!(py, "type"))? else { continue };
+                let Ok(t) = t.cast::<PyString>() else { continue };
+                if let Some(format) = block_format(t.to_str()?) {
+                    return Ok(Some(format));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `d` has `key` with a value other than None.
+fn present(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
+    Ok(d.get_item(key)?.is_some_and(|v| !v.is_none()))
+}
+
+/// Where in a message a value was read: `list[slot].key`, or `key` alone.
+#[derive(Clone, Copy)]
+pub struct At {
+    list: &'static str,
+    slot: u32,
+    key: &'static str,
+}
+
+impl At {
+    pub const fn key(key: &'static str) -> At {
+        At { list: "", slot: 0, key }
+    }
+
+    pub const fn item(list: &'static str, slot: u32, key: &'static str) -> At {
+        At { list, slot, key }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.list.is_empty(), self.key.is_empty()) {
+            (true, _) => f.write_str(self.key),
+            (false, true) => write!(f, "{}[{}]", self.list, self.slot),
+            (false, false) => write!(f, "{}[{}].{}", self.list, self.slot, self.key),
+        }
+    }
+}
+
+/// An error raised by the caller's objects while message `index` was read (at `at`), as
+/// an `InvalidMessageError` with the original chained. tokensieve's own errors, and
+/// what is not an `Exception` (KeyboardInterrupt) or is a `MemoryError`, pass unchanged.
+fn wrap(py: Python<'_>, err: PyErr, index: usize, at: At) -> PyErr {
+    if err.is_instance_of::<TokensieveError>(py)
+        || !err.is_instance_of::<PyException>(py)
+        || err.is_instance_of::<PyMemoryError>(py)
+    {
+        return err;
+    }
+    let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".to_owned());
+    let text = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    let reason = if text.is_empty() { format!("{at}: {name}") } else { format!("{at}: {name}: {text}") };
+    let wrapped = PyErr::from(Error::InvalidMessage { index, reason });
+    wrapped.set_cause(py, Some(err));
+    wrapped
+}
+
+struct Reader<'py> {
+    py: Python<'py>,
+    format: Format,
+    encoding: &'static Encoding,
+    index: usize,
+    /// The field being read, named by an error raised meanwhile.
+    at: At,
+    history: History,
+    texts: Vec<Text>,
+    targets: Vec<Target>,
+    slots: Vec<u32>,
+    ids: Vec<PyBackedStr>,
+    id_of: FxHashMap<PyBackedStr, CallId>,
+    /// The legacy `function_call` of the previous message, if it had one.
+    legacy_call: Option<CallId>,
+    /// Whether to count what stub results would cost (only when stubs may be made).
+    stubs: bool,
+    /// The attributes fetched from the part being read in full.
+    recording: Option<Vec<(u8, Option<Bound<'py, PyAny>>)>>,
+    /// Parts read in full, for the part memo once counted.
+    pending: Vec<part_memo::Pending>,
+    /// The walker of nested values (its stack is reused from value to value).
+    walker: Walker<'py>,
+    /// The lists of content blocks being read, outermost first (see `content.rs`).
+    blocks: Vec<usize>,
+}
+
+/// Read `messages` as `format`. Every [`CHUNK_MESSAGES`] messages (and at the end) the
+/// texts read so far go to `on_chunk`, so they can be counted while reading goes on.
+/// `on_chunk` may hand back an emptied chunk to fill next: buffers still in cache.
+pub fn read(
+    py: Python<'_>,
+    messages: &Bound<'_, PyList>,
+    format: Format,
+    stubs: bool,
+    encoding: &'static Encoding,
+    on_chunk: &mut dyn FnMut(Chunk) -> Option<Chunk>,
+) -> PyResult<Read> {
+    let mut r = Reader {
+        py,
+        format,
+        encoding,
+        index: 0,
+        at: At::key(""),
+        history: History::default(),
+        texts: Vec::new(),
+        targets: Vec::new(),
+        slots: Vec::new(),
+        ids: Vec::new(),
+        id_of: FxHashMap::default(),
+        legacy_call: None,
+        stubs,
+        recording: None,
+        pending: Vec::new(),
+        walker: Walker::default(),
+        blocks: Vec::new(),
+    };
+    let n = messages.len();
+    r.history.messages.reserve(n);
+    r.history.parts.reserve(n * 2);
+    r.slots.reserve(n * 2);
+    r.texts.reserve(n.min(CHUNK_MESSAGES) * 3);
+    r.targets.reserve(n.min(CHUNK_MESSAGES) * 3);
+    r.id_of.reserve(n);
+    r.ids.reserve(n);
+    for (index, message) in messages.iter().enumerate() {
+        if index > 0 && index % CHUNK_MESSAGES == 0 {
+            let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
+            let chunk = (std::mem::take(&mut r.texts), std::mem::take(&mut r.targets));
+            // The next chunk will be about as long: spare it the regrowing.
+            (r.texts, r.targets) =
+                on_chunk(chunk).unwrap_or_else(|| (Vec::with_capacity(texts_cap), Vec::with_capacity(targets_cap)));
+        }
+        r.index = index;
+        r.at = At::key("");
+        r.blocks.clear();
+        let result = match format {
+            Format::PydanticAi => r.pydantic_ai(&message),
+            Format::OpenAi => r.openai(&message),
+            Format::Responses => r.responses(&message),
+            Format::Anthropic => r.anthropic(&message),
+        };
+        if let Err(err) = result {
+            return Err(wrap(py, err, index, r.at));
+        }
+    }
+    // Responses: a reasoning item is bonded to the response item that follows it.
+    if format == Format::Responses {
+        let n = r.history.messages.len();
+        for i in 0..n.saturating_sub(1) {
+            if r.history.messages[i].bonded_to_next && r.history.messages[i + 1].side != Side::Response {
+                r.history.messages[i].bonded_to_next = false;
+            }
+        }
+        if let Some(last) = r.history.messages.last_mut() {
+            last.bonded_to_next = false;
+        }
+    }
+    on_chunk((r.texts, r.targets));
+    Ok(Read { format, history: r.history, slots: r.slots, ids: r.ids, pending: r.pending })
+}
+
+impl<'py> Reader<'py> {
+    fn invalid(&self, reason: impl Into<String>) -> PyErr {
+        Error::InvalidMessage { index: self.index, reason: reason.into() }.into()
+    }
+
+    fn part(&mut self, kind: PartKind, slot: u32) -> usize {
+        self.slots.push(slot);
+        self.history.push(Part::new(kind, 0))
+    }
+
+    fn add_fixed(&mut self, part: usize, tokens: u64) {
+        self.history.parts[part].tokens += tokens;
+    }
+
+    fn text(&mut self, target: Target, text: Text) {
+        if !text.as_ref().is_empty() {
+            self.texts.push(text);
+            self.targets.push(target);
+        }
+    }
+
+    /// Count a value's JSON text (see `docs/compaction.md`) into `target`; `at` names
+    /// the field in errors.
+    fn value(&mut self, target: Target, value: &Bound<'py, PyAny>, at: At) -> PyResult<()> {
+        self.at = at;
+        if let Ok(string) = value.cast::<PyString>() {
+            let s = borrow_text(string.as_any(), || "text".to_owned())?;
+            // A result whose text is STUB_TEXT is one tokensieve synthesized.
+            if let (Target::Part(p), crate::history::STUB_TEXT) = (target, &*s) {
+                if let PartKind::Result(id) = self.history.parts[p].kind {
+                    self.history.parts[p].kind = PartKind::StubResult(id);
+                }
+            }
+            let text = if s.len() >= super::memo::MIN_MEMO_BYTES {
+                let hash = super::memo::content_hash(string, &s);
+                Text::Hashed(s, hash)
+            } else {
+                Text::Borrowed(s)
+            };
+            self.text(target, text);
+            return Ok(());
+        }
+        // Dicts and lists (tool arguments, structured results): unchanged ones are
+        // counted from the memo, without rendering or touching their items.
+        let trace = if value_memo::is_container(value) {
+            if let Some(known) = value_memo::lookup(value, self.encoding.id()) {
+                self.add_counted(target, known.tokens as u64, known.binary);
+                return Ok(());
+            }
+            value_memo::record(value)
+        } else {
+            None
+        };
+        let mut out = String::with_capacity(64);
+        let mut binary = 0;
+        match self.walker.json_text(value, &mut out, &mut binary, true) {
+            Ok(()) => {}
+            Err(WalkError::Circular) => return Err(self.invalid(format!("{at}: circular reference"))),
+            Err(WalkError::Python(err)) => return Err(err),
+        }
+        match trace {
+            // Counted now (through the content cache), to be remembered.
+            Some(trace) => {
+                let tokens = counting::count(self.encoding, &out);
+                value_memo::store(value, trace, self.encoding.id(), tokens, binary, out.len());
+                self.add_counted(target, tokens as u64, binary);
+            }
+            None => {
+                if let Target::Part(p) = target {
+                    self.add_fixed(p, binary);
+                }
+                self.text(target, Text::Owned(out));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tokens already counted: `text` for the part or its stub, `binary` (media) for the part.
+    fn add_counted(&mut self, target: Target, text: u64, binary: u64) {
+        match target {
+            Target::Part(p) => self.history.parts[p].tokens += text + binary,
+            Target::Stub(p) => self.history.parts[p].stub_tokens += text,
+        }
+    }
+
+    /// A call id field (`at`): a string, or anything else as its `str()`.
+    fn call_id(&mut self, value: Option<Bound<'py, PyAny>>, what: &str, at: At) -> PyResult<CallId> {
+        self.at = at;
+        let Some(value) = value.filter(|v| !v.is_none()) else {
+            return Err(self.invalid(format!("{what} without an id")));
+        };
+        let text = match value.cast_into::<PyString>() {
+            Ok(s) => s,
+            Err(e) => e.into_inner().str()?,
+        };
+        if let Ok(id) = text.to_str() {
+            if id.is_empty() {
+                return Err(self.invalid(format!("{what} with an empty id")));
+            }
+            // Usually the call's id, met before: found without borrowing the string.
+            if let Some(&n) = self.id_of.get(id) {
+                return Ok(n);
+            }
+        }
+        let id = borrow_text(text.as_any(), || "id".to_owned())?;
+        if id.is_empty() {
+            return Err(self.invalid(format!("{what} with an empty id")));
+        }
+        Ok(self.intern_id(id))
+    }
+
+    fn intern_id(&mut self, id: PyBackedStr) -> CallId {
+        if let Some(&n) = self.id_of.get(&*id) {
+            return n;
+        }
+        let n = self.ids.len() as CallId;
+        self.ids.push(id.clone_ref(self.py));
+        self.id_of.insert(id, n);
+        n
+    }
+
+    /// An id made up by the reader (legacy `function_call`s have none).
+    fn synthetic_id(&mut self, id: String) -> PyResult<CallId> {
+        let id = PyBackedStr::try_from(PyString::new(self.py, &id))?;
+        Ok(self.intern_id(id))
+    }
+
+    fn id_texts(&mut self, part: usize, id: CallId, stub_extra: Option<(&Bound<'py, PyAny>, At)>) -> PyResult<()> {
+        let id_text = self.ids[id as usize].clone_ref(self.py);
+        if self.stubs && matches!(self.history.parts[part].kind, PartKind::Call(_)) {
+            self.text(Target::Stub(part), Text::Borrowed(id_text.clone_ref(self.py)));
+            self.text(Target::Stub(part), Text::Owned(crate::history::STUB_TEXT.to_owned()));
+            if let Some((name, at)) = stub_extra {
+                self.value(Target::Stub(part), name, at)?;
+            }
+        }
+        self.text(Target::Part(part), Text::Borrowed(id_text));
+        Ok(())
+    }
+
+    fn dict<'a>(&self, message: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyDict>> {
+        message.cast::<PyDict>().map_err(|_| self.invalid(format!("expected a dict, got {}", type_name(message))))
+    }
+
+    fn role(&mut self, d: &Bound<'py, PyDict>) -> PyResult<String> {
+        self.at = At::key("role");
+        match d.get_item(intern!(self.py, "role"))? {
+            Some(r) if r.is_instance_of::<PyString>() => Ok(r.str()?.to_cow()?.into_owned()),
+            Some(r) => Err(self.invalid(format!("role must be a string, got {}", type_name(&r)))),
+            None => Err(self.invalid("message without a role")),
+        }
+    }
+
+    /// The `type` of a dict (a message item or a content block) as a string, "" if none.
+    fn type_of(&mut self, d: &Bound<'py, PyDict>, at: At) -> PyResult<String> {
+        self.at = at;
+        Ok(match d.get_item(intern!(self.py, "type"))? {
+            Some(t) => t.str()?.to_cow()?.into_owned(),
+            None => String::new(),
+        })
+    }
+
+    /// A message that belongs to another format than the one read (detected or named).
+    fn foreign(&self, what: &str, other: Format) -> PyErr {
+        self.invalid(format!(
+            "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
+            other.name(),
+            self.format.name()
+        ))
+    }
+
+    /// A dict message that carries the keys of another format: `type` / `call_id`
+    /// (Responses items) or `tool_calls` / `function_call` (OpenAI chat).
+    fn check_keys(&self, d: &Bound<'py, PyDict>) -> PyResult<()> {
+        let py = self.py;
+        if self.format != Format::Responses {
+            for key in [intern!(py, "type"), intern!(py, "call_id")] {
+                if d.contains(key)? {
+                    return Err(
+                        self.foreign(&format!("a dict with {:?} (a Responses item)", key.to_str()?), Format::Responses)
+                    );
+                }
+            }
+        }
+        if self.format != Format::OpenAi {
+            for key in [intern!(py, "tool_calls"), intern!(py, "function_call")] {
+                if present(d, key)? {
+                    return Err(self.foreign(&format!("a message with {:?}", key.to_str()?), Format::OpenAi));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Call `f` on each item of `items`. Lists and tuples are read in place: a generic
+/// iterator is a garbage-collected object, and making one per message would run the
+/// cyclic collector over the caller's heap several times per history.
+fn each<'py>(items: &Bound<'py, PyAny>, mut f: impl FnMut(usize, Bound<'py, PyAny>) -> PyResult<()>) -> PyResult<()> {
+    if let Ok(list) = items.cast::<PyList>() {
+        return list.iter().enumerate().try_for_each(|(i, item)| f(i, item));
+    }
+    if let Ok(tuple) = items.cast::<PyTuple>() {
+        return tuple.iter().enumerate().try_for_each(|(i, item)| f(i, item));
+    }
+    for (i, item) in items.try_iter()?.enumerate() {
+        f(i, item?)?;
+    }
+    Ok(())
+}

@@ -1499,7 +1499,7 @@ class _Counter:
     """tiktoken's counts, the pre-tokenizer's pieces, the longest token."""
 
     def __init__(self, encoding: Any) -> None:
-        import regex
+        import regex  # type: ignore[import-untyped]  # tiktoken's dependency, no stubs
 
         self.name = encoding if isinstance(encoding, str) else getattr(encoding, "name", "o200k_base")
         self.count = _counter(self.name)

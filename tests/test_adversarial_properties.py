@@ -157,6 +157,38 @@ def test_an_adversarial_history_compacts_to_one_its_provider_accepts(fmt, mode, 
         assert pydantic_ai_repair_violations(result.messages) == []
 
 
+def _side(fmt: str, message) -> str:
+    """"request" (what is sent to the model) or "response" (what it produced)."""
+    if fmt == "pydantic-ai":
+        return getattr(message, "kind", "?")
+    if fmt == "responses" and message.get("type") not in (None, "message"):
+        kind = str(message.get("type"))
+        return "request" if kind.endswith("_call_output") or kind == "compaction" else "response"
+    return "response" if message.get("role") == "assistant" else "request"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fmt", FORMATS)
+@SETTINGS
+@given(data=st.data())
+def test_a_history_ending_with_a_request_never_compacts_to_one_ending_with_a_response(fmt, mode, data):
+    """There is something to send: the output does not end on the model's turn (for
+    Anthropic that would be an assistant prefill nobody asked for). Raising
+    InvalidMessageError (nothing left to send) is allowed."""
+    history = data.draw(adversarial(fmt), label="history")
+    if not history.messages or _side(fmt, history.messages[-1]) != "request":
+        return
+    overrides = draw_budget(data, history, mode) if data.draw(st.booleans(), label="compacting") else {**UNDER, "dangling_calls": mode}
+    try:
+        result = compact(history.messages, fmt, overrides)
+    except (tokensieve.BudgetExceededError, tokensieve.InvalidMessageError):
+        return
+    assert result.messages, "a history ending with a request compacted to nothing"
+    assert _side(fmt, result.messages[-1]) == "request", (
+        f"the output ends with a response: {result.messages[-1]!r} (defects: {history.defects})"
+    )
+
+
 # ---- Idempotence and determinism ---------------------------------------------------------
 
 

@@ -22,7 +22,8 @@ Valid but unusual, per the providers' real rules (``shared/reference/provider-ru
 - Responses ``reasoning`` items (bonded to the next item), ``custom_tool_call`` /
   ``custom_tool_call_output``, and ``compaction`` items (also in the middle).
 
-Defects: calls interrupted at the end of a run, results that never come or come late,
+Defects: calls interrupted (the turn ends, or the next response follows directly),
+results that never come or come late, a pending request of orphan results only,
 orphan results, results of a response put after a *later* response, empty messages where
 the provider rejects them, a history that does not start with a user turn (Anthropic),
 and an id reused while its first call is still open.
@@ -218,9 +219,11 @@ def adversarial_sessions(draw, fmt: str, defects: bool = True) -> Session:
                 assistant.text = None
             items.append(assistant)
             if defect("calls interrupted: no results", 6):
-                interrupted = True
                 for c in calls:
                     c.sound = False
+                if chance(draw, 50):
+                    continue  # the run resumed: the next response follows this one directly
+                interrupted = True
                 break
             results: list[AResult] = []
             for call in calls:
@@ -272,6 +275,10 @@ def adversarial_sessions(draw, fmt: str, defects: bool = True) -> Session:
             r.call.sound = False
     if chance(draw, 45):
         items.append(AUser(draw(nonempty_texts), media()))
+    elif isinstance(items[-1], AAssistant) and not items[-1].calls and defect("a trailing request of orphan results", 30):
+        # The pending request holds only results whose calls are gone.
+        orphan = ACall(new_id("gone"), draw(tool_names), {}, sound=False)
+        items.append(AResults([AResult(orphan, draw(texts))]))
     if fmt == "pydantic-ai" and not isinstance(items[-1], (AUser, AResults)):
         # pydantic-ai refuses a history that does not end with a request.
         if not defect("ends with a ModelResponse", 10):

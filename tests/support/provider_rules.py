@@ -290,7 +290,8 @@ def openai_violations(messages: list, source: list | None = None) -> list[str]:
             if m.get("function_call") is not None:
                 if i + 1 >= n or messages[i + 1].get("role") != "function":
                     v.append(f"[{i}] legacy function_call not answered by a function message right after it")
-            elif m.get("content") in (None, "") and m.get("refusal") is None:
+            elif m.get("content") is None and m.get("refusal") is None:
+                # content "" is accepted (issue 8, item 3); a missing / null content is not.
                 v.append(f"[{i}] assistant message with neither content nor tool calls")
         elif role == "tool":
             v.append(f"[{i}] tool message that does not follow an assistant message with tool_calls")

@@ -2,7 +2,8 @@
 
 Every case of ``tests/support/hostile.py`` (cycles, nesting 10^6 deep, 100 MB strings,
 objects whose ``__str__`` / ``__eq__`` / ``__hash__`` / ``__getitem__`` / ``__iter__`` /
-``__len__`` raise or lie, a wrong type at every field of every format, wrong arguments)
+``__len__`` raise or lie, a wrong type at every field of every format, a message of another
+format inside a history, wrong arguments)
 runs outside the test runner: a subprocess imports tokensieve once and runs the cases in
 forked children, a fresh child after each crash, so that a segfault, an abort or a hang
 is a failure of that case, not a dead test runner. What each case must do: the process
@@ -89,6 +90,11 @@ def test_a_wrong_type_at_any_field_gives_a_clean_error_naming_the_message_or_a_r
     assert failing == {}, f"{len(failing)} of {len(names)} wrong-type cases fail:\n" + "\n".join(
         f"  {n}: {p[0]}" for n, p in list(failing.items())[:40]
     )
+
+
+@pytest.mark.parametrize("name", _params("mixed/"))
+def test_a_message_of_another_format_is_an_invalid_message_error_naming_its_index(hostile_reports, name):
+    _check(hostile_reports, name)
 
 
 @pytest.mark.parametrize("name", _params("call/"))

@@ -428,6 +428,18 @@ def cases() -> dict[str, Case]:
                     add(Case(f"wrong-type/{fmt}:messages[{index}].{where}={label}", _with(fmt, index, path, factory)))
             for label, factory in WRONG_TYPES.items():
                 add(Case(f"wrong-type/{fmt}:messages[{index}]={label}", _as_message(fmt, factory, index)))
+    # A message of another format inside a history (issue 8, item 7): an InvalidMessageError
+    # naming its index, whether the format is named or detected.
+    for fmt in FORMATS:
+        for label, factory in FOREIGN[fmt].items():
+            for named in (True, False):
+                def mixed(fmt=fmt, factory=factory, named=named):
+                    history = base_history(fmt)
+                    index = len(history) - 1  # before the last message: detection has seen the format
+                    history.insert(index, factory())
+                    return history, fmt if named else None, index
+
+                add(Case(f"mixed/{fmt}+{label}/{'named' if named else 'detected'}", mixed, expect="invalid"))
     # The call itself.
     for label, factory in {**WRONG_TYPES, "iter-raises": lambda: RaisingIterList([{"role": "user", "content": "q"}]),
                            "len-lies": lambda: LyingLenList([{"role": "user", "content": "q"}]),
@@ -438,6 +450,33 @@ def cases() -> dict[str, Case]:
                  "evil-str": EvilStr("openai")}[label]
         add(Case(f"call/format={label}", lambda v=value: (base_history("openai"), v, None)))
     return found
+
+
+def _pydantic_request():
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    return ModelRequest([UserPromptPart("a pydantic-ai message")])
+
+
+_ANTHROPIC_RESULT = lambda: {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "r"}]}  # noqa: E731
+_ANTHROPIC_CALL = lambda: {"role": "assistant", "content": [{"type": "tool_use", "id": "z", "name": "f", "input": {}}]}  # noqa: E731
+_OPENAI_TOOL = lambda: {"role": "tool", "tool_call_id": "c1", "content": "r"}  # noqa: E731
+_OPENAI_CALL = lambda: {"role": "assistant", "content": None, "tool_calls": [  # noqa: E731
+    {"id": "z", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+_RESPONSES_OUTPUT = lambda: {"type": "function_call_output", "call_id": "c1", "output": "r"}  # noqa: E731
+_RESPONSES_CALL = lambda: {"type": "function_call", "call_id": "z", "name": "f", "arguments": "{}"}  # noqa: E731
+
+# Messages that belong to another format than the history they are put in.
+FOREIGN: dict[str, dict[str, Callable[[], Any]]] = {
+    "openai": {"anthropic-tool_result": _ANTHROPIC_RESULT, "anthropic-tool_use": _ANTHROPIC_CALL,
+               "responses-function_call_output": _RESPONSES_OUTPUT, "pydantic-ai-request": _pydantic_request},
+    "anthropic": {"openai-tool": _OPENAI_TOOL, "openai-tool_calls": _OPENAI_CALL,
+                  "responses-function_call": _RESPONSES_CALL, "pydantic-ai-request": _pydantic_request},
+    "responses": {"anthropic-tool_result": _ANTHROPIC_RESULT, "openai-tool": _OPENAI_TOOL,
+                  "openai-tool_calls": _OPENAI_CALL, "pydantic-ai-request": _pydantic_request},
+    "pydantic-ai": {"openai-tool": _OPENAI_TOOL, "anthropic-tool_result": _ANTHROPIC_RESULT,
+                    "responses-function_call": _RESPONSES_CALL},
+}
 
 
 def _as_key(factory: Callable[[], Any]) -> dict:

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-rust test-python bench clean
+.PHONY: demo test test-rust test-python bench fuzz fuzz-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,14 @@ bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test,bench]"
 	TOKENSIEVE_BENCH=1 $(BIN)/python -m pytest benches --benchmark-enable --benchmark-group-by=group --benchmark-columns=min,median,ops,rounds
 
+## Coverage-guided fuzzing of the history readers (atheris + an instrumented build in
+## .venv-fuzz, see docs/testing.md). Not part of `make test`. FUZZ_SECONDS=1800 by default.
+FUZZ_SECONDS ?= 1800
+fuzz-setup:
+	PYTHON=$(PYTHON) fuzz/setup.sh
+
+fuzz: fuzz-setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
 clean:
-	rm -rf $(VENV) target .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .venv-fuzz fuzz/out target .pytest_cache .hypothesis .benchmarks

@@ -21,12 +21,12 @@ CLASSES = {
     "BudgetConfig", "BudgetExceededError", "BudgetOverrides", "BudgetWarning", "CapacityWarning", "Preflight",
     "TaskClassification", "TaskType", "UsageStatus", "UsageTracker", "CacheInfo", "CompactionResult",
     "Compactor", "ConfigurationError", "Encoding", "InputTypeError", "InvalidMessageError", "OutputBudgets",
-    "TokensieveError", "UnknownEncodingError",
+    "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy",
 }
 FUNCTIONS = {
     "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",
     "count_request_tokens", "count_tokens", "count_tokens_batch", "get_encoding", "load_presets", "preflight",
-    "register_preset", "tiktoken_bpe_file",
+    "register_preset", "tiktoken_bpe_file", "narrow_history", "narrow_tool_output",
 }
 CONSTANTS = {"ENCODINGS": tuple, "PRESETS": dict, "__version__": str}
 

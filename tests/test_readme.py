@@ -75,7 +75,6 @@ RUNNER = textwrap.dedent(
                 "line": line,
                 "error": f"{type(error).__name__}: {error}",
                 "traceback": traceback.format_exc(),
-                "preflight_is_module": isinstance(getattr(tokensieve, "preflight", None), types.ModuleType),
             }
             break
         report["ran"].append(line)
@@ -120,16 +119,6 @@ def test_every_readme_python_snippet_runs_in_order_in_one_session(tmp_path):
     report = run_readme(tmp_path)
     failed = report["failed"]
     if failed is not None:
-        code = dict(python_blocks())[failed["line"]]
-        if (
-            failed["preflight_is_module"]
-            and "from tokensieve import preflight" in code
-            and "'module' object is not callable" in failed["error"]
-        ):
-            # Issue 9 item 2, fixed on another branch: once tokensieve.preflight (the
-            # submodule) is imported, `from tokensieve import preflight` gives the
-            # module. This branch only runs while that bug is present.
-            pytest.xfail(f"issue 9 item 2 (README.md line {failed['line']}): {failed['error']}")
         pytest.fail(f"README.md snippet at line {failed['line']} failed: {failed['error']}\n{failed['traceback']}")
     assert report["ran"] == [line for line, _ in python_blocks()]
     # The preflight snippet did call the (fake) client, with the messages preflight chose.

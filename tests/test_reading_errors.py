@@ -539,3 +539,52 @@ def test_texts_that_cannot_be_iterated_are_an_input_type_error_with_the_cause():
     with pytest.raises(InputTypeError, match="texts") as info:
         tokensieve.count_tokens_batch(Texts())
     assert isinstance(info.value.__cause__, ValueError)
+
+
+# ---- Issue 8, items 1 and 6: what the hostile-input runner found after the merges ----------
+
+
+def _pydantic_ai_call_history() -> list[Any]:
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    return [
+        ModelRequest(parts=[UserPromptPart("q")]),
+        ModelResponse(parts=[ToolCallPart("f", {"a": 1}, tool_call_id="c1")]),
+        ModelRequest(parts=[ToolReturnPart("f", "r", tool_call_id="c1")]),
+    ]
+
+
+@pytest.mark.parametrize("refers_to", ["message", "part"])
+def test_pydantic_ai_args_that_refer_back_to_their_own_message_or_part_are_a_circular_reference(refers_to):
+    # The message (or part) is rendered by str(): its dataclass repr elides the cycle
+    # ("..."), so only knowing which objects the value was read from finds it.
+    history = _pydantic_ai_call_history()
+    response = history[1]
+    part = response.parts[0]
+    part.args = [response if refers_to == "message" else part]
+    for call in (lambda m: m.count_history_tokens(history), lambda m: m.compact_history(history, CONFIG)):
+        for error in _both(call):
+            assert isinstance(error, InvalidMessageError), repr(error)
+            assert (error.index, error.reason) == (1, "parts[0].args: circular reference")
+
+
+def test_a_pydantic_ai_tool_return_holding_its_own_request_is_a_circular_reference():
+    history = _pydantic_ai_call_history()
+    history[2].parts[0].content = {"request": history[2]}
+    for error in _both(lambda m: m.count_history_tokens(history)):
+        assert isinstance(error, InvalidMessageError), repr(error)
+        assert (error.index, error.reason) == (2, "parts[0].content: circular reference")
+
+
+def test_a_value_holding_another_message_or_the_message_after_its_parts_is_not_a_cycle():
+    # Only the objects a value was read from count: another message is rendered by str(),
+    # and instructions may hold a part of their own request (the part does not hold them).
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    history = _pydantic_ai_call_history()
+    history[1].parts[0].args = [history[0]]
+    prompt = UserPromptPart("next")
+    history.append(ModelRequest(parts=[prompt], instructions=prompt))  # type: ignore[arg-type]
+    counts = [int(n) for n in tokensieve.count_history_tokens(history)]
+    assert counts == baseline.count_history_tokens(history)
+    assert counts[1] > tokensieve.count_history_tokens(_pydantic_ai_call_history())[1]

@@ -191,12 +191,14 @@ _list_iter = list.__iter__
 _tuple_iter = tuple.__iter__
 
 
-def json_text(value: Any) -> tuple[str, int]:
+def json_text(value: Any, enclosing: tuple[int, ...] = ()) -> tuple[str, int]:
     """The text a value is counted by, and the binary tokens (images...) found in it.
 
     Iterative (an explicit stack of open containers), so nesting costs memory, not
     recursion; a container met again on its own path raises ``_CircularReference``, as
-    ``json.dumps`` refuses cycles. Dicts, lists and tuples are read in place (their own
+    ``json.dumps`` refuses cycles. ``enclosing``: the ids of the objects the value was read
+    from (its message, its pydantic-ai part), on the path too: an object among them met
+    inside the value is a cycle, even one ``str()`` would render (its repr elides it). Dicts, lists and tuples are read in place (their own
     ``items``/``__iter__`` overrides are not called), as the Rust core reads them.
     """
     if isinstance(value, str):
@@ -261,6 +263,8 @@ def json_text(value: Any) -> tuple[str, int]:
                     value = value.content
                     continue
                 else:
+                    if id(value) in enclosing:
+                        raise _CircularReference
                     text = str(value)
                     emit(text if top else _json_string(text))
             break
@@ -441,6 +445,7 @@ class Reader:
         self.at: Any = ""  # the field being read, named by an error raised meanwhile
         self.blocks: list[int] = []  # ids of the lists of blocks being read, outermost first
         self.legacy_call: str | None = None  # the function_call id of the previous OpenAI message
+        self.enclosing: tuple[int, ...] = ()  # ids of the message and part being read (see json_text)
 
     # -- helpers --
 
@@ -466,7 +471,7 @@ class Reader:
         if part.kind == RESULT and isinstance(value, str) and str.__str__(value) == STUB_TEXT:
             part.synthesized = True
         try:
-            text, binary = json_text(value)
+            text, binary = json_text(value, self.enclosing)
         except _CircularReference:
             raise self.invalid(f"{_field(at)}: circular reference") from None
         part.tokens += binary + self.count(text)
@@ -526,6 +531,7 @@ class Reader:
             self.index = index
             self.at = ""
             self.blocks.clear()
+            self.enclosing = (id(message),)
             try:
                 if fmt == "pydantic-ai":
                     self.pydantic_ai(message)
@@ -564,7 +570,9 @@ class Reader:
         self.at = "parts"
         for slot, part in enumerate(_each(message.parts)):
             self.at = ("parts", slot, "")
+            self.enclosing = (id(message), id(part))
             self.pydantic_ai_part(part, slot, side)
+        self.enclosing = (id(message),)
         # Counted only while this is the last request of the history.
         if side == REQUEST:
             self.at = "instructions"
@@ -645,7 +653,7 @@ class Reader:
         """The JSON text of ``value`` (a cycle is an error naming ``at``)."""
         self.at = at
         try:
-            return json_text(value)[0]
+            return json_text(value, self.enclosing)[0]
         except _CircularReference:
             raise self.invalid(f"{_field(at)}: circular reference") from None
 

@@ -588,3 +588,20 @@ def test_a_value_holding_another_message_or_the_message_after_its_parts_is_not_a
     counts = [int(n) for n in tokensieve.count_history_tokens(history)]
     assert counts == baseline.count_history_tokens(history)
     assert counts[1] > tokensieve.count_history_tokens(_pydantic_ai_call_history())[1]
+
+
+@pytest.mark.parametrize("parts", [{"x"}, {"x": 1}], ids=["set", "dict"])
+def test_parts_that_are_a_set_or_a_dict_are_rebuilt_from_what_was_read_in_stub_mode(parts):
+    # The reader iterates any iterable of parts; the builder indexed it (KeyError: 0 for
+    # a dict, TypeError for a set). It now takes each kept part the way it was read.
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+
+    history = [ModelRequest(parts=[UserPromptPart("q")]), ModelResponse(parts=[ToolCallPart("f", {}, tool_call_id="c1")]),
+               ModelRequest(parts=[UserPromptPart("next")])]
+    object.__setattr__(history[2], "parts", parts)
+    core = tokensieve.compact_history(history, CONFIG, dangling_calls="stub")
+    base = baseline.compact_history(history, CONFIG, dangling_calls="stub")
+    assert [list(m.parts)[1:] for m in core] == [list(m.parts)[1:] for m in base]
+    assert list(core[2].parts)[1:] == ["x"]
+    assert core[2].parts[0].tool_call_id == "c1"
+    assert history[2].parts is parts  # the input is not modified

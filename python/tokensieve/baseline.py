@@ -1205,6 +1205,19 @@ def _check_something_to_send(history: list[Message], repair: Repair) -> None:
 # ---- Building the output ------------------------------------------------------------------
 
 
+def _item_at(items: Any, slot: int) -> Any:
+    """Item ``slot`` of a list of parts, taken as the reader took it (``_each``): a list or
+    a tuple in place, any other iterable (a set, a dict's keys) by iterating it again."""
+    if isinstance(items, list):
+        return list.__getitem__(items, slot)
+    if isinstance(items, tuple):
+        return tuple.__getitem__(items, slot)
+    for i, item in enumerate(items):
+        if i == slot:
+            return item
+    raise IndexError("the list of parts changed since it was read")
+
+
 def _call_source(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
     """The Python object a call was read from: its message, or an item of its list."""
     i, j = call
@@ -1213,10 +1226,10 @@ def _call_source(messages: list[Any], history: list[Message], fmt: str, call: tu
     if slot is None:
         return message
     if fmt == "pydantic-ai":
-        return message.parts[slot]
+        return _item_at(message.parts, slot)
     if fmt == "anthropic":
-        return message["content"][slot]
-    return message["tool_calls"][slot]
+        return _item_at(message["content"], slot)
+    return _item_at(message["tool_calls"], slot)
 
 
 def _stub_result(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
@@ -1271,7 +1284,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
     slots = [read.parts[j].slot for j in kept if read.parts[j].slot is not None]
     new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
     if fmt == "pydantic-ai":
-        items = [message.parts[slot] for slot in slots]
+        items = [_item_at(message.parts, slot) for slot in slots]
         at = min(stub_at, len(items))
         items[at:at] = new_results
         return dataclasses.replace(message, parts=items)
@@ -1279,7 +1292,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         copy = dict(message)
         content = copy["content"]
         if isinstance(content, list):
-            items = [content[slot] for slot in slots]
+            items = [_item_at(content, slot) for slot in slots]
         else:
             # A plain-string user message that receives results: its text becomes a text block.
             items = [{"type": "text", "text": content}]
@@ -1291,7 +1304,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         # Only an assistant message loses parts: some of its tool calls.
         copy = dict(message)
         if copy.get("tool_calls") is not None:
-            calls = [copy["tool_calls"][slot] for slot in slots]
+            calls = [_item_at(copy["tool_calls"], slot) for slot in slots]
             if calls:
                 copy["tool_calls"] = calls
             else:

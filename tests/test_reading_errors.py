@@ -605,3 +605,39 @@ def test_parts_that_are_a_set_or_a_dict_are_rebuilt_from_what_was_read_in_stub_m
     assert list(core[2].parts)[1:] == ["x"]
     assert core[2].parts[0].tool_call_id == "c1"
     assert history[2].parts is parts  # the input is not modified
+
+
+class _EvilStr(str):
+    """A str whose comparisons and hash raise."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("EvilStr.__eq__")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("EvilStr.__hash__")
+
+
+def test_a_format_that_is_a_str_subclass_is_taken_by_its_value_everywhere():
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+               {"role": "user", "content": "again"}]
+    name = _EvilStr("openai")
+    expected = [int(n) for n in tokensieve.count_history_tokens(history, format="openai")]
+    assert [int(n) for n in tokensieve.count_history_tokens(history, format=name)] == expected
+    assert baseline.count_history_tokens(history, format=name) == expected
+    assert tokensieve.compact_history(history, CONFIG, format=name) == history
+    assert baseline.compact_history(history, CONFIG, format=name) == history
+    assert tokensieve.Compactor(CONFIG).compact(history, format=name).messages == history  # type: ignore[arg-type]
+    assert tokensieve.count_request_tokens(history, format=name) > sum(expected)  # type: ignore[arg-type]
+    tokensieve.preflight(history, CONFIG, format=name)  # type: ignore[arg-type]
+    tokensieve.classify_task(history, CONFIG, format=name)
+    assert tokensieve.narrow_history(history, format=name) == history
+
+
+def test_an_unknown_format_named_by_a_str_subclass_is_a_configuration_error():
+    history = [{"role": "user", "content": "q"}]
+    for call in (lambda: tokensieve.count_history_tokens(history, format=_EvilStr("gemini")),
+                 lambda: baseline.count_history_tokens(history, format=_EvilStr("gemini")),
+                 lambda: tokensieve.compact_history(history, CONFIG, format=_EvilStr("gemini")),
+                 lambda: tokensieve.classify_task(history, CONFIG, format=_EvilStr("gemini"))):
+        with pytest.raises(tokensieve.ConfigurationError, match="gemini"):
+            call()

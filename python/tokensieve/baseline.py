@@ -1344,6 +1344,7 @@ def _format_of(messages: list[Any], format: str | None) -> Format:
         return detect_format(messages)
     if not isinstance(format, str):
         raise InputTypeError(f"format: expected str, got {_type_name(format)}")
+    format = str.__str__(format)  # a str subclass by its value, never its own __eq__/__hash__
     if format not in FORMATS:
         raise ConfigurationError(
             f"invalid configuration: unknown format {format!r}; "

@@ -7,10 +7,10 @@
 use super::read::{Format, Read, NO_SLOT};
 use crate::compact::OutMessage;
 use crate::history::{PartKind, STUB_TEXT};
+use pyo3::exceptions::PyIndexError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::exceptions::PyIndexError;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 pub fn build<'py>(

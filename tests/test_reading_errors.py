@@ -539,3 +539,105 @@ def test_texts_that_cannot_be_iterated_are_an_input_type_error_with_the_cause():
     with pytest.raises(InputTypeError, match="texts") as info:
         tokensieve.count_tokens_batch(Texts())
     assert isinstance(info.value.__cause__, ValueError)
+
+
+# ---- Issue 8, items 1 and 6: what the hostile-input runner found after the merges ----------
+
+
+def _pydantic_ai_call_history() -> list[Any]:
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    return [
+        ModelRequest(parts=[UserPromptPart("q")]),
+        ModelResponse(parts=[ToolCallPart("f", {"a": 1}, tool_call_id="c1")]),
+        ModelRequest(parts=[ToolReturnPart("f", "r", tool_call_id="c1")]),
+    ]
+
+
+@pytest.mark.parametrize("refers_to", ["message", "part"])
+def test_pydantic_ai_args_that_refer_back_to_their_own_message_or_part_are_a_circular_reference(refers_to):
+    # The message (or part) is rendered by str(): its dataclass repr elides the cycle
+    # ("..."), so only knowing which objects the value was read from finds it.
+    history = _pydantic_ai_call_history()
+    response = history[1]
+    part = response.parts[0]
+    part.args = [response if refers_to == "message" else part]
+    for call in (lambda m: m.count_history_tokens(history), lambda m: m.compact_history(history, CONFIG)):
+        for error in _both(call):
+            assert isinstance(error, InvalidMessageError), repr(error)
+            assert (error.index, error.reason) == (1, "parts[0].args: circular reference")
+
+
+def test_a_pydantic_ai_tool_return_holding_its_own_request_is_a_circular_reference():
+    history = _pydantic_ai_call_history()
+    history[2].parts[0].content = {"request": history[2]}
+    for error in _both(lambda m: m.count_history_tokens(history)):
+        assert isinstance(error, InvalidMessageError), repr(error)
+        assert (error.index, error.reason) == (2, "parts[0].content: circular reference")
+
+
+def test_a_value_holding_another_message_or_the_message_after_its_parts_is_not_a_cycle():
+    # Only the objects a value was read from count: another message is rendered by str(),
+    # and instructions may hold a part of their own request (the part does not hold them).
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    history = _pydantic_ai_call_history()
+    history[1].parts[0].args = [history[0]]
+    prompt = UserPromptPart("next")
+    history.append(ModelRequest(parts=[prompt], instructions=prompt))  # type: ignore[arg-type]
+    counts = [int(n) for n in tokensieve.count_history_tokens(history)]
+    assert counts == baseline.count_history_tokens(history)
+    assert counts[1] > tokensieve.count_history_tokens(_pydantic_ai_call_history())[1]
+
+
+@pytest.mark.parametrize("parts", [{"x"}, {"x": 1}], ids=["set", "dict"])
+def test_parts_that_are_a_set_or_a_dict_are_rebuilt_from_what_was_read_in_stub_mode(parts):
+    # The reader iterates any iterable of parts; the builder indexed it (KeyError: 0 for
+    # a dict, TypeError for a set). It now takes each kept part the way it was read.
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+
+    history = [ModelRequest(parts=[UserPromptPart("q")]), ModelResponse(parts=[ToolCallPart("f", {}, tool_call_id="c1")]),
+               ModelRequest(parts=[UserPromptPart("next")])]
+    object.__setattr__(history[2], "parts", parts)
+    core = tokensieve.compact_history(history, CONFIG, dangling_calls="stub")
+    base = baseline.compact_history(history, CONFIG, dangling_calls="stub")
+    assert [list(m.parts)[1:] for m in core] == [list(m.parts)[1:] for m in base]
+    assert list(core[2].parts)[1:] == ["x"]
+    assert core[2].parts[0].tool_call_id == "c1"
+    assert history[2].parts is parts  # the input is not modified
+
+
+class _EvilStr(str):
+    """A str whose comparisons and hash raise."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("EvilStr.__eq__")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("EvilStr.__hash__")
+
+
+def test_a_format_that_is_a_str_subclass_is_taken_by_its_value_everywhere():
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+               {"role": "user", "content": "again"}]
+    name = _EvilStr("openai")
+    expected = [int(n) for n in tokensieve.count_history_tokens(history, format="openai")]
+    assert [int(n) for n in tokensieve.count_history_tokens(history, format=name)] == expected
+    assert baseline.count_history_tokens(history, format=name) == expected
+    assert tokensieve.compact_history(history, CONFIG, format=name) == history
+    assert baseline.compact_history(history, CONFIG, format=name) == history
+    assert tokensieve.Compactor(CONFIG).compact(history, format=name).messages == history  # type: ignore[arg-type]
+    assert tokensieve.count_request_tokens(history, format=name) > sum(expected)  # type: ignore[arg-type]
+    tokensieve.preflight(history, CONFIG, format=name)  # type: ignore[arg-type]
+    tokensieve.classify_task(history, CONFIG, format=name)
+    assert tokensieve.narrow_history(history, format=name) == history
+
+
+def test_an_unknown_format_named_by_a_str_subclass_is_a_configuration_error():
+    history = [{"role": "user", "content": "q"}]
+    for call in (lambda: tokensieve.count_history_tokens(history, format=_EvilStr("gemini")),
+                 lambda: baseline.count_history_tokens(history, format=_EvilStr("gemini")),
+                 lambda: tokensieve.compact_history(history, CONFIG, format=_EvilStr("gemini")),
+                 lambda: tokensieve.classify_task(history, CONFIG, format=_EvilStr("gemini"))):
+        with pytest.raises(tokensieve.ConfigurationError, match="gemini"):
+            call()

@@ -30,7 +30,7 @@ from tokensieve.compaction import (
     count_tools_tokens,
 )
 from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
-from tokensieve.errors import BudgetExceededError, BudgetWarning, ConfigurationError
+from tokensieve.errors import BudgetExceededError, BudgetWarning, ConfigurationError, _format_argument
 
 if TYPE_CHECKING:
     import sys
@@ -183,6 +183,7 @@ def preflight(
     else:
         resolved = resolve_config(config, overrides)
     model = model or resolved.model
+    format = _format_argument(format)  # type: ignore[assignment]
     if api is not None and api not in APIS:
         raise ConfigurationError(f"api must be one of {', '.join(APIS)}, got {api!r}")
     if api is None and format is not None:

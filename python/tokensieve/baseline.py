@@ -191,12 +191,14 @@ _list_iter = list.__iter__
 _tuple_iter = tuple.__iter__
 
 
-def json_text(value: Any) -> tuple[str, int]:
+def json_text(value: Any, enclosing: tuple[int, ...] = ()) -> tuple[str, int]:
     """The text a value is counted by, and the binary tokens (images...) found in it.
 
     Iterative (an explicit stack of open containers), so nesting costs memory, not
     recursion; a container met again on its own path raises ``_CircularReference``, as
-    ``json.dumps`` refuses cycles. Dicts, lists and tuples are read in place (their own
+    ``json.dumps`` refuses cycles. ``enclosing``: the ids of the objects the value was read
+    from (its message, its pydantic-ai part), on the path too: an object among them met
+    inside the value is a cycle, even one ``str()`` would render (its repr elides it). Dicts, lists and tuples are read in place (their own
     ``items``/``__iter__`` overrides are not called), as the Rust core reads them.
     """
     if isinstance(value, str):
@@ -261,6 +263,8 @@ def json_text(value: Any) -> tuple[str, int]:
                     value = value.content
                     continue
                 else:
+                    if id(value) in enclosing:
+                        raise _CircularReference
                     text = str(value)
                     emit(text if top else _json_string(text))
             break
@@ -441,6 +445,7 @@ class Reader:
         self.at: Any = ""  # the field being read, named by an error raised meanwhile
         self.blocks: list[int] = []  # ids of the lists of blocks being read, outermost first
         self.legacy_call: str | None = None  # the function_call id of the previous OpenAI message
+        self.enclosing: tuple[int, ...] = ()  # ids of the message and part being read (see json_text)
 
     # -- helpers --
 
@@ -466,7 +471,7 @@ class Reader:
         if part.kind == RESULT and isinstance(value, str) and str.__str__(value) == STUB_TEXT:
             part.synthesized = True
         try:
-            text, binary = json_text(value)
+            text, binary = json_text(value, self.enclosing)
         except _CircularReference:
             raise self.invalid(f"{_field(at)}: circular reference") from None
         part.tokens += binary + self.count(text)
@@ -526,6 +531,7 @@ class Reader:
             self.index = index
             self.at = ""
             self.blocks.clear()
+            self.enclosing = (id(message),)
             try:
                 if fmt == "pydantic-ai":
                     self.pydantic_ai(message)
@@ -564,7 +570,9 @@ class Reader:
         self.at = "parts"
         for slot, part in enumerate(_each(message.parts)):
             self.at = ("parts", slot, "")
+            self.enclosing = (id(message), id(part))
             self.pydantic_ai_part(part, slot, side)
+        self.enclosing = (id(message),)
         # Counted only while this is the last request of the history.
         if side == REQUEST:
             self.at = "instructions"
@@ -645,7 +653,7 @@ class Reader:
         """The JSON text of ``value`` (a cycle is an error naming ``at``)."""
         self.at = at
         try:
-            return json_text(value)[0]
+            return json_text(value, self.enclosing)[0]
         except _CircularReference:
             raise self.invalid(f"{_field(at)}: circular reference") from None
 
@@ -1197,6 +1205,19 @@ def _check_something_to_send(history: list[Message], repair: Repair) -> None:
 # ---- Building the output ------------------------------------------------------------------
 
 
+def _item_at(items: Any, slot: int) -> Any:
+    """Item ``slot`` of a list of parts, taken as the reader took it (``_each``): a list or
+    a tuple in place, any other iterable (a set, a dict's keys) by iterating it again."""
+    if isinstance(items, list):
+        return list.__getitem__(items, slot)
+    if isinstance(items, tuple):
+        return tuple.__getitem__(items, slot)
+    for i, item in enumerate(items):
+        if i == slot:
+            return item
+    raise IndexError("the list of parts changed since it was read")
+
+
 def _call_source(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
     """The Python object a call was read from: its message, or an item of its list."""
     i, j = call
@@ -1205,10 +1226,10 @@ def _call_source(messages: list[Any], history: list[Message], fmt: str, call: tu
     if slot is None:
         return message
     if fmt == "pydantic-ai":
-        return message.parts[slot]
+        return _item_at(message.parts, slot)
     if fmt == "anthropic":
-        return message["content"][slot]
-    return message["tool_calls"][slot]
+        return _item_at(message["content"], slot)
+    return _item_at(message["tool_calls"], slot)
 
 
 def _stub_result(messages: list[Any], history: list[Message], fmt: str, call: tuple[int, int]) -> Any:
@@ -1263,7 +1284,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
     slots = [read.parts[j].slot for j in kept if read.parts[j].slot is not None]
     new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
     if fmt == "pydantic-ai":
-        items = [message.parts[slot] for slot in slots]
+        items = [_item_at(message.parts, slot) for slot in slots]
         at = min(stub_at, len(items))
         items[at:at] = new_results
         return dataclasses.replace(message, parts=items)
@@ -1271,7 +1292,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         copy = dict(message)
         content = copy["content"]
         if isinstance(content, list):
-            items = [content[slot] for slot in slots]
+            items = [_item_at(content, slot) for slot in slots]
         else:
             # A plain-string user message that receives results: its text becomes a text block.
             items = [{"type": "text", "text": content}]
@@ -1283,7 +1304,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         # Only an assistant message loses parts: some of its tool calls.
         copy = dict(message)
         if copy.get("tool_calls") is not None:
-            calls = [copy["tool_calls"][slot] for slot in slots]
+            calls = [_item_at(copy["tool_calls"], slot) for slot in slots]
             if calls:
                 copy["tool_calls"] = calls
             else:
@@ -1323,6 +1344,7 @@ def _format_of(messages: list[Any], format: str | None) -> Format:
         return detect_format(messages)
     if not isinstance(format, str):
         raise InputTypeError(f"format: expected str, got {_type_name(format)}")
+    format = str.__str__(format)  # a str subclass by its value, never its own __eq__/__hash__
     if format not in FORMATS:
         raise ConfigurationError(
             f"invalid configuration: unknown format {format!r}; "

@@ -89,7 +89,7 @@ from functools import lru_cache
 from typing import Any
 
 from tokensieve.config import BudgetConfig, resolve_config
-from tokensieve.errors import ConfigurationError, InputTypeError
+from tokensieve.errors import ConfigurationError, InputTypeError, _format_argument
 
 __all__ = ["MAX_SCAN", "TaskClassification", "TaskType", "classify_task"]
 
@@ -983,6 +983,7 @@ def classify_task(
         messages = [{"role": "user", "content": messages}]
     elif not isinstance(messages, Sequence):
         raise InputTypeError(f"messages: expected a list of messages, got {type(messages).__name__}")
+    format = _format_argument(format)
     if format is None:
         reader = _read_any
     else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tokensieve import _core
-from tokensieve.errors import ConfigurationError, InputTypeError, InvalidMessageError
+from tokensieve.errors import ConfigurationError, InputTypeError, InvalidMessageError, _format_argument
 from tokensieve.config import BudgetConfig, BudgetOverrides, resolve_config
 
 if TYPE_CHECKING:  # numpy is imported by the first call that returns an array, not by `import tokensieve`
@@ -151,6 +151,7 @@ class Compactor:
             InputTypeError: ``messages`` is not a list.
         """
         config = self.config
+        format = _format_argument(format)  # type: ignore[assignment]
         dumped = _pydantic_ai_dump(messages, format)
         if dumped is not None:
             messages = _load_pydantic_ai(dumped)
@@ -230,6 +231,7 @@ def count_history_tokens(
         >>> count_history_tokens([{"role": "user", "content": "Hello, world!"}]).tolist()
         [8]
     """
+    format = _format_argument(format)  # type: ignore[assignment]
     dumped = _pydantic_ai_dump(messages, format)
     if dumped is not None:
         messages, format = _load_pydantic_ai(dumped), "pydantic-ai"
@@ -280,6 +282,7 @@ def count_request_tokens(
         >>> count_request_tokens(history, tools=[weather]) > 30
         True
     """
+    format = _format_argument(format)  # type: ignore[assignment]
     dumped = _pydantic_ai_dump(messages, format)
     if dumped is not None:
         messages, format = _load_pydantic_ai(dumped), "pydantic-ai"

@@ -74,3 +74,22 @@ class BudgetWarning(UserWarning):
     """Issued (``warnings.warn``) when a request approaches a limit: the context window,
     tokens or requests per minute, tokens per day. Also emitted as a ``capacity_warning``
     telemetry event."""
+
+
+def _format_argument(format: object) -> str | None:
+    """The value of a ``format=`` argument as a plain ``str`` (None: detect the format).
+
+    A ``str`` subclass is taken by its string value, as the readers take every string
+    they read in place: its own ``__eq__``, ``__hash__`` or ``__str__`` are never called,
+    so comparing or looking the name up cannot run the caller's code. Anything else is
+    an :class:`InputTypeError`.
+
+    Example:
+        >>> _format_argument("openai"), _format_argument(None)
+        ('openai', None)
+    """
+    if format is None:
+        return None
+    if not isinstance(format, str):
+        raise InputTypeError(f"format: expected str, got {type(format).__name__}")
+    return str.__str__(format)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
 from tokensieve import _core
-from tokensieve.errors import ConfigurationError, InputTypeError
+from tokensieve.errors import ConfigurationError, InputTypeError, _format_argument
 
 __all__ = [
     "MODES",
@@ -558,7 +558,7 @@ def narrow_history(
     """
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise InputTypeError(f"messages: expected a list of messages, got {type(messages).__name__}")
-    fmt = format or _detect_format(messages)
+    fmt = _format_argument(format) or _detect_format(messages)
 
     def narrow(text: Any, tool: str | None, is_error: bool) -> Any:
         if not isinstance(text, str):

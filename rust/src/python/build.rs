@@ -7,10 +7,11 @@
 use super::read::{Format, Read, NO_SLOT};
 use crate::compact::OutMessage;
 use crate::history::{PartKind, STUB_TEXT};
+use pyo3::exceptions::PyIndexError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 pub fn build<'py>(
     py: Python<'py>,
@@ -48,8 +49,24 @@ fn kept_items<'py>(list: &Bound<'py, PyAny>, read: &Read, kept: &[usize]) -> PyR
     kept.iter()
         .map(|&p| read.slots[p])
         .filter(|&slot| slot != NO_SLOT)
-        .map(|slot| list.get_item(slot as usize))
+        .map(|slot| item_at(list, slot as usize))
         .collect()
+}
+
+/// Item `slot` of a list of parts, taken as the reader took it (`each` in `read/mod.rs`):
+/// a list or a tuple (subclasses too) in place, any other iterable (a set, a dict's keys)
+/// by iterating it again, never by a `__getitem__` the reader did not use.
+fn item_at<'py>(items: &Bound<'py, PyAny>, slot: usize) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(list) = items.cast::<PyList>() {
+        return list.get_item(slot);
+    }
+    if let Ok(tuple) = items.cast::<PyTuple>() {
+        return tuple.get_item(slot);
+    }
+    match items.try_iter()?.nth(slot) {
+        Some(item) => item,
+        None => Err(PyIndexError::new_err("the list of parts changed since it was read")),
+    }
 }
 
 fn call_id(read: &Read, call: usize) -> &str {
@@ -141,10 +158,10 @@ fn call_source<'py>(read: &Read, messages: &Bound<'py, PyList>, call: usize) -> 
     let py = messages.py();
     match (read.format, read.slots[call]) {
         (_, NO_SLOT) => Ok(message),
-        (Format::PydanticAi, slot) => message.getattr(intern!(py, "parts"))?.get_item(slot as usize),
-        (Format::Anthropic, slot) => message.get_item(intern!(py, "content"))?.get_item(slot as usize),
+        (Format::PydanticAi, slot) => item_at(&message.getattr(intern!(py, "parts"))?, slot as usize),
+        (Format::Anthropic, slot) => item_at(&message.get_item(intern!(py, "content"))?, slot as usize),
         (Format::OpenAi | Format::Responses, slot) => {
-            message.get_item(intern!(py, "tool_calls"))?.get_item(slot as usize)
+            item_at(&message.get_item(intern!(py, "tool_calls"))?, slot as usize)
         }
     }
 }

@@ -363,6 +363,7 @@ pub fn read(
         r.index = index;
         r.at = At::key("");
         r.blocks.clear();
+        r.walker.enclosing = [message.as_ptr() as usize, 0];
         let result = match format {
             Format::PydanticAi => r.pydantic_ai(&message),
             Format::OpenAi => r.openai(&message),

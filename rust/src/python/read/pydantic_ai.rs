@@ -25,6 +25,7 @@ impl<'py> Reader<'py> {
             self.at = At::item("parts", slot as u32, "");
             self.pydantic_ai_part(&part, slot as u32, side)
         })?;
+        self.walker.enclosing[1] = 0;
         // Counted only if this stays the last request (see `PartKind::Instructions`).
         if side == Side::Request {
             self.at = At::key("instructions");
@@ -39,6 +40,7 @@ impl<'py> Reader<'py> {
     }
 
     fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
+        self.walker.enclosing[1] = part.as_ptr() as usize;
         if let Some(hit) = part_memo::lookup(part.as_ptr() as usize, side, self.encoding.id(), self.stubs) {
             if self.reuse(part, slot, &hit)? {
                 return Ok(());

@@ -6,6 +6,8 @@
 //! `json.dumps` does, by the containers on the current path: below [`TRACK_DEPTH`] levels
 //! none are tracked (a cycle cannot stay shallower than that: it nests without end), from
 //! there on every container entered is checked against a set of the addresses on the path.
+//! The objects the value was read from (its message, its part) count as on the path: a
+//! value that refers back to its own message is a cycle too, whatever holds the reference.
 //! A value with a cycle is [`WalkError::Circular`], turned by the reader into an
 //! `InvalidMessageError` naming the message and the field.
 
@@ -73,6 +75,11 @@ pub struct Walker<'py> {
     stack: Vec<Frame<'py>>,
     /// Addresses of the containers on the path, once it got [`TRACK_DEPTH`] deep.
     markers: Option<FxHashSet<usize>>,
+    /// Addresses of the objects the value being rendered was read from (its message, the
+    /// pydantic-ai part), set by the reader: they are on the path too. A value that holds
+    /// one of them holds itself, even through an object rendered by `str()` (whose repr
+    /// elides the cycle): [`WalkError::Circular`].
+    pub enclosing: [usize; 2],
 }
 
 impl<'py> Walker<'py> {
@@ -271,6 +278,9 @@ impl<'py> Walker<'py> {
                         continue;
                     }
                     _ => {
+                        if self.enclosing.contains(&(value.as_ptr() as usize)) {
+                            return Err(WalkError::Circular);
+                        }
                         let s = value.str()?;
                         let s = borrow_text(s.as_any(), || "text".to_owned())?;
                         if top {

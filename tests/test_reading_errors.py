@@ -641,3 +641,50 @@ def test_an_unknown_format_named_by_a_str_subclass_is_a_configuration_error():
                  lambda: tokensieve.classify_task(history, CONFIG, format=_EvilStr("gemini"))):
         with pytest.raises(tokensieve.ConfigurationError, match="gemini"):
             call()
+
+
+# ---- Building the output ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_call", [1.5, {"arguments": "{}"}, ["f"]], ids=["a-float", "no-name", "a-list"])
+def test_a_stubbed_legacy_function_call_without_a_readable_name_gets_a_function_message_without_one(function_call):
+    """The builder names the stub as the reader read the call (fuzzing found it indexing
+    ``function_call["name"]`` of whatever was there: a bare TypeError or KeyError)."""
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "function_call": function_call},
+        {"role": "user", "content": "and now?"},
+    ]
+    outs = [m.compact_history(history, dangling_calls="stub") for m in (tokensieve, baseline)]
+    assert outs[0] == outs[1]
+    stub = outs[0][2]
+    assert stub == {"role": "function", "content": "[tool result elided by tokensieve]"}
+
+
+class _ShrinkingParts:
+    """A pydantic-ai-like message whose ``parts`` lose an item after the first read."""
+
+    kind = "response"
+
+    def __init__(self, parts: list[Any]) -> None:
+        self._parts = parts
+        self.reads = 0
+
+    @property
+    def parts(self) -> list[Any]:
+        self.reads += 1
+        return self._parts if self.reads == 1 else self._parts[:1]
+
+
+def test_parts_that_change_between_reading_and_building_are_an_invalid_message_error_naming_the_message():
+    from pydantic_ai.messages import ModelRequest, TextPart, ToolCallPart, UserPromptPart
+
+    response = _ShrinkingParts([ToolCallPart("f", {}, tool_call_id="c1"), TextPart("a")])  # the call goes
+    history = [ModelRequest([UserPromptPart("q")]), response, ModelRequest([UserPromptPart("next")])]
+    # The Rust core reads `parts` once to read and once to rebuild; the baseline's reads
+    # differ, so only the core is held to this exact sequence.
+    with pytest.raises(InvalidMessageError) as caught:
+        tokensieve.compact_history(history, format="pydantic-ai")
+    assert caught.value.index == 1
+    assert "rebuilding it" in str(caught.value)
+    assert isinstance(caught.value.__cause__, IndexError)

@@ -1267,7 +1267,13 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
         source = _call_source(messages, history, fmt, call)
         if fmt == "openai" and history[call[0]].parts[call[1]].slot is None:
             # A legacy function_call is answered by a `function` message, by position.
-            out.append({"role": "function", "name": source["function_call"]["name"], "content": STUB_TEXT})
+            # Named as the reader read the name (none if the call had none).
+            fields = _get(source, "function_call", None)
+            name = _get(fields, "name", _MISSING) if isinstance(fields, dict) else _MISSING
+            stub = {"role": "function", "content": STUB_TEXT}
+            if name is not _MISSING:
+                stub["name"] = name
+            out.append(stub)
         elif fmt == "openai":
             out.append({"role": "tool", "tool_call_id": call_id, "content": STUB_TEXT})
         else:
@@ -1319,12 +1325,19 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
 def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) -> list[Any]:
     out = []
     for entry in plan.entries:
-        if entry[0] == "stub":
-            out.extend(_stub_messages(messages, history, fmt, entry[1]))
-        elif entry[2] is None and not entry[3]:
-            out.append(messages[entry[1]])  # untouched: the caller's own object
-        else:
-            out.append(_rebuild(messages, history, fmt, entry))
+        # A stub answers calls of the message it follows: errors name that one.
+        index = entry[1][0][0] if entry[0] == "stub" else entry[1]
+        try:
+            if entry[0] == "stub":
+                out.extend(_stub_messages(messages, history, fmt, entry[1]))
+            elif entry[2] is None and not entry[3]:
+                out.append(messages[entry[1]])  # untouched: the caller's own object
+            else:
+                out.append(_rebuild(messages, history, fmt, entry))
+        except (TokensieveError, MemoryError):
+            raise
+        except Exception as exc:  # the caller's objects changed or misbehave since read
+            raise _wrapped(exc, index, "rebuilding it") from exc
     return out
 
 

@@ -16,7 +16,8 @@ fn main() {
     let mut texts: Vec<&str> = Vec::new();
     let mut rest = &data[..];
     while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
-        let len: usize = std::str::from_utf8(&rest[..newline]).ok().and_then(|n| n.parse().ok()).expect("a length line");
+        let len: usize =
+            std::str::from_utf8(&rest[..newline]).ok().and_then(|n| n.parse().ok()).expect("a length line");
         let text = &rest[newline + 1..newline + 1 + len];
         texts.push(std::str::from_utf8(text).expect("texts are UTF-8"));
         rest = &rest[newline + 1 + len..];
@@ -30,5 +31,10 @@ fn main() {
         total = texts.iter().map(|t| enc.count(t)).sum::<usize>();
         best = best.min(start.elapsed().as_secs_f64());
     }
-    println!("{name}: {} texts, {:.2} MB, {total} tokens, {:.1} MB/s", texts.len(), bytes as f64 / 1e6, bytes as f64 / best / 1e6);
+    println!(
+        "{name}: {} texts, {:.2} MB, {total} tokens, {:.1} MB/s",
+        texts.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / best / 1e6
+    );
 }

@@ -73,7 +73,12 @@ impl Vocabulary {
         Self::from_parts(Cow::Borrowed(slots), Cow::Borrowed(blob), Cow::Borrowed(lens), memo_id)
     }
 
-    fn from_parts(table: Cow<'static, [Slot]>, blob: Cow<'static, [u8]>, lens: Cow<'static, [u8]>, memo_id: u32) -> Self {
+    fn from_parts(
+        table: Cow<'static, [Slot]>,
+        blob: Cow<'static, [u8]>,
+        lens: Cow<'static, [u8]>,
+        memo_id: u32,
+    ) -> Self {
         let max_token_len = lens.iter().copied().max().unwrap_or(0) as usize;
         Vocabulary { table, blob, lens, max_token_len, memo_id }
     }
@@ -182,7 +187,8 @@ impl Vocabulary {
             memo.long.fill(LongEntry::default());
         }
         memo.long[set + 1] = memo.long[set];
-        memo.long[set] = LongEntry { owner: self.memo_id, len: n as u32, count: count as u32, offset: memo.arena.len() as u32 };
+        memo.long[set] =
+            LongEntry { owner: self.memo_id, len: n as u32, count: count as u32, offset: memo.arena.len() as u32 };
         memo.arena.extend_from_slice(piece);
         count
     }

@@ -60,7 +60,14 @@ impl Kind {
     pub fn is_log(self) -> bool {
         matches!(
             self,
-            Kind::Pytest | Kind::Unittest | Kind::Cargo | Kind::GoTest | Kind::Tsc | Kind::Npm | Kind::Pip | Kind::Traceback
+            Kind::Pytest
+                | Kind::Unittest
+                | Kind::Cargo
+                | Kind::GoTest
+                | Kind::Tsc
+                | Kind::Npm
+                | Kind::Pip
+                | Kind::Traceback
         )
     }
 }
@@ -114,7 +121,8 @@ fn looks_like_json(p: &str) -> bool {
     let len = match ["true", "false", "null"].iter().find(|w| v.starts_with(**w)) {
         Some(w) => w.len(),
         None => {
-            let n = v.bytes().take_while(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')).count();
+            let n =
+                v.bytes().take_while(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')).count();
             if n == 0 || !json_number_ok(&v[..n]) {
                 return false;
             }
@@ -163,7 +171,11 @@ pub fn detect(p: &str) -> Kind {
     if (p.contains("\nRan ") && (p.contains(" test in ") || p.contains(" tests in "))) || p.contains(&"=".repeat(70)) {
         return Kind::Unittest;
     }
-    if p.contains("error[E") || p.contains("   Compiling ") || p.contains("test result: ") || p.contains("warning: unused") {
+    if p.contains("error[E")
+        || p.contains("   Compiling ")
+        || p.contains("test result: ")
+        || p.contains("warning: unused")
+    {
         return Kind::Cargo;
     }
     if p.contains("=== RUN ") || p.contains("--- FAIL: ") || p.contains("\nok  \t") || p.contains("\nFAIL\t") {
@@ -175,7 +187,8 @@ pub fn detect(p: &str) -> Kind {
     if p.contains("npm ERR!") || p.contains("npm WARN") || p.contains("npm error") {
         return Kind::Npm;
     }
-    if p.contains("Collecting ") || p.contains("Requirement already satisfied") || p.contains("Successfully installed") {
+    if p.contains("Collecting ") || p.contains("Requirement already satisfied") || p.contains("Successfully installed")
+    {
         return Kind::Pip;
     }
     if p.contains("Traceback (most recent call last):") {

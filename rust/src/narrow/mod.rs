@@ -900,7 +900,8 @@ impl<'e> Narrower<'e> {
                 let label = self.errors_label();
                 let note = self.opts.note.as_deref();
                 let counts = smart.then_some((WIDEST, WIDEST));
-                let c = closing(&label, WIDEST, WIDEST, WIDEST, WIDEST, self.tokens_widest(), Some(WIDEST), counts, note);
+                let c =
+                    closing(&label, WIDEST, WIDEST, WIDEST, WIDEST, self.tokens_widest(), Some(WIDEST), counts, note);
                 self.errs = Some(Errors::new(smart, self.budget_after(&format!("{}{c}", widest_gap()))));
             }
             Plan::Transform => self.tf = Some(Transform::new(kind)),
@@ -978,7 +979,13 @@ impl<'e> Narrower<'e> {
             tokens_before = total.map(|n| n as u64);
         }
         let note = note.or(self.opts.note.as_deref()).map(str::to_owned);
-        let totals = Totals { segs: self.segs, lines: self.lines, bytes: self.bytes, tokens: tokens_before, note: note.as_deref() };
+        let totals = Totals {
+            segs: self.segs,
+            lines: self.lines,
+            bytes: self.bytes,
+            tokens: tokens_before,
+            note: note.as_deref(),
+        };
         let limit = self.opts.max_tokens;
         match self.plan {
             Plan::Errors => {
@@ -1049,15 +1056,22 @@ fn outcome(r: Rendered, mode: Mode, kind: Kind, t: &Totals<'_>, errors: u64, nof
     }
 }
 
-fn finish_errors(enc: &Encoding, limit: usize, kind: Kind, errs: Errors, label: &str, t: &Totals<'_>, mode: Mode) -> Outcome {
+fn finish_errors(
+    enc: &Encoding,
+    limit: usize,
+    kind: Kind,
+    errs: Errors,
+    label: &str,
+    t: &Totals<'_>,
+    mode: Mode,
+) -> Outcome {
     let mut errs = errs;
     errs.finish(enc);
     let Errors { smart, mut kept, mut nofit, errors, warnings, .. } = errs;
     let counts = smart.then_some((errors, warnings));
     let nofit_cell = std::cell::Cell::new(nofit);
-    let closing_of = |ld: u64, bd: u64| {
-        closing(label, ld, t.lines, bd, t.bytes, t.tokens, Some(nofit_cell.get()), counts, t.note)
-    };
+    let closing_of =
+        |ld: u64, bd: u64| closing(label, ld, t.lines, bd, t.bytes, t.tokens, Some(nofit_cell.get()), counts, t.note);
     let render = |k: &[Kept]| render_lines(k, t, &closing_of);
     let short = || short_closing(label, t.lines);
     let r = fit(
@@ -1346,7 +1360,9 @@ mod tests {
     fn smart_summary_of_a_diff_lists_files_and_hunks() {
         let mut diff = String::new();
         for f in 0..30 {
-            diff.push_str(&format!("diff --git a/f{f}.py b/f{f}.py\n--- a/f{f}.py\n+++ b/f{f}.py\n@@ -1,40 +1,40 @@\n"));
+            diff.push_str(&format!(
+                "diff --git a/f{f}.py b/f{f}.py\n--- a/f{f}.py\n+++ b/f{f}.py\n@@ -1,40 +1,40 @@\n"
+            ));
             for i in 0..40 {
                 diff.push_str(&format!("-old line {i}\n+new line {i}\n"));
             }
@@ -1354,7 +1370,9 @@ mod tests {
         let o = narrow(enc(), &diff, &opts(Mode::SmartSummary, 2000)).unwrap();
         let out = o.text.unwrap();
         assert_eq!(o.kind, Kind::Diff);
-        assert!(out.contains("diff --git a/f0.py b/f0.py\n--- a/f0.py\n+++ b/f0.py\n@@ -1,40 +1,40 @@\n    (+40 -40 lines)\n"));
+        assert!(out.contains(
+            "diff --git a/f0.py b/f0.py\n--- a/f0.py\n+++ b/f0.py\n@@ -1,40 +1,40 @@\n    (+40 -40 lines)\n"
+        ));
         assert!(o.tokens_after <= 2000);
     }
 
@@ -1375,4 +1393,3 @@ mod tests {
         assert!(narrow(enc(), "x", &o).is_err());
     }
 }
-

@@ -4,7 +4,7 @@
 //! object of the same type: pydantic-ai messages through `dataclasses.replace` (same
 //! class, every other field kept), dicts as a shallow copy with the filtered list.
 
-use super::read::{Format, Read, NO_SLOT};
+use super::read::{At, Format, Read, NO_SLOT};
 use crate::compact::OutMessage;
 use crate::history::{PartKind, STUB_TEXT};
 use pyo3::exceptions::PyIndexError;
@@ -21,27 +21,47 @@ pub fn build<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for item in plan {
-        match item {
-            OutMessage::Kept { index, parts: None, stubs, .. } if stubs.is_empty() => {
-                out.append(messages.get_item(*index)?)?;
-            }
-            OutMessage::Kept { index, parts, stubs, stub_at } => {
-                let message = messages.get_item(*index)?;
-                let range = read.history.messages[*index].parts.clone();
-                let kept: Vec<usize> = match parts {
-                    Some(p) => p.iter().map(|&local| range.start + local).collect(),
-                    None => range.collect(),
-                };
-                out.append(rebuild(py, read, messages, &message, &kept, stubs, *stub_at)?)?;
-            }
-            OutMessage::Stub { calls, .. } => {
-                for message in stub_messages(py, read, messages, calls)? {
-                    out.append(message)?;
-                }
+        build_one(py, messages, read, item, &out).map_err(|err| {
+            // A stub answers calls of the message it follows: errors name that one.
+            let index = match item {
+                OutMessage::Kept { index, .. } => *index,
+                OutMessage::Stub { calls, .. } => message_of(read, calls[0]),
+            };
+            super::read::wrap(py, err, index, At::key("rebuilding it"))
+        })?;
+    }
+    Ok(out)
+}
+
+/// Append what `item` of the plan stands for to `out`. The caller's objects may have
+/// changed or misbehave since they were read: what they raise is named by `build`.
+fn build_one<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyList>,
+    read: &Read,
+    item: &OutMessage,
+    out: &Bound<'py, PyList>,
+) -> PyResult<()> {
+    match item {
+        OutMessage::Kept { index, parts: None, stubs, .. } if stubs.is_empty() => {
+            out.append(messages.get_item(*index)?)?;
+        }
+        OutMessage::Kept { index, parts, stubs, stub_at } => {
+            let message = messages.get_item(*index)?;
+            let range = read.history.messages[*index].parts.clone();
+            let kept: Vec<usize> = match parts {
+                Some(p) => p.iter().map(|&local| range.start + local).collect(),
+                None => range.collect(),
+            };
+            out.append(rebuild(py, read, messages, &message, &kept, stubs, *stub_at)?)?;
+        }
+        OutMessage::Stub { calls, .. } => {
+            for message in stub_messages(py, read, messages, calls)? {
+                out.append(message)?;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The Python list items of `message` that `kept` (global part indices) came from.
@@ -240,10 +260,15 @@ fn stub_messages<'py>(
                 let message = PyDict::new(py);
                 if read.slots[c] == NO_SLOT {
                     // A legacy function_call is answered by a `function` message, by position.
+                    // Named as the reader read the name (none if the call had none).
                     let source = call_source(read, messages, c)?;
-                    let name = source.get_item(intern!(py, "function_call"))?.get_item(intern!(py, "name"))?;
+                    let fields = source.get_item(intern!(py, "function_call"))?;
                     message.set_item("role", "function")?;
-                    message.set_item("name", name)?;
+                    if let Some(name) =
+                        fields.cast::<PyDict>().ok().map(|f| f.get_item(intern!(py, "name"))).transpose()?.flatten()
+                    {
+                        message.set_item("name", name)?;
+                    }
                 } else {
                     message.set_item("role", "tool")?;
                     message.set_item("tool_call_id", call_id(read, c))?;

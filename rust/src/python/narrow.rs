@@ -112,7 +112,8 @@ impl PyNarrower {
     #[pyo3(signature = (note = None))]
     fn finish(&self, py: Python<'_>, note: Option<String>) -> PyResult<OutcomeTuple> {
         let narrower = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let narrower = narrower.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("this Narrower is finished"))?;
+        let narrower =
+            narrower.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("this Narrower is finished"))?;
         Ok(to_tuple(py.detach(|| narrower.finish_keeping(note.as_deref()))))
     }
 }

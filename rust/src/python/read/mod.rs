@@ -272,7 +272,7 @@ impl std::fmt::Display for At {
 /// An error raised by the caller's objects while message `index` was read (at `at`), as
 /// an `InvalidMessageError` with the original chained. tokensieve's own errors, and
 /// what is not an `Exception` (KeyboardInterrupt) or is a `MemoryError`, pass unchanged.
-fn wrap(py: Python<'_>, err: PyErr, index: usize, at: At) -> PyErr {
+pub fn wrap(py: Python<'_>, err: PyErr, index: usize, at: At) -> PyErr {
     if err.is_instance_of::<TokensieveError>(py)
         || !err.is_instance_of::<PyException>(py)
         || err.is_instance_of::<PyMemoryError>(py)

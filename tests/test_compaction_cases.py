@@ -1201,3 +1201,21 @@ def test_pairs_cut_by_the_window_are_reported_apart_from_defects_of_the_input(fm
         result = compact(fmt, history, **budget)
         assert result.input_defects_repaired == 1
         assert result.orphans_removed + result.calls_repaired == result.input_defects_repaired + result.pairs_cut_by_window
+
+
+@pytest.mark.parametrize("mode", ["drop", "stub"])
+@pytest.mark.parametrize("fmt", ["openai", "responses", "anthropic"])
+@pytest.mark.parametrize(
+    "pending",
+    [[calls("c1"), results("c1", "ghost")], [assistant("a"), user("next"), results("ghost")]],
+    ids=["a-valid-result-beside-an-orphan", "a-prompt-before-an-orphan"],
+)
+def test_a_pending_request_with_something_besides_orphan_results_is_sent_without_them(fmt, mode, pending):
+    """The other side of the nothing-to-send error: when the final request run holds a
+    result that answers a call, or a prompt, only the orphan goes and the rest is sent."""
+    history = build(fmt, [user("q"), *pending])
+    result = compact(fmt, history, dangling_calls=mode)
+    assert result.orphans_removed == 1 and result.calls_repaired == 0
+    assert not any("ghost" in token for token in flatten(fmt, result.messages))
+    assert flatten(fmt, result.messages) == [t for t in flatten(fmt, history) if "ghost" not in t]
+    assert baseline.compact(history, dangling_calls=mode).messages == result.messages

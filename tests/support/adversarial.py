@@ -142,6 +142,7 @@ class ACompaction:
 class Session:
     items: list
     defects: list[str]
+    nothing_to_send: bool = False
 
 
 def _ids():
@@ -294,7 +295,23 @@ def adversarial_sessions(draw, fmt: str, defects: bool = True) -> Session:
     if fmt == "anthropic" and isinstance(items[-1], AAssistant):
         # A final assistant turn is a prefill: valid, but the task is then in an earlier turn.
         pass
-    return Session(items, found)
+    return Session(items, found, _nothing_to_send(items))
+
+
+def _nothing_to_send(items: list) -> bool:
+    """Whether the history ends with a run of requests whose only content is results that
+    answer no call in the history (the orphans' ``gone_`` ids): repair removes that whole
+    pending request, and docs/compaction.md section 4 step 4 says there is then nothing to
+    send (OpenAI chat, Responses and Anthropic raise; pydantic-ai keeps it, emptied)."""
+    tail: list = []
+    for item in reversed(items):
+        if not (isinstance(item, AResults) or (isinstance(item, AEmpty) and item.side == "request")):
+            break
+        tail.append(item)
+    runs = [item for item in tail if isinstance(item, AResults)]
+    return bool(runs) and all(
+        run.user_text is None and all(r.call.id.startswith("gone_") for r in run.results) for run in runs
+    )
 
 
 # ---- Rendering ----------------------------------------------------------------------------
@@ -310,6 +327,9 @@ class Adversarial:
     messages: list
     defects: tuple[str, ...]
     sound_pairs: list[tuple[Any, Any]]
+    # Ends with a request of nothing but orphan results: compacting it raises
+    # InvalidMessageError ("nothing is left to send") except for pydantic-ai.
+    nothing_to_send: bool = False
 
     @property
     def valid(self) -> bool:
@@ -600,7 +620,7 @@ def adversarial(draw, fmt: str, defects: bool = True) -> Adversarial:
     found = list(session.defects)
     if not messages:
         found.append("empty history")
-    return Adversarial(fmt, messages, tuple(dict.fromkeys(found)), pairs.pairs())
+    return Adversarial(fmt, messages, tuple(dict.fromkeys(found)), pairs.pairs(), session.nothing_to_send)
 
 
 def valid_adversarial(fmt: str) -> st.SearchStrategy[Adversarial]:

@@ -455,6 +455,26 @@ def _load_pydantic_ai(dumped: list[dict[str, Any]]) -> list[Any]:
         raise InvalidMessageError(
             index, f"not a valid pydantic-ai message: {where + ': ' if where else ''}{first.get('msg')}"
         ) from None
+    except Exception as error:  # raised by the caller's own objects (their __str__, __eq__, ...)
+        index = next((i for i, m in enumerate(dumped) if not _validates(ModelMessagesTypeAdapter, m)), 0)
+        raise InvalidMessageError(
+            index, f"not a valid pydantic-ai message: {type(error).__name__}: {_text_of(error)}"
+        ) from error
+
+
+def _validates(adapter: Any, message: Any) -> bool:
+    try:
+        adapter.validate_python([message])
+    except Exception:
+        return False
+    return True
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose own __str__ fails
+        return ""
 
 
 def _dump_pydantic_ai(out: list[Any], loaded: Sequence[Any], dumped: list[dict[str, Any]]) -> list[Any]:
@@ -469,5 +489,7 @@ def _dump_pydantic_ai(out: list[Any], loaded: Sequence[Any], dumped: list[dict[s
 
 def _shape(value: Any) -> str:
     if isinstance(value, dict):
-        return "a dict with keys " + ", ".join(map(repr, list(value)[:6])) if value else "an empty dict"
+        # The dict's own keys, not its (possibly overridden) __iter__; str keys by value.
+        keys = [str.__str__(k) if isinstance(k, str) else type(k).__name__ for k in list(dict.keys(value))[:6]]
+        return "a dict with keys " + ", ".join(map(repr, keys)) if keys else "an empty dict"
     return type(value).__name__

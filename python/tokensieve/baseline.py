@@ -1270,9 +1270,10 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
             # Named as the reader read the name (none if the call had none).
             fields = _get(source, "function_call", None)
             name = _get(fields, "name", _MISSING) if isinstance(fields, dict) else _MISSING
-            stub = {"role": "function", "content": STUB_TEXT}
+            stub = {"role": "function"}
             if name is not _MISSING:
                 stub["name"] = name
+            stub["content"] = STUB_TEXT
             out.append(stub)
         elif fmt == "openai":
             out.append({"role": "tool", "tool_call_id": call_id, "content": STUB_TEXT})

@@ -1269,10 +1269,10 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
             # A legacy function_call is answered by a `function` message, by position.
             # Named as the reader read the name (none if the call had none).
             fields = _get(source, "function_call", None)
-            name = _get(fields, "name", _MISSING) if isinstance(fields, dict) else _MISSING
-            stub = {"role": "function"}
-            if name is not _MISSING:
-                stub["name"] = name
+            function_name = _get(fields, "name", _MISSING) if isinstance(fields, dict) else _MISSING
+            stub: dict[str, Any] = {"role": "function"}
+            if function_name is not _MISSING:
+                stub["name"] = function_name
             stub["content"] = STUB_TEXT
             out.append(stub)
         elif fmt == "openai":

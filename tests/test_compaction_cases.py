@@ -1219,3 +1219,22 @@ def test_a_pending_request_with_something_besides_orphan_results_is_sent_without
     assert not any("ghost" in token for token in flatten(fmt, result.messages))
     assert flatten(fmt, result.messages) == [t for t in flatten(fmt, history) if "ghost" not in t]
     assert baseline.compact(history, dangling_calls=mode).messages == result.messages
+
+
+def test_a_responses_item_with_type_none_is_read_as_a_message_and_its_prompt_is_the_current_task():
+    """``"type": None`` (what a dump that keeps None values writes) is no type, as an
+    absent key is: the item is a message, and the latest user one is the current task,
+    kept however tight the budget."""
+    filler = "lorem ipsum dolor sit amet " * 60
+    items: list[dict[str, Any]] = [{"type": None, "role": "developer", "content": "Be terse."}]
+    for i in range(8):
+        items += [{"type": None, "role": "user", "content": f"step {i}: {filler}"},
+                  {"type": None, "role": "assistant", "content": f"done {i}: {filler}"}]
+    task = {"type": None, "role": "user", "content": "the current task"}
+    items.append(task)
+    config = tokensieve.BudgetConfig(max_input_tokens=2_000, target_input_tokens=600)
+    result = tokensieve.Compactor(config).compact(items)
+    assert result.action == "compacted"
+    assert result.messages[0] is items[0] and result.messages[-1] is task
+    expected = baseline.compact(items, config)
+    assert [id(m) for m in result.messages] == [id(m) for m in expected.messages]

@@ -502,7 +502,7 @@ class Reader:
     def type_of(self, d: dict, at: Any) -> str:
         self.at = at
         kind = _get(d, "type", _MISSING)
-        return "" if kind is _MISSING else str(kind)
+        return "" if kind is _MISSING or kind is None else str(kind)
 
     def foreign(self, what: str, other: str) -> InvalidMessageError:
         return self.invalid(

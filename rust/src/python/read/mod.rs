@@ -546,7 +546,9 @@ impl<'py> Reader<'py> {
     /// The `type` of a dict (a message item or a content block) as a string, "" if none.
     fn type_of(&mut self, d: &Bound<'py, PyDict>, at: At) -> PyResult<String> {
         self.at = at;
-        Ok(match d.get_item(intern!(self.py, "type"))? {
+        // `"type": None` is no type, as an absent key is (what a model's dump with
+        // `exclude_none=False` writes), not a type named "None".
+        Ok(match d.get_item(intern!(self.py, "type"))?.filter(|t| !t.is_none()) {
             Some(t) => t.str()?.to_cow()?.into_owned(),
             None => String::new(),
         })

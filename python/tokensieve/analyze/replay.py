@@ -64,7 +64,7 @@ from typing import Any
 import tokensieve
 from tokensieve import BudgetConfig, BudgetExceededError
 from tokensieve.analyze import invariants
-from tokensieve.analyze.simulate import Session, SessionSource, iter_sources
+from tokensieve.analyze.simulate import Session, SessionSource, iter_sources, text_of
 
 __all__ = [
     "DEFAULT_PREFIX_TOKENS",
@@ -123,7 +123,7 @@ def _value(text: str) -> Any:
         return text
 
 
-def _from_mapping(data: dict[str, Any], name: str) -> Policy:
+def _from_mapping(data: dict[str, Any], name: str, where: str) -> Policy:
     fields = dict(data)
     label = str(fields.pop("name", name))
     base = fields.pop("preset", None)
@@ -132,8 +132,8 @@ def _from_mapping(data: dict[str, Any], name: str) -> Policy:
             config = _named(str(base)).replace(**fields)
         else:
             config = BudgetConfig(**fields)
-    except TypeError as e:
-        raise tokensieve.ConfigurationError(f"policy {name}: {e}") from None
+    except (TypeError, tokensieve.ConfigurationError) as e:
+        raise tokensieve.ConfigurationError(f"policy {where}: {e}") from None
     return Policy(label, config)
 
 
@@ -183,7 +183,7 @@ def load_policy(spec: str | BudgetConfig | Policy, name: str | None = None) -> P
                 raise tokensieve.ConfigurationError(f"policy {spec}: line {e.lineno}: {e.msg}") from None
         if not isinstance(data, dict):
             raise tokensieve.ConfigurationError(f"policy {spec}: expected a table / object of BudgetConfig fields")
-        return _from_mapping(data, label)
+        return _from_mapping(data, label, spec)
     base, _, overrides = spec.partition(":")
     fields: dict[str, Any] = {}
     for item in filter(None, overrides.split(",")):
@@ -219,21 +219,6 @@ class ReplayOptions:
             raise tokensieve.ConfigurationError(f"prefix_tokens must be a positive int, got {self.prefix_tokens!r}")
 
 
-def _strings(value: Any, out: list[str]) -> None:
-    """Every string inside ``value`` (dicts, lists, dataclass messages and parts), in order."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, dict):
-            stack.extend(reversed(list(v.values())))
-        elif isinstance(v, (list, tuple)):
-            stack.extend(reversed(v))
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            stack.extend(reversed([getattr(v, f.name) for f in dataclasses.fields(v)]))
-
-
 class _Memo:
     """Per message object (the caller's own objects come back from compaction untouched,
     so most are seen again at every request): its canonical text and its strings. Holds
@@ -249,9 +234,7 @@ class _Memo:
                 key = json.dumps(message, sort_keys=True, ensure_ascii=False, default=str)
             else:
                 key = repr(message)
-            found: list[str] = []
-            _strings(message, found)
-            item = (message, key, "\n".join(found))
+            item = (message, key, text_of(message))
             self._items[id(message)] = item
         return item[1], item[2]
 

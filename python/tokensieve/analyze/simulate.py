@@ -28,10 +28,12 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -47,6 +49,7 @@ __all__ = [
     "request_lengths",
     "session_from_json",
     "session_to_json",
+    "text_of",
     "write_jsonl",
     "write_session_files",
 ]
@@ -118,8 +121,8 @@ class Session:
     """One agent session: its final history and what it needs to remember.
 
     Attributes:
-        id: a name for reports (``sim-<seed>-<n>`` for generated sessions, else the
-            file and line it was read from).
+        id: a name for reports (``sim-<seed>-<n>`` for generated sessions: the same in
+            every format; else the file and line it was read from).
         format: ``"pydantic-ai"``, ``"openai"``, ``"responses"`` or ``"anthropic"``.
         messages: the final history (pydantic-ai: ``ModelMessage`` objects).
         truth: the ground truth, or None for a recorded session without one.
@@ -146,6 +149,29 @@ class Session:
         """Each request's history: the first ``n`` messages, for each request length."""
         for n in self.request_lengths():
             yield self.messages[:n]
+
+
+def text_of(value: Any) -> str:
+    """Every string inside ``value`` (dicts, lists, pydantic-ai messages and parts), in
+    order, one per line: what retention searches a fact in.
+
+    Example:
+        >>> text_of({"role": "tool", "content": ["a.py", {"text": "E: boom"}], "n": 3})
+        'tool\\na.py\\nE: boom'
+    """
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            stack.extend(reversed([getattr(v, f.name) for f in dataclasses.fields(v)]))
+    return "\n".join(out)
 
 
 def _is_response(fmt: str, message: Any) -> bool:
@@ -616,7 +642,7 @@ def _render_pydantic_ai(events: list[_Event]) -> tuple[list[Any], None, dict[int
             parts = [
                 ToolReturnPart(
                     r.call.name,
-                    _retry_text(r) if r.retry else r.content,
+                    r.content,  # pydantic-ai appends "Fix the errors and try again." when it sends it
                     r.call.id,
                     timestamp=now(),
                     outcome="retried" if r.retry else "failed" if r.error else "success",
@@ -733,11 +759,17 @@ def write_jsonl(sessions: Iterable[Session], path: str | os.PathLike[str]) -> in
 
 
 def write_session_files(sessions: Iterable[Session], folder: str | os.PathLike[str]) -> list[str]:
-    """Write each session to its own ``<id>.json`` file in ``folder``; returns the paths."""
+    """Write each session to its own ``<id>.<format>.json`` file in ``folder`` (the id made
+    safe for a file name, numbered if two sessions share it); returns the paths."""
     os.makedirs(folder, exist_ok=True)
-    paths = []
+    paths: list[str] = []
     for session in sessions:
-        path = os.path.join(os.fspath(folder), f"{session.id}.json")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", session.id) + f".{session.format}"
+        path = os.path.join(os.fspath(folder), f"{stem}.json")
+        n = 1
+        while path in paths:
+            n += 1
+            path = os.path.join(os.fspath(folder), f"{stem}-{n}.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(session_to_json(session), f, ensure_ascii=False, separators=(",", ":"))
         paths.append(path)

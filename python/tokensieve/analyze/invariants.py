@@ -196,9 +196,9 @@ def _pairing(fmt: str, messages: Sequence[Any]) -> list[str]:
     for k, (side, calls, results) in enumerate(turns):
         if side == "response":
             following = turns[k + 1][2] if k + 1 < len(turns) else Counter()
-            missing = calls - following
-            if missing:
-                v.append(f"turn {k}: tool calls without results in the next turn: {sorted(map(str, missing))}")
+            unanswered = calls - following
+            if unanswered:
+                v.append(f"turn {k}: tool calls without results in the next turn: {sorted(map(str, unanswered))}")
         else:
             before = turns[k - 1][1] if k > 0 else Counter()
             unexpected = results - before

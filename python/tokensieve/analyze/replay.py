@@ -99,17 +99,17 @@ def _window_only() -> BudgetConfig:
     the boolean switches of the config's ``context`` steps (when the config has them)
     set to False."""
     config = BudgetConfig.preset("cerebras")
-    context = getattr(config, "context", None)
-    if context is None or not dataclasses.is_dataclass(context):
+    context: Any = getattr(config, "context", None)
+    if context is None or not dataclasses.is_dataclass(context) or isinstance(context, type):
         return config  # no pipeline in this build: the window is all there is
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(context):
-        value = getattr(context, f.name)
+        value: Any = getattr(context, f.name)
         if isinstance(value, bool):
             changes[f.name] = False
         elif dataclasses.is_dataclass(value) and isinstance(getattr(value, "enabled", None), bool):
-            changes[f.name] = dataclasses.replace(value, enabled=False)
-    return config.replace(context=dataclasses.replace(context, **changes))  # type: ignore[call-arg]
+            changes[f.name] = dataclasses.replace(value, enabled=False)  # type: ignore[type-var, unused-ignore]
+    return config.replace(context=dataclasses.replace(context, **changes))  # type: ignore[call-arg, unused-ignore]
 
 
 #: Policies known by name besides the presets.
@@ -171,7 +171,13 @@ def load_policy(spec: str | BudgetConfig | Policy, name: str | None = None) -> P
             try:
                 import tomllib
             except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
+                try:
+                    import tomli as tomllib  # type: ignore[no-redef, import-not-found, unused-ignore]
+                except ImportError:
+                    raise tokensieve.ConfigurationError(
+                        f"policy {spec}: reading TOML needs Python 3.11 or tomli (pip install tomli); "
+                        "or write the policy as JSON"
+                    ) from None
             try:
                 data = tomllib.loads(raw.decode("utf-8"))
             except tomllib.TOMLDecodeError as e:
@@ -343,7 +349,7 @@ def replay_session(session: Session, policies: Sequence[Policy], options: Replay
 # --------------------------------------------------------------------------- aggregation
 
 
-def _percentile(ordered: Sequence[int], q: float) -> int | None:
+def _percentile(ordered: Sequence[int] | Any, q: float) -> int | None:
     """Nearest rank: the smallest value with at least ``q`` percent of values at or below it."""
     if len(ordered) == 0:
         return None
@@ -530,18 +536,24 @@ def _run_ray(paths: Sequence[str], policies: Sequence[Policy], options: ReplayOp
             continue
         seen.add(source.path)
         (per_line if source.text is not None else per_file).append(source.path)
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:  # a local instance (or the cluster at `address`), shut down when done
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    batch = _RayBatch(policies, options, format)
-    datasets = []
-    if per_line:
-        datasets.append(ray.data.read_text(per_line, include_paths=True))
-    if per_file:
-        datasets.append(ray.data.read_binary_files(per_file, include_paths=True))
-    for dataset in datasets:
-        for row in dataset.map_batches(batch, batch_size=4).iter_rows():
-            yield json.loads(row["figures"])
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        batch = _RayBatch(policies, options, format)
+        datasets = []
+        if per_line:
+            datasets.append(ray.data.read_text(per_line, include_paths=True))
+        if per_file:
+            datasets.append(ray.data.read_binary_files(per_file, include_paths=True))
+        for dataset in datasets:
+            # Small batches: a session is seconds of work, so spreading them beats batching them.
+            for row in dataset.map_batches(batch, batch_size=4).iter_rows():
+                yield json.loads(row["figures"])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def replay_paths(

@@ -369,3 +369,20 @@ def test_the_policy_file_in_the_docs_loads(tmp_path):
     path.write_text(block, encoding="utf-8")
     policy = load_policy(str(path))
     assert (policy.name, policy.config.max_exchanges, policy.config.output_budgets.tool_call) == ("cerebras, 8 exchanges", 8, 400)
+
+
+def test_a_bad_session_is_an_error_naming_the_file_and_line_or_the_request(tmp_path, capsys):
+    from tokensieve.analyze.simulate import SessionReadError
+
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"id": "s1", "messages": [{"role": "user", "content": "hi"}]})
+    path.write_text(good + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(SessionReadError, match=r"bad.jsonl:2: invalid JSON"):
+        list(read_sessions([path]))
+    assert cli.main(["replay", str(path), "--workers", "1"]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err
+    broken = Session("s2", "openai", [{"role": "user", "content": "go"}, {"role": "assistant", "tool_calls": [{}]},
+                                      {"role": "user", "content": "again"}])
+    with pytest.raises(SessionReadError, match=r"s2, request 2 \(3 messages\): messages\[1\]: tool_calls\[0\]"):
+        replay([broken], ["cerebras"])
+    assert issubclass(SessionReadError, tokensieve.TokensieveError) and issubclass(SessionReadError, ValueError)

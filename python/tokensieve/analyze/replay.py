@@ -64,7 +64,7 @@ from typing import Any
 import tokensieve
 from tokensieve import BudgetConfig, BudgetExceededError
 from tokensieve.analyze import invariants
-from tokensieve.analyze.simulate import Session, SessionSource, iter_sources, text_of
+from tokensieve.analyze.simulate import Session, SessionReadError, SessionSource, iter_sources, text_of
 
 __all__ = [
     "DEFAULT_PREFIX_TOKENS",
@@ -275,6 +275,8 @@ def _policy_figures(session: Session, policy: Policy, options: ReplayOptions) ->
             blocked += 1
             carried = request
             continue
+        except (tokensieve.InvalidMessageError, tokensieve.InputTypeError) as e:
+            raise SessionReadError(f"{session.id}, request {number + 1} ({length} messages): {e}") from None
         out = result.messages
         carried = out
         sent = tokensieve.count_request_tokens(out, format=fmt, encoding=encoding) + system_tokens  # type: ignore[arg-type]

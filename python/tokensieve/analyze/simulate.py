@@ -39,10 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tokensieve.errors import TokensieveError
+
 __all__ = [
     "FORMATS",
     "GroundTruth",
     "Session",
+    "SessionReadError",
     "generate_session",
     "generate_sessions",
     "read_sessions",
@@ -59,6 +62,11 @@ FORMATS: tuple[str, ...] = ("pydantic-ai", "openai", "responses", "anthropic")
 
 #: Every generated message's timestamp starts here (so output is byte-for-byte reproducible).
 _EPOCH = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
+
+
+class SessionReadError(TokensieveError, ValueError):
+    """A session that cannot be read: the message names the file (and line, or the
+    session and request) and what was wrong."""
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -108,7 +116,7 @@ class GroundTruth:
     @classmethod
     def from_json(cls, data: Any) -> GroundTruth:
         if not isinstance(data, dict) or not isinstance(data.get("task"), str):
-            raise ValueError("truth: expected an object with a string 'task'")
+            raise SessionReadError("truth: expected an object with a string 'task'")
         return cls(
             data["task"],
             tuple((str(m["path"]), int(m["at"])) for m in data.get("modified", ())),
@@ -732,17 +740,23 @@ def session_from_json(data: Any, *, id: str, format: str | None = None, objects:
     if isinstance(data, list):
         data = {"messages": data}
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        raise ValueError(f"{id}: expected a session object with a 'messages' list, or a list of messages")
+        raise SessionReadError(f"{id}: expected a session object with a 'messages' list, or a list of messages")
     messages = data["messages"]
     fmt = format or data.get("format") or _detect(messages)
     if fmt not in FORMATS:
-        raise ValueError(f"{id}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise SessionReadError(f"{id}: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "pydantic-ai" and objects and messages and isinstance(messages[0], dict):
         from pydantic_ai.messages import ModelMessagesTypeAdapter
 
-        messages = ModelMessagesTypeAdapter.validate_python(messages)
-    truth = GroundTruth.from_json(data["truth"]) if data.get("truth") is not None else None
-    requests = tuple(int(n) for n in data["requests"]) if data.get("requests") is not None else None
+        try:
+            messages = ModelMessagesTypeAdapter.validate_python(messages)
+        except ValueError as e:  # pydantic's ValidationError
+            raise SessionReadError(f"{id}: not pydantic-ai messages: {str(e).splitlines()[0]}") from None
+    try:
+        truth = GroundTruth.from_json(data["truth"]) if data.get("truth") is not None else None
+        requests = tuple(int(n) for n in data["requests"]) if data.get("requests") is not None else None
+    except (KeyError, TypeError, ValueError) as e:
+        raise SessionReadError(f"{id}: a bad 'truth' or 'requests': {e}") from None
     system = data.get("system")
     return Session(str(data.get("id") or id), fmt, list(messages), truth, system if isinstance(system, str) else None, requests)
 
@@ -788,13 +802,25 @@ class SessionSource:
     def load(self, format: str | None = None, objects: bool = True) -> Session:
         name = f"{self.path}:{self.key[1]}" if self.key[1] else self.path
         if self.text is not None:
-            return session_from_json(json.loads(self.text), id=name, format=format, objects=objects)
-        with open(self.path, "rb") as f:
-            raw = f.read()
+            return session_from_json(_json(self.text, name), id=name, format=format, objects=objects)
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise SessionReadError(f"{self.path}: {e.strerror or e}") from None
         if self.path.endswith(".jsonl"):
-            messages = [json.loads(line) for line in raw.splitlines() if line.strip()]
+            messages = [_json(line, f"{name}:{k}") for k, line in enumerate(raw.splitlines(), 1) if line.strip()]
             return session_from_json(messages, id=name, format=format, objects=objects)
-        return session_from_json(json.loads(raw), id=name, format=format, objects=objects)
+        return session_from_json(_json(raw, name), id=name, format=format, objects=objects)
+
+
+def _json(text: str | bytes, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SessionReadError(f"{name}: invalid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise SessionReadError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _is_session_line(value: Any) -> bool:
@@ -821,10 +847,7 @@ def iter_sources(paths: Iterable[str | os.PathLike[str]]) -> Iterator[SessionSou
                 if not line.strip():
                     continue
                 if per_line is None:
-                    try:
-                        per_line = _is_session_line(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from None
+                    per_line = _is_session_line(_json(line, f"{path}:{number}"))
                     if not per_line:
                         break
                 yield SessionSource((path, number), path, line)

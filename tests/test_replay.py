@@ -386,3 +386,34 @@ def test_a_bad_session_is_an_error_naming_the_file_and_line_or_the_request(tmp_p
     with pytest.raises(SessionReadError, match=r"s2, request 2 \(3 messages\): messages\[1\]: tool_calls\[0\]"):
         replay([broken], ["cerebras"])
     assert issubclass(SessionReadError, tokensieve.TokensieveError) and issubclass(SessionReadError, ValueError)
+
+
+def test_sessions_are_streamed_one_line_at_a_time(tmp_path):
+    from tokensieve.analyze.simulate import SessionReadError, iter_sources
+
+    path = tmp_path / "s.jsonl"
+    write_jsonl(generate_sessions(2, min_requests=5), path)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("{broken\n")
+    sources = iter_sources([path])
+    first = next(sources)  # a line is handed on as it is read, and parsed by the worker that replays it
+    assert first.key[1] == 1 and first.load().id == "sim-0-0"
+    second, third = next(sources), next(sources)
+    assert second.key[1] == 2 and list(sources) == []
+    with pytest.raises(SessionReadError, match=":3: invalid JSON"):
+        third.load()
+
+
+def test_the_progress_bar_does_not_change_the_figures(tmp_path):
+    path = corpus(tmp_path, n=2)
+    assert replay_paths([path], [WINDOW], workers=1, progress=True) == replay_paths([path], [WINDOW], workers=1)
+
+
+def test_the_documented_examples_of_the_replay_modules_pass():
+    import doctest
+
+    from tokensieve.analyze import invariants as inv, replay as rep, simulate as sim
+
+    for module in (sim, rep, inv):
+        outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

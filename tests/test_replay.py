@@ -417,3 +417,29 @@ def test_the_documented_examples_of_the_replay_modules_pass():
     for module in (sim, rep, inv):
         outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
+
+
+def test_the_ray_engine_without_ray_installed_says_which_extra_to_install(tmp_path):
+    path = corpus(tmp_path, n=1)
+    code = "import sys\nsys.modules['ray'] = None\nfrom tokensieve.__main__ import main\nsys.exit(main(sys.argv[1:]))"
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code, "replay", path, "--engine", "ray"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert 'pip install "tokensieve[ray]"' in result.stderr
+
+
+def test_the_rich_table_shows_every_policy_side_by_side(tmp_path):
+    from rich.console import Console
+
+    from tokensieve.analyze.replay import render, table_rows
+
+    report = replay_paths([corpus(tmp_path, n=1)], ["window-only", "default"], workers=1, price=1.0)
+    console = Console(record=True, width=160)
+    render(report, console)
+    text = console.export_text()
+    for label, cells in table_rows(report):
+        assert label in text and all(cell in text for cell in cells)
+    assert "cost vs first policy" in text and "window-only" in text and "default" in text

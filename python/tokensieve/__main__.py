@@ -4,6 +4,8 @@
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] [-o OUT.json]
     tokensieve bench   [--quick]               compact_history against the pure-Python baseline
     tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
+    tokensieve replay  SESSIONS... [--policy P]... [--json] [--engine local|ray] [--price USD]
+    tokensieve simulate --sessions N --format F -o DIR
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
 Anthropic Messages dicts, or pydantic-ai's own JSON (``ModelMessagesTypeAdapter`` dumps,
@@ -702,6 +704,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tokensieve import narrow  # the `narrow` subcommand lives with its capability
 
     narrow.add_parser(sub)
+
+    from tokensieve.analyze import replay  # `replay` and `simulate` live with their capability
+
+    replay.add_parsers(sub)
     return parser
 
 

@@ -4,6 +4,7 @@
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] [-o OUT.json]
     tokensieve bench   [--quick]               compact_history against the pure-Python baseline
     tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
+    tokensieve analyze SOURCE... [--json] [--html F] [--preset P] [--format F] [--columns MAP]
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
 Anthropic Messages dicts, or pydantic-ai's own JSON (``ModelMessagesTypeAdapter`` dumps,
@@ -702,6 +703,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tokensieve import narrow  # the `narrow` subcommand lives with its capability
 
     narrow.add_parser(sub)
+
+    from tokensieve.analyze import command as analyze  # `analyze`: figures of request logs
+
+    analyze.add_parser(sub)
     return parser
 
 

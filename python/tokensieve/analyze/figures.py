@@ -586,7 +586,7 @@ def _trend(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def figures(aggregate: Aggregate, budget: Any = None) -> dict[str, Any]:
+def figures(aggregate: Aggregate, budget: Any = None, *, label: str | None = None) -> dict[str, Any]:
     """The report of an aggregate against a budget (a BudgetConfig, a preset name, or
     None: each model's own preset, and the most used model's for the overall targets).
 
@@ -758,7 +758,8 @@ def figures(aggregate: Aggregate, budget: Any = None) -> dict[str, Any]:
 
     return {
         "budget": {
-            "preset": budget if isinstance(budget, str) else (config.model or "custom" if budget is not None else f"per model ({top_model or 'default'})"),
+            "preset": label
+            or (budget if isinstance(budget, str) else "custom" if budget is not None else f"each model's own ({top_model or 'default'})"),
             "max_input_tokens": config.max_input_tokens,
             "compaction_tokens": int(config.compaction_tokens),
             "hard_limit_tokens": int(config.hard_limit_tokens),

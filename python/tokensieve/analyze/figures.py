@@ -262,7 +262,7 @@ def _merge_groups(mine: dict[Any, Group], theirs: Mapping[Any, Group]) -> None:
 class _Requests:
     """The request figures of one origin (logged requests, or compaction spans)."""
 
-    __slots__ = ("budgets", "days", "minutes", "models", "overall", "sessions", "tasks", "untimed")
+    __slots__ = ("days", "minutes", "models", "overall", "sessions", "tasks", "untimed")
 
     def __init__(self) -> None:
         self.overall = Group()
@@ -306,10 +306,10 @@ class _Requests:
         minutes = self.minutes.get(r.model)
         if minutes is None:
             minutes = self.minutes[r.model] = {}
-        key = int(ts // MINUTE)
-        bucket = minutes.get(key)
+        minute = int(ts // MINUTE)
+        bucket = minutes.get(minute)
         if bucket is None:
-            bucket = minutes[key] = [0, 0, 0, 0, 0]
+            bucket = minutes[minute] = [0, 0, 0, 0, 0]
         if r.status == "ok":
             bucket[0] += r.input_tokens + r.output_tokens
             bucket[4] += r.input_tokens
@@ -673,23 +673,23 @@ def figures(aggregate: Aggregate, budget: Any = None, *, label: str | None = Non
     names = _task_names(config)
     merged_tasks: dict[str, dict[str, Any]] = {}
     for (task, max_tokens), group in req.tasks.items():
-        label = task or (names.get(max_tokens, f"max_tokens={max_tokens}") if max_tokens is not None else "?")
-        entry = merged_tasks.setdefault(label, {"group": Group(), "budgets": Counter(), "inferred": task is None})
+        name = task or (names.get(max_tokens, f"max_tokens={max_tokens}") if max_tokens is not None else "?")
+        entry = merged_tasks.setdefault(name, {"group": Group(), "budgets": Counter(), "inferred": task is None})
         entry["group"].merge(group)
         if max_tokens is not None:
             entry["budgets"][max_tokens] += group.requests + group.rate_limited + group.errors
     tasks = []
-    for label, entry in sorted(merged_tasks.items(), key=lambda kv: -kv[1]["group"].requests):
+    for name, entry in sorted(merged_tasks.items(), key=lambda kv: -kv[1]["group"].requests):
         g: Group = entry["group"]
         budget_value = entry["budgets"].most_common(1)[0][0] if entry["budgets"] else None
         if budget_value is None:
             try:
-                budget_value = config.output_budgets.for_task(label)
+                budget_value = config.output_budgets.for_task(name)
             except Exception:
                 budget_value = None
         p95_out = g.output_sketch.quantile(0.95) if g.output_sketch is not None else None
         row = {
-            "task": label,
+            "task": name,
             "inferred_from_max_tokens": entry["inferred"],
             "requests": g.requests,
             "share": round(g.requests / req.overall.requests, 4) if req.overall.requests else None,
@@ -824,6 +824,6 @@ def _series(req: _Requests, config: Any) -> dict[str, Any]:
         "tokens": [merged[k][0] for k in keys],
         "requests": [merged[k][1] for k in keys],
         "avg_input_tokens": [round(merged[k][4] / merged[k][1], 1) if merged[k][1] else None for k in keys],
-        "max_input_tokens": [merged[k][2] for k in keys],
+        "max_input_tokens": [merged[k][2] if merged[k][1] else None for k in keys],
         "responses_429": [merged[k][3] for k in keys],
     }

@@ -27,18 +27,24 @@ def missing_plotly() -> str | None:
         True
     """
     try:
-        import plotly  # noqa: F401
+        import plotly  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
     except ImportError:
         return 'the HTML report needs plotly: pip install "tokensieve[report]"'
     return None
 
 
 def _figures(report: dict[str, Any]) -> list[tuple[str, Any]]:
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     b = report["budget"]
     s = report["series"]
-    layout = {"template": "plotly_white", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
+    layout = {
+        "template": "plotly_white",
+        "height": 400,
+        "width": 660,  # fixed: a responsive plot measured before the grid settles overflows its cell
+        "margin": {"l": 60, "r": 20, "t": 80, "b": 50},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+    }
     figs: list[tuple[str, Any]] = []
 
     per = "minute" if s["step_seconds"] == 60 else "hour"
@@ -55,7 +61,7 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, Any]]:
     fig.add_hline(y=b["compaction_tokens"], line_dash="dash", line_color="#f4a261",
                   annotation_text=f"compaction threshold {b['compaction_tokens']:,}")
     fig.add_hline(y=b["hard_limit_tokens"], line_color="#d62828", annotation_text=f"hard limit {b['hard_limit_tokens']:,}")
-    fig.update_layout(title="Input tokens per request over time", yaxis_title="input tokens", **layout)
+    fig.update_layout(title={"text": "Input tokens per request over time", "y": 0.97}, yaxis_title="input tokens", **layout)
     figs.append(("tokens-over-time", fig))
 
     days = report["days"]
@@ -67,18 +73,18 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, Any]]:
             fig.add_hline(y=b["tokens_per_day"], line_color="#d62828", annotation_text=f"day limit {b['tokens_per_day']:,}")
             fig.add_hline(y=b["tokens_per_day"] * b["warn_at"], line_dash="dash", line_color="#f4a261",
                           annotation_text=f"{b['warn_at']:.0%}")
-        fig.update_layout(title="Daily use against the day limit", yaxis_title="tokens (input + output)", **layout)
+        fig.update_layout(title={"text": "Daily use against the day limit", "y": 0.97}, yaxis_title="tokens (input + output)", **layout)
         figs.append(("daily-use", fig))
 
     sessions = [x for x in report["sessions"] if x["avg_input_tokens"] is not None]
     if sessions:
         fig = go.Figure(go.Bar(x=[str(x["order"]) for x in sessions], y=[x["avg_input_tokens"] for x in sessions],
                                marker_color=[_STATUS_COLOURS.get(x["status"], "#888") for x in sessions],
-                               text=[x["session"] for x in sessions], name="average input tokens"))
+                               hovertext=[x["session"] for x in sessions], name="average input tokens"))
         fig.add_hline(y=b["target_input_tokens"], line_dash="dash", line_color="#2a9d8f",
                       annotation_text=f"target {b['target_input_tokens']:,}")
         fig.add_hline(y=b["hard_limit_tokens"], line_color="#d62828", annotation_text=f"hard limit {b['hard_limit_tokens']:,}")
-        fig.update_layout(title="Average input tokens per request, by session (in order)", xaxis_title="session",
+        fig.update_layout(title={"text": "Average input tokens per request, by session (in order)", "y": 0.97}, xaxis_title="session",
                           yaxis_title="input tokens", **layout)
         figs.append(("sessions", fig))
 
@@ -87,7 +93,7 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, Any]]:
         fig.add_trace(go.Bar(x=[d["day"] for d in days], y=[d["input_tokens"] for d in days], name="input"))
         fig.add_trace(go.Bar(x=[d["day"] for d in days], y=[d["output_tokens"] for d in days], name="output",
                              text=[f"{d['input_output_ratio']:,.0f}:1" if d["input_output_ratio"] else "" for d in days]))
-        fig.update_layout(title="Input against output tokens, by day", barmode="group", yaxis_type="log",
+        fig.update_layout(title={"text": "Input against output tokens, by day", "y": 0.97}, barmode="group", yaxis_type="log",
                           yaxis_title="tokens (log scale)", **layout)
         figs.append(("input-output", fig))
 
@@ -95,7 +101,8 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, Any]]:
     if tasks:
         fig = go.Figure(go.Pie(labels=[t["task"] for t in tasks], values=[t["requests"] for t in tasks], hole=0.4,
                                sort=False, textinfo="label+percent"))
-        fig.update_layout(title="Task class mix (requests)", **layout)
+        fig.update_layout(title={"text": "Task class mix (requests)", "y": 0.97},
+                          **{**layout, "legend": {"orientation": "v", "x": 1.0, "y": 0.5}})
         figs.append(("task-mix", fig))
     return figs
 
@@ -112,8 +119,8 @@ def _n(x: Any) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """The report as one HTML page with plotly.js inlined (no network needed to view it)."""
-    import plotly.io as pio
-    from plotly.offline import get_plotlyjs
+    import plotly.io as pio  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from plotly.offline import get_plotlyjs  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     b = report["budget"]
     parts = []
@@ -142,7 +149,7 @@ def render_html(report: dict[str, Any]) -> str:
         plots.append(
             '<div class="plot">'
             + pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                          config={"displayModeBar": False, "responsive": True})
+                          config={"displayModeBar": False})
             + "</div>"
         )
     sources = ", ".join(f"{s['path']} ({s['format']})" for s in report["sources"])
@@ -158,7 +165,8 @@ h1 {{ font-size: 22px; margin-bottom: 4px; }} h2 {{ font-size: 16px; margin: 18p
 table {{ border-collapse: collapse; font-size: 13px; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
-.plots {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 12px; }}
+.plots {{ display: grid; grid-template-columns: repeat(auto-fill, 670px); gap: 12px; }}
+.plot {{ min-width: 0; overflow: hidden; }}
 </style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>

@@ -463,10 +463,7 @@ def read_csv(path: str, columns: Mapping[str, str] | None = None) -> Iterator[Re
         except UnicodeDecodeError as e:
             raise LogFormatError(f"{path}: not UTF-8 text ({e.reason})") from None
         pos = _csv_positions(path, header, columns or {})
-        get: dict[str, Callable[[list[str]], str | None]] = {}
-        for field in CSV_COLUMNS:
-            i = pos.get(field)
-            get[field] = (lambda row, i=i: row[i] if i < len(row) else None) if i is not None else (lambda row: None)
+        get = {field: _getter(pos.get(field)) for field in CSV_COLUMNS}
         try:
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -496,6 +493,13 @@ def read_csv(path: str, columns: Mapping[str, str] | None = None) -> Iterator[Re
             raise LogFormatError(f"{path}: line {reader.line_num + 1}: not UTF-8 text ({e.reason})") from None
         except csv.Error as e:
             raise LogFormatError(f"{path}: line {reader.line_num}: {e}") from None
+
+
+def _getter(i: int | None) -> Callable[[list[str]], str | None]:
+    """The reader of one column of a row (None for a column the file does not have)."""
+    if i is None:
+        return lambda row: None
+    return lambda row: row[i] if i < len(row) else None
 
 
 def _chain_first(first: str, rest: Iterable[str]) -> Iterator[str]:
@@ -629,7 +633,7 @@ def _attributes(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     if isinstance(raw, list):  # OTLP: [{"key": ..., "value": {"intValue": ...}}]
-        return {a.get("key"): _otlp_value(a.get("value")) for a in raw if isinstance(a, dict)}
+        return {str(a.get("key")): _otlp_value(a.get("value")) for a in raw if isinstance(a, dict)}
     if isinstance(raw, str):  # a Logfire query export may carry the attributes as JSON text
         try:
             value = json.loads(raw)
@@ -637,6 +641,18 @@ def _attributes(raw: Any) -> dict[str, Any]:
             return {}
         return value if isinstance(value, dict) else {}
     return {}
+
+
+def _nanos(value: Any) -> float | None:
+    """Seconds from OTLP's ``*UnixNano`` (a number or a string of one): nanoseconds by
+    definition, whatever their size (the size heuristic of :func:`parse_timestamp` would
+    take a time near 1970 for seconds)."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value) / 1e9
+    except (TypeError, ValueError):
+        raise ValueError(f"startTimeUnixNano: expected nanoseconds, got {value!r}") from None
 
 
 def _spans(obj: Any) -> Iterator[dict[str, Any]]:
@@ -651,7 +667,7 @@ def _spans(obj: Any) -> Iterator[dict[str, Any]]:
                     yield {
                         "name": span.get("name"),
                         "attributes": _attributes(span.get("attributes")),
-                        "start": span.get("startTimeUnixNano", span.get("start_time_unix_nano")),
+                        "start": _nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano"))),
                         "trace": span.get("traceId", span.get("trace_id")),
                     }
         return
@@ -659,7 +675,7 @@ def _spans(obj: Any) -> Iterator[dict[str, Any]]:
     yield {
         "name": obj.get("span_name", obj.get("name")),
         "attributes": _attributes(obj.get("attributes")),
-        "start": obj.get("start_timestamp", obj.get("start_time", obj.get("startTimeUnixNano"))),
+        "start": obj.get("start_timestamp", obj.get("start_time")) or _nanos(obj.get("startTimeUnixNano")),
         "trace": obj.get("trace_id") or (context.get("trace_id") if isinstance(context, dict) else None),
     }
 
@@ -678,6 +694,8 @@ def span_record(span: Mapping[str, Any]) -> Record | None:
     """
     name = span.get("name")
     a = span["attributes"]
+    if a.get("logfire.span_type") == "pending_span":
+        return None  # logfire exports a span's start too; the finished span carries the outcome
     ts = parse_timestamp(span.get("start"))
     model = str(a.get("model") or a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "")
     session = _str(next((a[k] for k in _SESSION_KEYS if a.get(k) is not None), None) or span.get("trace"))

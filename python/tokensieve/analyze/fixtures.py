@@ -185,3 +185,11 @@ def write_usage_csv(path: str | os.PathLike[str], **options: Any) -> int:
             writer.writerow(row)
             n += 1
     return n
+
+
+if __name__ == "__main__":  # python -m tokensieve.analyze.fixtures usage.csv
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tokensieve.analyze.fixtures OUT.csv")
+    print(f"wrote {write_usage_csv(sys.argv[1]):,} rows to {sys.argv[1]}")

@@ -93,6 +93,14 @@ def test_columns_option_maps_a_provider_s_own_header_names(tmp_path):
         parse_columns("tokens=tok_in")
 
 
+def test_semicolon_and_tab_separated_exports_are_read(tmp_path):
+    for name, sep in (("semi.csv", ";"), ("tabs.tsv", "\t")):
+        path = write(tmp_path / name, sep.join(["timestamp", "input_tokens", "output_tokens"]) + "\n"
+                     + sep.join(["2026-11-02T09:00:00Z", "1200", "30"]) + "\n")
+        [record] = read_source(path)
+        assert (record.ts, record.input_tokens, record.output_tokens) == (T0, 1200, 30)
+
+
 def test_a_bad_csv_value_is_an_error_naming_the_file_line_and_field(tmp_path):
     path = write(tmp_path / "bad.csv", "timestamp,input_tokens\n2026-11-02T09:00:00Z,10\n2026-11-02T09:01:00Z,-3\n")
     with pytest.raises(LogFormatError, match=r"bad\.csv: line 3: input_tokens: expected 0 or more, got -3"):
@@ -302,9 +310,18 @@ def test_quantiles_are_exact_on_small_groups_and_within_one_percent_from_the_ske
     for v in values:
         sketched.add(v)
     assert not sketched.exact
+    merged = Sketch()  # an exact part merged into a sketched one, and the other way round
+    for v in values[:60]:
+        merged.add(v)
+    rest = Sketch()
+    for v in values[60:]:
+        rest.add(v)
+    merged.merge(rest)
+    assert not merged.exact and merged.n == len(values)
     for q in (0.5, 0.95):
         true = float(np.quantile(values, q, method="inverted_cdf"))
         assert abs(sketched.quantile(q) - true) <= 0.011 * true
+        assert merged.quantile(q) == sketched.quantile(q)
 
 
 def test_aggregates_of_parts_of_a_log_merge_into_the_figures_of_the_whole(tmp_path, export):

@@ -75,7 +75,11 @@ MINUTE = 60
 
 
 class Sketch:
-    """Values for quantiles: exact while few, a log-bucketed sketch always (mergeable).
+    """Values for quantiles: exact while few, then a log-bucketed sketch (mergeable).
+
+    The values are kept as they come until there are more than :data:`EXACT_LIMIT`; then
+    they are folded into buckets (``ceil(log(x) / log(1.02))``) and every later value goes
+    to its bucket, so memory stays bounded whatever the log's size.
 
     Example:
         >>> from tokensieve.analyze.figures import Sketch
@@ -94,26 +98,41 @@ class Sketch:
         self.buckets: Counter[int] = Counter()
         self.values: array[int] | None = array("q")
 
-    def add(self, x: int) -> None:
-        self.n += 1
+    def _bucket(self, x: int) -> None:
         if x <= 0:
             self.zeros += 1
         else:
             self.buckets[math.ceil(math.log(x) / _LOG_GAMMA)] += 1
+
+    def _spill(self) -> None:
+        """Fold the exact values into buckets (from now on, quantiles are sketched)."""
         if self.values is not None:
-            if len(self.values) < EXACT_LIMIT:
-                self.values.append(x)
-            else:
-                self.values = None
+            for x in self.values:
+                self._bucket(x)
+            self.values = None
+
+    def add(self, x: int) -> None:
+        self.n += 1
+        values = self.values
+        if values is not None:
+            values.append(x)
+            if len(values) > EXACT_LIMIT:
+                self._spill()
+        else:
+            self._bucket(x)
 
     def merge(self, other: Sketch) -> None:
         self.n += other.n
-        self.zeros += other.zeros
-        self.buckets.update(other.buckets)
         if self.values is not None and other.values is not None and len(self.values) + len(other.values) <= EXACT_LIMIT:
             self.values.extend(other.values)
+            return
+        self._spill()
+        if other.values is not None:
+            for x in other.values:
+                self._bucket(x)
         else:
-            self.values = None
+            self.zeros += other.zeros
+            self.buckets.update(other.buckets)
 
     @property
     def exact(self) -> bool:
@@ -162,7 +181,7 @@ class Group:
         "requests",
     )
 
-    def __init__(self, quantiles: bool = True) -> None:
+    def __init__(self, quantiles: bool = True, outputs: bool = False) -> None:
         self.requests = 0
         self.rate_limited = 0
         self.errors = 0
@@ -175,7 +194,7 @@ class Group:
         self.first: float | None = None
         self.last: float | None = None
         self.input_sketch: Sketch | None = Sketch() if quantiles else None
-        self.output_sketch: Sketch | None = Sketch() if quantiles else None
+        self.output_sketch: Sketch | None = Sketch() if outputs else None
 
     def add(self, r: Record, hit: bool | None) -> None:
         ts = r.ts
@@ -199,12 +218,17 @@ class Group:
         if hit is not None:
             self.hit_known += 1
             self.hit_max += hit
-        if self.input_sketch is not None and self.output_sketch is not None:
-            # A ledger row of several requests stands for their average each.
+        if self.input_sketch is not None:
             n = r.requests
-            for _ in range(min(n, 1_000)):
-                self.input_sketch.add(r.input_tokens // n)
-                self.output_sketch.add(r.output_tokens // n)
+            if n == 1:
+                self.input_sketch.add(r.input_tokens)
+                if self.output_sketch is not None:
+                    self.output_sketch.add(r.output_tokens)
+            else:  # a ledger row of several requests stands for their average each
+                for _ in range(min(n, 1_000)):
+                    self.input_sketch.add(r.input_tokens // n)
+                    if self.output_sketch is not None:
+                        self.output_sketch.add(r.output_tokens // n)
 
     def merge(self, other: Group) -> None:
         for name in ("requests", "rate_limited", "errors", "input", "output", "cached", "cached_input", "hit_max", "hit_known"):
@@ -292,7 +316,7 @@ class _Requests:
             key = (r.task, r.max_tokens)
             task = self.tasks.get(key)
             if task is None:
-                task = self.tasks[key] = Group()
+                task = self.tasks[key] = Group(outputs=True)
             task.add(r, hit)
         ts = r.ts
         if ts is None:
@@ -674,7 +698,7 @@ def figures(aggregate: Aggregate, budget: Any = None, *, label: str | None = Non
     merged_tasks: dict[str, dict[str, Any]] = {}
     for (task, max_tokens), group in req.tasks.items():
         name = task or (names.get(max_tokens, f"max_tokens={max_tokens}") if max_tokens is not None else "?")
-        entry = merged_tasks.setdefault(name, {"group": Group(), "budgets": Counter(), "inferred": task is None})
+        entry = merged_tasks.setdefault(name, {"group": Group(outputs=True), "budgets": Counter(), "inferred": task is None})
         entry["group"].merge(group)
         if max_tokens is not None:
             entry["budgets"][max_tokens] += group.requests + group.rate_limited + group.errors

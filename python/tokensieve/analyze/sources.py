@@ -293,7 +293,7 @@ def _json_lines(path: str) -> Iterator[tuple[int, Any]]:
             try:
                 yield number, json.loads(line)
             except ValueError as e:
-                raise LogFormatError(f"{path}: line {number}: not a JSON object ({e})") from None
+                raise LogFormatError(f"{path}: line {number}: not JSON lines (one JSON object per line): {e}") from None
 
 
 # --------------------------------------------------------------------------- sqlite
@@ -454,8 +454,10 @@ def read_csv(path: str, columns: Mapping[str, str] | None = None) -> Iterator[Re
     with _open_binary(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
         first = text.readline()
-        dialect: Any = "excel-tab" if "\t" in first and "," not in first else "excel"
-        reader = csv.reader(_chain_first(first, text), dialect)
+        # The delimiter the header uses most: "," by default, ";" in exports made for
+        # locales with a decimal comma, tabs in TSV.
+        delimiter = max(",;\t|", key=lambda d: (first.count(d), d == ","))
+        reader = csv.reader(_chain_first(first, text), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:

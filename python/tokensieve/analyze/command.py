@@ -221,8 +221,10 @@ def run(args: argparse.Namespace) -> int:
     if show:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from rich.console import Console
+
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=True)
+                            console=Console(stderr=True), transient=True)
         progress.start()
     try:
         report = analyze(

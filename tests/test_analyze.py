@@ -390,6 +390,13 @@ def test_a_log_without_session_ids_is_split_into_sessions_by_idle_gaps():
     assert [(s["session"], s["requests"]) for s in sessions] == [("log.csv#1", 3), ("log.csv#2", 2)]
 
 
+def test_sessions_have_p50_and_p95_of_their_requests(export_report):
+    first = export_report["sessions"][0]
+    assert first["p50_input_tokens"] < first["p95_input_tokens"]
+    assert abs(first["p50_input_tokens"] - first["avg_input_tokens"]) < 0.2 * first["avg_input_tokens"]
+    assert export_report["session_quantiles"] == "exact"
+
+
 def test_peak_minute_use_is_measured_against_the_preset_s_minute_limit():
     agg = Aggregate().add_all([Record(T0 + i, model="groq:llama-3.1-8b-instant", input_tokens=1_500) for i in range(3)])
     limits = figures(agg)["limits"]["groq:llama-3.1-8b-instant"]

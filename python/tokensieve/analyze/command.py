@@ -52,7 +52,7 @@ def aggregate_file(
         30
     """
     fmt = format or detect_format(path)
-    agg = Aggregate(os.path.basename(path), session_gap=session_gap)
+    agg = Aggregate(path, session_gap=session_gap)  # gap sessions are named "<path>#<n>"
     add = agg.add
     n = 0
     for n, record in enumerate(read_source(path, fmt, columns=columns), 1):  # type: ignore[arg-type]

@@ -58,6 +58,10 @@ __all__ = ["EPISODE_GAP", "EXACT_LIMIT", "LOOKBACK", "WARN_AT", "Aggregate", "Sk
 
 #: A group keeps exact values for quantiles up to this many requests.
 EXACT_LIMIT = 1_000_000
+#: A session keeps exact values up to this many requests (sessions can be many: their
+#: values together are bounded by 4 bytes x this x sessions, not by the log's size).
+SESSION_EXACT_LIMIT = 2_000
+_INT32 = 2**31 - 1
 #: 429 answers further apart than this (seconds) belong to different episodes.
 EPISODE_GAP = 600.0
 #: How far back (seconds) before a 429 episode to look for capacity warnings.
@@ -90,13 +94,15 @@ class Sketch:
         (50.5, True)
     """
 
-    __slots__ = ("buckets", "n", "values", "zeros")
+    __slots__ = ("buckets", "limit", "n", "values", "zeros")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.n = 0
         self.zeros = 0
+        self.limit = EXACT_LIMIT if limit is None else limit
         self.buckets: Counter[int] = Counter()
-        self.values: array[int] | None = array("q")
+        # int32: 4 bytes a value (a request's tokens stay far below 2**31; clamped if not)
+        self.values: array[int] | None = array("i")
 
     def _bucket(self, x: int) -> None:
         if x <= 0:
@@ -115,15 +121,15 @@ class Sketch:
         self.n += 1
         values = self.values
         if values is not None:
-            values.append(x)
-            if len(values) > EXACT_LIMIT:
+            values.append(x if x <= _INT32 else _INT32)
+            if len(values) > self.limit:
                 self._spill()
         else:
             self._bucket(x)
 
     def merge(self, other: Sketch) -> None:
         self.n += other.n
-        if self.values is not None and other.values is not None and len(self.values) + len(other.values) <= EXACT_LIMIT:
+        if self.values is not None and other.values is not None and len(self.values) + len(other.values) <= self.limit:
             self.values.extend(other.values)
             return
         self._spill()
@@ -146,7 +152,7 @@ class Sketch:
         if self.values is not None:
             import numpy as np
 
-            return float(np.percentile(np.frombuffer(self.values, dtype=np.int64), q * 100))
+            return float(np.percentile(np.frombuffer(self.values, dtype=np.int32), q * 100))
         rank = q * (self.n - 1)
         if rank < self.zeros:
             return 0.0
@@ -181,7 +187,7 @@ class Group:
         "requests",
     )
 
-    def __init__(self, quantiles: bool = True, outputs: bool = False) -> None:
+    def __init__(self, quantiles: bool = True, outputs: bool = False, limit: int | None = None) -> None:
         self.requests = 0
         self.rate_limited = 0
         self.errors = 0
@@ -193,7 +199,7 @@ class Group:
         self.hit_known = 0
         self.first: float | None = None
         self.last: float | None = None
-        self.input_sketch: Sketch | None = Sketch() if quantiles else None
+        self.input_sketch: Sketch | None = Sketch(limit) if quantiles else None
         self.output_sketch: Sketch | None = Sketch() if outputs else None
 
     def add(self, r: Record, hit: bool | None) -> None:
@@ -310,7 +316,7 @@ class _Requests:
         if r.session is not None:
             session = self.sessions.get(r.session)
             if session is None:
-                session = self.sessions[r.session] = Group(quantiles=False)
+                session = self.sessions[r.session] = Group(limit=SESSION_EXACT_LIMIT)
             session.add(r, hit)
         if r.task is not None or r.max_tokens is not None:
             key = (r.task, r.max_tokens)
@@ -633,6 +639,7 @@ def figures(aggregate: Aggregate, budget: Any = None, *, label: str | None = Non
         return config if budget is not None or not model else budget_of(None, model)
 
     overall = req.overall.figures()
+    sessions_exact = all(g.input_sketch is None or g.input_sketch.exact for g in req.sessions.values())
     exact = all(
         g.input_sketch is None or g.input_sketch.exact
         for g in [req.overall, *req.models.values(), *req.days.values(), *req.tasks.values()]
@@ -797,6 +804,7 @@ def figures(aggregate: Aggregate, budget: Any = None, *, label: str | None = Non
         "records": aggregate.records,
         "requests_from": requests_from,
         "quantiles": "exact" if exact else "sketch (log buckets, within 1%)",
+        "session_quantiles": "exact" if sessions_exact else f"sketch (log buckets, within 1%) above {SESSION_EXACT_LIMIT:,} requests",
         "overall": overall,
         "targets": targets,
         "models": {m or "(not logged)": g.figures() for m, g in sorted(req.models.items(), key=lambda kv: -kv[1].requests)},

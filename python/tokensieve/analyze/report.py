@@ -185,10 +185,11 @@ def render(report: dict[str, Any], console: Any, *, verbose: bool = False) -> No
         t = _table(
             "Sessions in order",
             [("#", "right"), ("session", "left"), ("first request", "left"), ("requests", "right"),
-             ("avg input", "right"), ("in:out", "right"), ("status", "left")],
+             ("avg input", "right"), ("p50", "right"), ("p95", "right"), ("in:out", "right"), ("status", "left")],
             caption=None if shown is sessions else f"the first {SESSION_LIMIT} of {len(sessions):,} (--verbose lists all)",
         )
         for s in shown:
             t.add_row(str(s["order"]), s["session"], s["first"] or "-", _n(s["requests"]), _n(s["avg_input_tokens"]),
-                      _ratio(s["input_output_ratio"]), s["status"])
+                      _n(s.get("p50_input_tokens")), _n(s.get("p95_input_tokens")), _ratio(s["input_output_ratio"]),
+                      s["status"])
         console.print(t)

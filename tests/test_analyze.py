@@ -110,7 +110,7 @@ def test_a_bad_csv_value_is_an_error_naming_the_file_line_and_field(tmp_path):
         list(read_source(path))
 
 
-def test_openai_chat_responses_and_anthropic_usage_lines_are_read_with_cache_and_max_tokens(tmp_path):
+def test_openai_chat_responses_batch_and_anthropic_usage_lines_are_read_with_cache_and_max_tokens(tmp_path):
     chat = {
         "id": "chatcmpl-1",
         "created": int(T0),
@@ -145,7 +145,9 @@ def test_openai_chat_responses_and_anthropic_usage_lines_are_read_with_cache_and
     }
     limited = {"timestamp": "2026-11-02T09:03:00Z", "status_code": 429,
                "error": {"type": "rate_limit_error", "message": "slow down"}}
-    path = jsonl(tmp_path / "usage.jsonl", [chat, responses, anthropic, {"note": "no usage here"}, limited])
+    batch = {"id": "batch_req_1", "custom_id": "task-7", "error": None,
+             "response": {"status_code": 200, "request_id": "req_1", "body": {**chat, "created": int(T0) + 240}}}
+    path = jsonl(tmp_path / "usage.jsonl", [chat, responses, anthropic, {"note": "no usage here"}, limited, batch])
     assert detect_format(path) == "usage"
     got = [(r.ts, r.model, r.input_tokens, r.output_tokens, r.cached_tokens, r.hit_max, r.max_tokens, r.task, r.status)
            for r in read_source(path)]
@@ -154,9 +156,10 @@ def test_openai_chat_responses_and_anthropic_usage_lines_are_read_with_cache_and
         (T0 + 60, "gpt-4.1", 7000, 300, 0, True, 300, None, "ok"),
         (T0 + 120, "claude-sonnet-4", 9012, 900, 8000, False, 3000, "CODE_GENERATION", "ok"),
         (T0 + 180, "", 0, 0, None, None, None, None, "rate_limited"),
+        (T0 + 240, "gpt-4o", 5000, 256, 4096, True, None, None, "ok"),
     ]
     report = analyze([path], budget="cerebras", jobs=1)
-    assert report["cache"] == {"cached_tokens": 12096, "input_tokens_reporting": 21012, "share": round(12096 / 21012, 4)}
+    assert report["cache"] == {"cached_tokens": 16192, "input_tokens_reporting": 26012, "share": round(16192 / 26012, 4)}
 
 
 def test_a_usage_tracker_ledger_is_read_with_its_capacity_warnings_and_429_streak(tmp_path):

@@ -534,10 +534,15 @@ def usage_record(obj: Any, where: str = "") -> Record | None:
     envelope = obj
     response = _get(obj, "response", "body", "result", "message")
     body = response if isinstance(response, dict) else obj
+    outer = body
+    while isinstance(body.get("body"), dict):  # OpenAI Batch output: {"response": {"status_code", "body": {...}}}
+        body = body["body"]
     error = _get(body, "error") or _get(obj, "error")
     # An HTTP status beside the body; a Responses object's own "status" is a word
     # ("completed", "incomplete"), read as ok.
     code = _get(obj, "status_code", "http_status", "status")
+    if code is None and outer is not obj:
+        code = _get(outer, "status_code")
     status: Status = "ok"
     if error is not None:
         kind = error.get("type") or error.get("code") if isinstance(error, dict) else error
@@ -591,7 +596,7 @@ def usage_record(obj: Any, where: str = "") -> Record | None:
         out,
         cached,
         _str(_get(envelope, "session_id", "session", "conversation_id", "thread_id")),
-        _str(_get(envelope, "request_id") or _get(body, "id")),
+        _str(_get(envelope, "request_id", "custom_id") or _get(body, "id")),
         status,
         _task(_get(envelope, "task", "task_class")),
         _opt_int(max_tokens, "max_tokens"),

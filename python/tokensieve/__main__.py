@@ -6,6 +6,7 @@
     tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
     tokensieve replay  SESSIONS... [--policy P]... [--json] [--engine local|ray] [--price USD]
     tokensieve simulate --sessions N --format F -o DIR
+    tokensieve analyze SOURCE... [--json] [--html F] [--preset P] [--format F] [--columns MAP]
 
 A history file is a JSON list of messages: OpenAI chat-completions, OpenAI Responses or
 Anthropic Messages dicts, or pydantic-ai's own JSON (``ModelMessagesTypeAdapter`` dumps,
@@ -708,6 +709,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tokensieve.analyze import replay  # `replay` and `simulate` live with their capability
 
     replay.add_parsers(sub)
+
+    from tokensieve.analyze import command as analyze  # `analyze`: figures of request logs
+
+    analyze.add_parser(sub)
     return parser
 
 

@@ -646,12 +646,21 @@ class UsageTracker:
 
     @staticmethod
     def _mark_down(conn: sqlite3.Connection, model: str, to_model: str, reason: str, now: float) -> None:
+        # The cool-down counts from the model's last trouble (a 429 or a rate warning), not
+        # from the moment a request noticed it.
+        row = conn.execute(
+            "SELECT MAX(ts) FROM (SELECT ts FROM rate_limits WHERE model = ?1 UNION ALL"
+            " SELECT MAX(ts) FROM capacity_warnings WHERE model = ?1"
+            f" AND limit_name IN {_RATE_LIMIT_NAMES!r})",
+            (model,),
+        ).fetchone()
+        quiet_since = now if row is None or row[0] is None else min(float(row[0]), now)
         conn.execute(
             "INSERT INTO failover_state (model, state, to_model, reason, since, quiet_since, probe_until)"
             " VALUES (?, 'down', ?, ?, ?, ?, 0) ON CONFLICT (model) DO UPDATE SET state = 'down',"
             " to_model = excluded.to_model, reason = excluded.reason, since = excluded.since,"
             " quiet_since = excluded.quiet_since, probe_until = 0",
-            (model, to_model, reason, now, now),
+            (model, to_model, reason, now, quiet_since),
         )
 
     def _below_warn_at(self, conn: sqlite3.Connection, now: float, model: str) -> bool:

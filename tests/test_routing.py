@@ -328,3 +328,41 @@ def test_a_failback_clears_the_old_warnings_so_they_do_not_fail_over_again():
     tracker.record(100, model=KIMI)
     # The three warnings are still within the 300 s window, but from before the failback.
     assert tracker.select(default=KIMI).reason == "default"
+
+
+# --------------------------------------------------------------------------- events
+
+try:
+    import logfire  # noqa: F401 - brings the capfire fixture (logfire's pytest plugin)
+except ImportError:
+
+    @pytest.fixture
+    def capfire():
+        pytest.skip("the capfire fixture comes with the logfire package: pip install logfire")
+
+
+def test_failover_workload_routing_and_failback_events_say_what_happened_and_why(capfire):
+    telemetry.configure()
+    clock = Clock()
+    tracker = UsageTracker(BudgetConfig(), routes={"coding": GLM}, failover=[GROQ], failback=600, clock=clock)
+    for _ in range(3):
+        tracker.record_rate_limit(model=GLM)
+    tracker.select("CODE_GENERATION", default=KIMI)
+    clock.t += 600
+    tracker.select("CODE_GENERATION", default=KIMI)
+    tracker.record(100, model=GLM)
+    events = [
+        (s["name"], {k: v for k, v in s["attributes"].items() if not k.startswith(("logfire.", "code."))})
+        for s in capfire.exporter.exported_spans_as_dict()
+    ]
+    assert [name for name, _ in events] == [
+        *["rate_limit"] * 3, "failover", "workload_routing", "workload_routing", "failback",
+    ]
+    assert events[3][1] == {
+        "from_model": GLM, "to_model": GROQ, "reason": "rate_limits", "recent_warnings": 0, "consecutive_429s": 3,
+    }
+    assert events[4][1] == {
+        "task": "CODE_GENERATION", "workload": "coding", "model": GROQ, "reason": "failover", "preferred": GLM,
+    }
+    assert events[5][1]["reason"] == "probe" and events[5][1]["model"] == GLM
+    assert events[6][1] == {"from_model": GROQ, "to_model": GLM, "down_seconds": 600.0}

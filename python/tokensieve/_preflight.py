@@ -214,7 +214,7 @@ def preflight(
         route
         and tracker is not None
         and tracker.routing_enabled
-        and (model or tracker.model or tracker._route_for(classification.task)[3])
+        and tracker.preferred(classification.task, default=model) is not None
     ):
         routing = tracker.select(classification.task, default=model)
         if routing.model != model:

@@ -1032,6 +1032,18 @@ class UsageTracker:
                 return name, workload, key, model
         return name, workload, None, None
 
+    def preferred(self, task: Any = "UNKNOWN", *, default: str | None = None) -> str | None:
+        """The model :meth:`select` starts from for ``task``: its route, else ``default``,
+        else the current model (None: none of them). No event, no state read or changed.
+
+        Example:
+            >>> from tokensieve.usage import UsageTracker
+            >>> tracker = UsageTracker(routes={"coding": "zai:glm-4.7"})
+            >>> tracker.preferred("CODE_GENERATION"), tracker.preferred("REVIEW", default="moonshot:kimi-k2.5")
+            ('zai:glm-4.7', 'moonshot:kimi-k2.5')
+        """
+        return self._route_for(task)[3] or default or self.model
+
     @property
     def routing_enabled(self) -> bool:
         """Whether :meth:`select` has anything to decide: routes or a failover chain.
@@ -1100,7 +1112,7 @@ class UsageTracker:
         """
         name, workload, route_key, routed = self._route_for(task)
         preferred = routed or default or self.model
-        if preferred is None:
+        if preferred is None:  # see preferred()
             raise ConfigurationError(
                 "select(): no model to route to: no route matches "
                 f"{name} and neither default= nor the tracker's model is set"

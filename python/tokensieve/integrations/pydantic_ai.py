@@ -205,13 +205,11 @@ class TokenBudget(AbstractCapability[Any]):
         default_model = agent_model if agent_model is not None else ctx.model if ctx.run_step == 1 else None
         default = default_model if isinstance(default_model, str) else model_name(default_model)
         default = default or self._primary
-        config = resolve_config(self.config, {}) if self.config is not None or default is None else (
-            BudgetConfig.for_model(default)
-        )
-        task = classify_task(ctx.messages, config, format="pydantic-ai").task
+        # The task class decides the route; the output budgets of the config do not matter here.
+        task = classify_task(ctx.messages, self._config_for(default), format="pydantic-ai").task
         if self._shared is None:
             # pydantic-ai's bootstrap of the run: a preview, no events, no state changes.
-            name = tracker._route_for(task)[3] or default or tracker.model
+            name = tracker.preferred(task, default=default)
             if ctx.model is not None and (name is None or model_name(ctx.model) == name):
                 return ctx.model
             return self._model_for(name, default, default_model, ctx)

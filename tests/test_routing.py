@@ -366,3 +366,23 @@ def test_failover_workload_routing_and_failback_events_say_what_happened_and_why
     }
     assert events[5][1]["reason"] == "probe" and events[5][1]["model"] == GLM
     assert events[6][1] == {"from_model": GROQ, "to_model": GLM, "down_seconds": 600.0}
+
+
+@pytest.mark.parametrize("client_cls", CLIENTS, ids=lambda c: c.name)
+def test_the_failover_event_comes_before_the_first_request_to_the_next_model_and_no_429_ever(client_cls, capfire):
+    telemetry.configure()
+    client, tracker, provider, clock = setup(client_cls)
+    for i in range(14):
+        client.request(QUESTION)
+        clock.t += 60
+    names = [s["name"] for s in capfire.exporter.exported_spans_as_dict() if s["name"] != "compaction"]
+    routed = [
+        s["attributes"]["model"]
+        for s in capfire.exporter.exported_spans_as_dict()
+        if s["name"] == "workload_routing"
+    ]
+    assert routed == [KIMI] * 10 + [GROQ] * 4  # three requests warned (8,000, 9,000, 10,000 tokens)
+    assert "rate_limit" not in names
+    first_failover = names.index("failover")
+    assert names[:first_failover].count("capacity_warning") == 3
+    assert names[first_failover + 1] == "workload_routing"

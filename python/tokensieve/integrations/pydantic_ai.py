@@ -30,7 +30,9 @@ failover chain followed when the tracker's state says so, and the primary model 
 back after the cool-down (:meth:`~tokensieve.UsageTracker.select`). The budget follows
 the model: a request routed to another model than the agent's is compacted and given
 ``max_tokens`` with ``BudgetConfig.for_model`` of that model. A model named in the
-routes or the chain is passed to pydantic-ai by name, or taken from ``models=``.
+routes or the chain is passed to pydantic-ai by name, or taken from ``models=``. A model
+given to a run explicitly (``agent.run(..., model=...)``) wins: pydantic-ai asks no
+selector then, and the request goes where the caller said.
 
 Each agent run gets its own copy of the capability (pydantic-ai's ``for_run``), so
 concurrent runs never share state; :meth:`TokenBudget.last_for` gives a run's latest

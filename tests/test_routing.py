@@ -386,3 +386,28 @@ def test_the_failover_event_comes_before_the_first_request_to_the_next_model_and
     first_failover = names.index("failover")
     assert names[:first_failover].count("capacity_warning") == 3
     assert names[first_failover + 1] == "workload_routing"
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_usage(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "usage.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE usage (id INTEGER PRIMARY KEY, ts REAL NOT NULL, model TEXT NOT NULL,"
+        " input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL,"
+        " requests INTEGER NOT NULL);"
+        "CREATE TABLE capacity_warnings (id INTEGER PRIMARY KEY, ts REAL NOT NULL, usage_id INTEGER NOT NULL,"
+        " model TEXT NOT NULL, limit_name TEXT NOT NULL, used INTEGER NOT NULL, lim INTEGER NOT NULL,"
+        " fraction REAL NOT NULL);"
+        "CREATE TABLE rate_limits (model TEXT PRIMARY KEY, consecutive INTEGER NOT NULL, ts REAL NOT NULL);"
+        "PRAGMA user_version = 1;"
+    )
+    clock = Clock()
+    conn.execute("INSERT INTO usage VALUES (1, ?, ?, 900, 100, 1000, 1)", (clock.t - 10, KIMI))
+    conn.execute("INSERT INTO rate_limits VALUES (?, 3, ?)", (KIMI, clock.t - 5))
+    conn.commit()
+    conn.close()
+    tracker = UsageTracker(path=db, failover=[GROQ], clock=clock)
+    assert tracker.usage(KIMI)[2] == 1000
+    assert tracker.select(default=KIMI).model == GROQ

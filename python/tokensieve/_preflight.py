@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from tokensieve.usage import UsageTracker
+    from tokensieve.usage import Routing, UsageTracker
 
 __all__ = ["Preflight", "preflight"]
 
@@ -97,7 +97,11 @@ class Preflight:
         error: the :class:`~tokensieve.BudgetExceededError` when blocked.
         api: the API the request goes to (given, or the one of the history's format):
             decides the key :meth:`model_settings` uses.
-        model: the model the request goes to, if known.
+        model: the model the request goes to, if known: with a routing tracker, the
+            model :meth:`~tokensieve.UsageTracker.select` chose (send the request there).
+        routing: the routing decision and its reason (a :class:`~tokensieve.usage.Routing`:
+            ``"route"``, ``"default"``, ``"failover"`` or ``"probe"``), when the tracker
+            has routes or a failover chain; None otherwise.
     """
 
     messages: list[Any]
@@ -112,6 +116,7 @@ class Preflight:
     error: BudgetExceededError | None = None
     api: Api = "chat"
     model: str | None = None
+    routing: Routing | None = None
 
     def model_settings(self, api: Api | None = None, *, model: str | None = None) -> dict[str, int]:
         """What to pass to the model call for this request: the output limit, under the
@@ -153,6 +158,7 @@ def preflight(
     model: str | None = None,
     tools: Sequence[Any] | None = None,
     api: Api | None = None,
+    route: bool = True,
     **overrides: Unpack[BudgetOverrides],
 ) -> Preflight:
     """Prepare the next model request: compact, classify, check the limits.
@@ -163,13 +169,21 @@ def preflight(
             when ``model`` is given, else the defaults).
         format: the history format, if not to be detected.
         tracker: a :class:`~tokensieve.UsageTracker` whose per-minute and per-day state
-            adds its capacity warnings.
+            adds its capacity warnings. With routes or a failover chain it also picks the
+            model (:meth:`~tokensieve.UsageTracker.select`: the task's route, failover,
+            failback): ``check.model`` is where to send the request, ``check.routing``
+            why, and the budget is that model's (``BudgetConfig.for_model``, when it is
+            not the model ``config`` / ``model`` are for). Record the outcome with
+            ``tracker.record(usage, model=check.model)``.
         model: the model the request goes to (for presets, telemetry and
-            :meth:`Preflight.model_settings`).
+            :meth:`Preflight.model_settings`); with a routing tracker, the caller's own
+            model, used when no route matches.
         tools: the tool definitions sent with the request; counted against the budget as
             :func:`~tokensieve.count_request_tokens` counts them.
         api: the API the request goes to (``"chat"``, ``"responses"``, ``"anthropic"``,
             ``"pydantic-ai"``); by default the one of the history's format.
+        route: False: ``model`` is chosen already (the pydantic-ai capability's model
+            selector did it), the tracker only adds its warnings.
         **overrides: single :class:`BudgetConfig` fields to change.
 
     Example:
@@ -195,6 +209,23 @@ def preflight(
     overhead = REPLY_PRIMING_TOKENS + tools_tokens
     resolved = resolved.replace(reserved_tokens=resolved.reserved_tokens + overhead)
     classification = classify_task(messages, resolved, format=format)
+    routing: Routing | None = None
+    if (
+        route
+        and tracker is not None
+        and tracker.routing_enabled
+        and tracker.preferred(classification.task, default=model) is not None
+    ):
+        routing = tracker.select(classification.task, default=model)
+        if routing.model != model:
+            # The budget follows the model that serves the request: its window, encoding and
+            # output budgets (a preset registered for its name customizes them).
+            model = routing.model
+            resolved = BudgetConfig.for_model(model)
+            tools_tokens = count_tools_tokens(tools, api=api or "chat", encoding=resolved.encoding) if tools else 0
+            overhead = REPLY_PRIMING_TOKENS + tools_tokens
+            resolved = resolved.replace(reserved_tokens=resolved.reserved_tokens + overhead)
+            classification = classify_task(messages, resolved, format=format)
     max_output = classification.max_output_tokens
     notes: list[str] = []
 
@@ -217,6 +248,7 @@ def preflight(
             error=error,
             api=api or _API_OF_FORMAT[_detect_format(messages)],
             model=model,
+            routing=routing,
         )
 
     used = result.tokens_after
@@ -241,4 +273,5 @@ def preflight(
         compaction=result,
         api=api or _API_OF_FORMAT.get(result.format, "chat"),
         model=model,
+        routing=routing,
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRESETS",
+    "ROUTES",
     "BudgetConfig",
     "BudgetOverrides",
     "OutputBudgets",
@@ -339,6 +340,25 @@ class BudgetConfig:
 PRESETS: dict[str, BudgetConfig] = {}
 #: (preset name, model-name patterns), in matching order.
 _PATTERNS: list[tuple[str, tuple[str, ...]]] = []
+#: Named route sets for ``UsageTracker(routes=name)``: the ``"routes"`` entry of
+#: ``presets.json`` (task class, workload or ``"*"`` -> model). None is used unless asked
+#: for: routing a request to another model is the user's choice.
+ROUTES: dict[str, dict[str, str]] = {}
+#: The key of ``presets.json`` (and of files given to :func:`load_presets`) that holds
+#: route sets rather than a preset.
+_ROUTES_KEY = "routes"
+
+
+def _load_routes(data: Any) -> None:
+    if not isinstance(data, Mapping):
+        raise ConfigurationError("presets: 'routes' must map route-set names to {task or workload: model}")
+    for name, entry in data.items():
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(f"route set {name!r}: expected a mapping of task or workload to model")
+        routes = {k: v for k, v in entry.items() if k != "description"}
+        if not all(isinstance(v, str) and v for v in routes.values()):
+            raise ConfigurationError(f"route set {name!r}: every route must name a model")
+        ROUTES[name] = routes
 
 
 def _from_data(name: str, data: Mapping[str, Any]) -> tuple[BudgetConfig, tuple[str, ...]]:
@@ -374,13 +394,17 @@ def register_preset(name: str, config: BudgetConfig, patterns: Iterable[str] = (
 def load_presets(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[str]:
     """Register every preset of a JSON file (or an already parsed mapping) shaped like the
     shipped ``presets.json``: ``{"name": {"patterns": [...], field: value, ...}, ...}``.
-    Returns the names registered."""
+    Returns the names registered. A ``"routes"`` entry adds route sets to ``ROUTES``
+    (``{"set name": {"TOOL_CALL": "provider:model", ...}}``) instead."""
     if isinstance(source, Mapping):
         data = source
     else:
         with open(source, encoding="utf-8") as f:
             data = json.load(f)
     names = []
+    if _ROUTES_KEY in data:
+        _load_routes(data[_ROUTES_KEY])
+        data = {k: v for k, v in data.items() if k != _ROUTES_KEY}
     for name, entry in reversed(list(data.items())):
         config, patterns = _from_data(name, entry)
         register_preset(name, config, patterns)
@@ -392,6 +416,7 @@ def _load_shipped() -> None:
     # A plain path, not importlib.resources: that import alone costs more than 20 ms.
     with open(os.path.join(os.path.dirname(__file__), "presets.json"), encoding="utf-8") as f:
         data = json.load(f)
+    _load_routes(data.pop(_ROUTES_KEY, {}))
     for name, entry in data.items():
         config, patterns = _from_data(name, entry)
         PRESETS[name] = config

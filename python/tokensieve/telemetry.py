@@ -15,7 +15,9 @@ event                         level    attributes
 ``rate_limit``                warn     consecutive_429s, backoff_seconds, model
 ``failover``                  warn     from_model, to_model, reason, recent_warnings,
                                        consecutive_429s
-``workload_routing``          info     task, workload, model
+``failback``                  info     from_model, to_model, down_seconds
+``workload_routing``          info     task, workload, model (UsageTracker.select adds
+                                       reason, preferred)
 ``budget_blocked``            error    tokens_before, tokens_after, limit, model, task
 ============================  =======  ===================================================
 
@@ -56,6 +58,7 @@ __all__ = [
     "compaction",
     "compaction_span",
     "configure",
+    "failback",
     "failover",
     "is_enabled",
     "rate_limit",
@@ -304,6 +307,25 @@ def failover(
     )
 
 
+def failback(*, from_model: str | None, to_model: str, down_seconds: float | None = None, **attributes: Any) -> None:
+    """Emit ``failback`` (level info): requests return from ``from_model`` (the failover
+    target) to ``to_model`` (the model failed over from), after ``down_seconds`` away.
+
+    Example:
+        >>> from tokensieve import telemetry
+        >>> telemetry.failback(from_model="groq:llama-3.3-70b", to_model="cerebras:llama-3.3-70b", down_seconds=900.0)
+    """
+    message = f"failback: {_value(from_model)} -> {_value(to_model)}"
+    if down_seconds is not None:
+        message += f" after {_fmt(round(down_seconds))} s"
+    _log(
+        "info",
+        "failback",
+        message,
+        {**attributes, "from_model": from_model, "to_model": to_model, "down_seconds": down_seconds},
+    )
+
+
 def workload_routing(*, task: Any, model: str, workload: str | None = None, **attributes: Any) -> None:
     """Emit ``workload_routing`` (level info): requests of ``task`` (a task class such as
     ``"CODE_GENERATION"`` or an enum member) and ``workload`` (e.g. ``"coding"``) go to
@@ -315,6 +337,9 @@ def workload_routing(*, task: Any, model: str, workload: str | None = None, **at
     """
     label = f"{_value(task)} ({workload})" if workload is not None else f"{_value(task)}"
     message = f"workload_routing: {label} -> {_value(model)}"
+    reason = attributes.get("reason")
+    if reason is not None and reason not in ("route", "default"):
+        message += f" ({_value(reason)})"
     _log("info", "workload_routing", message, {**attributes, "task": task, "workload": workload, "model": model})
 
 

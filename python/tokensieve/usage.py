@@ -4,12 +4,16 @@ Record the usage of every model request; the tracker knows the tokens and reques
 the current minute and day against the limits of the model's :class:`BudgetConfig`,
 warns (``capacity_warning``) at 80% of any limit, counts consecutive HTTP 429 answers
 with a backoff suggestion, proposes a failover model when warnings accumulate, and
-routes workloads to models.
+routes workloads to models. :meth:`UsageTracker.select` acts on all of it: it picks the
+model for a request (the route of its task, then the failover chain), fails over before
+the limits are hit and fails back after a quiet cool-down.
 
 State lives in SQLite (the standard library's ``sqlite3``): a database file when a
 ``path`` is given, shared by every process of one agent and kept across restarts (WAL
 mode, a busy timeout, one short ``BEGIN IMMEDIATE`` transaction per write); in memory
-otherwise. Windows are rolling: the last 60 seconds and the last 24 hours (not calendar
+otherwise. The failover state (which models traffic moved away from, since when, who
+probes a model's return) lives in the same database, so the processes sharing it fail
+over together and come back one probe at a time, not in a stampede. Windows are rolling: the last 60 seconds and the last 24 hours (not calendar
 days), so a day's count never undercounts whatever a provider's reset time is. Rows older
 than a day are pruned.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from tokensieve import telemetry
-from tokensieve.config import PRESETS, BudgetConfig, resolve_config
+from tokensieve.config import PRESETS, ROUTES, BudgetConfig, resolve_config
 from tokensieve.errors import ConfigurationError, InputTypeError
 
 if TYPE_CHECKING:
@@ -35,6 +39,7 @@ __all__ = [
     "LIMIT_NAMES",
     "WORKLOADS",
     "CapacityWarning",
+    "Routing",
     "TokenUsage",
     "UsageStatus",
     "UsageTracker",
@@ -53,6 +58,12 @@ MINUTE = 60.0
 DAY = 86_400.0
 BACKOFF_START = 60.0
 BACKOFF_MAX = 600.0
+#: How long a process's claim to probe a failed-over model's return lasts: if its request
+#: never reports back (a crash), another process may probe after this.
+PROBE_LEASE = 120.0
+#: The limits whose warnings keep a failed-over model down (a large request's
+#: ``context_window`` warning says nothing about the provider's capacity).
+_RATE_LIMIT_NAMES = ("tokens_per_minute", "requests_per_minute", "tokens_per_day")
 _PRUNE_EVERY = 60.0
 
 
@@ -236,6 +247,49 @@ class UsageStatus:
     failover: str | None
 
 
+RoutingReason = Literal["route", "default", "failover", "probe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where a request goes, and why (see :meth:`UsageTracker.select`).
+
+    Attributes:
+        model: the model to send the request to.
+        reason: ``"route"`` (the model the task's route names, healthy), ``"default"``
+            (no route matched: the caller's own model, healthy), ``"failover"`` (the
+            preferred model is failed over: the next healthy one of the chain) or
+            ``"probe"`` (the preferred model's cool-down is over: this request tries it;
+            a success without capacity warnings fails back for every process).
+        task: the task class of the request (``"CODE_GENERATION"``).
+        workload: its workload (``"coding"``, ``"general"``).
+        preferred: the model the route (or the default) names.
+        skipped: the models passed over because traffic failed over from them, in chain
+            order.
+        detail: the decision as a sentence, with the failover's cause.
+
+    Example:
+        >>> from tokensieve.usage import UsageTracker
+        >>> tracker = UsageTracker(routes={"coding": "zai:glm-4.7"})
+        >>> routing = tracker.select("CODE_GENERATION", default="moonshot:kimi-k2.5")
+        >>> routing.model, routing.reason
+        ('zai:glm-4.7', 'route')
+        >>> print(routing)
+        CODE_GENERATION (coding) -> zai:glm-4.7: the coding route
+    """
+
+    model: str
+    reason: RoutingReason
+    task: str
+    workload: str
+    preferred: str
+    skipped: tuple[str, ...] = ()
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.task} ({self.workload}) -> {self.model}: {self.detail}"
+
+
 # --------------------------------------------------------------------------- storage
 
 _SCHEMA = """
@@ -266,8 +320,19 @@ CREATE TABLE IF NOT EXISTS rate_limits (
     consecutive INTEGER NOT NULL,
     ts REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failover_state (
+    model TEXT PRIMARY KEY,         -- a model traffic failed over from (and maybe back to)
+    state TEXT NOT NULL,            -- 'down', 'probing' (one request tries it) or 'up' (failed back)
+    to_model TEXT NOT NULL,         -- where its traffic went
+    reason TEXT NOT NULL,           -- capacity_warnings | rate_limits
+    since REAL NOT NULL,            -- when it went down, or came back up
+    quiet_since REAL NOT NULL,      -- its last warning or 429 while down: the cool-down starts here
+    probe_until REAL NOT NULL       -- the probing process's lease
+);
 """
-_SCHEMA_VERSION = 1
+# Version 2 added failover_state; every statement is IF NOT EXISTS, so upgrading a
+# version 1 database is running the schema again.
+_SCHEMA_VERSION = 2
 
 
 class _Store:
@@ -390,14 +455,21 @@ class UsageTracker:
             any process) opened on it and kept across restarts (``~`` is expanded, missing
             directories are created). None: in memory, this tracker only.
         failover: the failover chain, in order; :meth:`should_failover` proposes the model
-            after the current one.
-        routes: workload routing for :meth:`route`: task class (``"CODE_GENERATION"``),
-            workload (``"coding"``, ``"general"``) or ``"*"`` -> model.
+            after the current one, :meth:`select` moves along it.
+        routes: workload routing for :meth:`route` and :meth:`select`: task class
+            (``"CODE_GENERATION"``, ``"TOOL_CALL"``), workload (``"coding"``,
+            ``"general"``) or ``"*"`` -> model; or the name of a route set shipped in
+            ``presets.json`` (``"groq-small-for-tool-calls"``, see ``ROUTES``). None: no
+            routes (the caller's model serves every task).
         warn_at: the fraction of a limit from which ``capacity_warning`` is raised.
         failover_after: failover is proposed once this many requests raised capacity
             warnings within ``failover_window`` seconds, or after this many consecutive
             HTTP 429s.
         failover_window: seconds within which capacity warnings count as recent.
+        failback: the cool-down, in seconds: a failed-over model is tried again (one
+            probe request, whichever process claims it first) once it has had no
+            capacity warning or 429 for this long and its minute and day windows are
+            below ``warn_at``; the probe's success without warnings fails back.
         clock: seconds since the epoch (inject a fake one in tests).
 
     Usage is kept per model: windows, warnings and 429 counts are those of the current
@@ -428,10 +500,11 @@ class UsageTracker:
         *,
         path: str | os.PathLike[str] | None = None,
         failover: Sequence[str] = (),
-        routes: Mapping[str, str] | None = None,
+        routes: Mapping[str, str] | str | None = None,
         warn_at: float = 0.8,
         failover_after: int = 3,
         failover_window: float = 300.0,
+        failback: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = _resolve(config)
@@ -441,6 +514,10 @@ class UsageTracker:
         if not all(isinstance(m, str) and m for m in self.failover_chain):
             raise InputTypeError("failover: every model must be a non-empty string")
         self.routes: dict[str, str] = {}
+        if isinstance(routes, str):
+            if routes not in ROUTES:
+                raise ConfigurationError(f"unknown route set {routes!r}; route sets: {', '.join(sorted(ROUTES))}")
+            routes = ROUTES[routes]
         for key, model in (routes or {}).items():
             if not isinstance(model, str) or not model:
                 raise InputTypeError(f"routes[{key!r}]: expected a model name, got {model!r}")
@@ -451,9 +528,12 @@ class UsageTracker:
             raise ConfigurationError(f"failover_after must be a positive int, got {failover_after!r}")
         if isinstance(failover_window, bool) or not isinstance(failover_window, (int, float)) or failover_window <= 0:
             raise ConfigurationError(f"failover_window must be a positive number, got {failover_window!r}")
+        if isinstance(failback, bool) or not isinstance(failback, (int, float)) or not failback >= 0:
+            raise ConfigurationError(f"failback must be 0 or more seconds, got {failback!r}")
         self.warn_at = float(warn_at)
         self.failover_after = failover_after
         self.failover_window = float(failover_window)
+        self.failback = float(failback)
         self.clock = clock
         self.path: str | None = None if path is None else os.path.expanduser(os.fspath(path))
         if self.path == ":memory:":
@@ -543,12 +623,56 @@ class UsageTracker:
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def _recent_warnings(self, conn: sqlite3.Connection, now: float, key: str | None) -> int:
+        # Warnings from before the model's failback were answered by the failover already.
+        start = now - self.failover_window
+        if key is not None:
+            row = conn.execute("SELECT since FROM failover_state WHERE model = ? AND state = 'up'", (key,)).fetchone()
+            if row is not None:
+                start = max(start, float(row[0]))
         where, params = self._where(key)
         row = conn.execute(
             f"SELECT COUNT(DISTINCT usage_id) FROM capacity_warnings WHERE ts > ?{where}",
-            (now - self.failover_window, *params),
+            (start, *params),
         ).fetchone()
         return int(row[0])
+
+    @staticmethod
+    def _state(conn: sqlite3.Connection, model: str) -> tuple[str, str, str, float, float, float] | None:
+        row = conn.execute(
+            "SELECT state, to_model, reason, since, quiet_since, probe_until FROM failover_state WHERE model = ?",
+            (model,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], float(row[3]), float(row[4]), float(row[5]))
+
+    @staticmethod
+    def _mark_down(conn: sqlite3.Connection, model: str, to_model: str, reason: str, now: float) -> None:
+        # The cool-down counts from the model's last trouble (a 429 or a rate warning), not
+        # from the moment a request noticed it.
+        row = conn.execute(
+            "SELECT MAX(ts) FROM (SELECT ts FROM rate_limits WHERE model = ?1 UNION ALL"
+            " SELECT MAX(ts) FROM capacity_warnings WHERE model = ?1"
+            f" AND limit_name IN {_RATE_LIMIT_NAMES!r})",
+            (model,),
+        ).fetchone()
+        quiet_since = now if row is None or row[0] is None else min(float(row[0]), now)
+        conn.execute(
+            "INSERT INTO failover_state (model, state, to_model, reason, since, quiet_since, probe_until)"
+            " VALUES (?, 'down', ?, ?, ?, ?, 0) ON CONFLICT (model) DO UPDATE SET state = 'down',"
+            " to_model = excluded.to_model, reason = excluded.reason, since = excluded.since,"
+            " quiet_since = excluded.quiet_since, probe_until = 0",
+            (model, to_model, reason, now, quiet_since),
+        )
+
+    def _below_warn_at(self, conn: sqlite3.Connection, now: float, model: str) -> bool:
+        """Whether the model's minute and day windows are all below ``warn_at``."""
+        config = self.config_for(model)
+        minute_tokens, minute_requests, day_tokens, _ = self._windows(conn, now, model)
+        used = {"tokens_per_minute": minute_tokens, "requests_per_minute": minute_requests, "tokens_per_day": day_tokens}
+        for name in _RATE_LIMIT_NAMES:
+            limit = getattr(config, name)
+            if limit is not None and used[name] / limit >= self.warn_at:
+                return False
+        return True
 
     @staticmethod
     def _consecutive_429s(conn: sqlite3.Connection, key: str | None) -> int:
@@ -631,10 +755,34 @@ class UsageTracker:
             )
             if usage.requests <= 1:
                 self._last_input[key or ""] = usage.input_tokens
+            failback = self._after_success(conn, key, warnings, now)
         for w in warnings:
             telemetry.capacity_warning(w.limit_name, used=w.used, limit=w.limit, fraction=w.fraction, model=w.model)
+        if failback is not None:
+            telemetry.failback(from_model=failback[0], to_model=key or "", down_seconds=failback[1])
         self._prune_if_due()
         return warnings
+
+    def _after_success(
+        self, conn: sqlite3.Connection, key: str | None, warnings: list[CapacityWarning], now: float
+    ) -> tuple[str, float] | None:
+        """A failed-over model's request succeeded: a probe without rate warnings fails
+        back (returns ``(from_model, seconds down)``); a warning restarts the cool-down."""
+        state = None if key is None else self._state(conn, key)
+        if state is None or state[0] == "up":
+            return None
+        if any(w.limit_name in _RATE_LIMIT_NAMES for w in warnings):
+            conn.execute(
+                "UPDATE failover_state SET state = 'down', quiet_since = ?, probe_until = 0 WHERE model = ?",
+                (now, key),
+            )
+            return None
+        if state[0] != "probing":
+            return None  # a request sent before the failover, finishing late
+        conn.execute(
+            "UPDATE failover_state SET state = 'up', since = ?, probe_until = 0 WHERE model = ?", (now, key)
+        )
+        return state[1], now - state[3]
 
     def record_rate_limit(self, *, model: str | None = None) -> float:
         """Record an HTTP 429 (rate limited) answer; returns the seconds to wait.
@@ -662,6 +810,12 @@ class UsageTracker:
                 (key or "", now),
             )
             count = int(conn.execute("SELECT consecutive FROM rate_limits WHERE model = ?", (key or "",)).fetchone()[0])
+            # A 429 from a failed-over model (its probe, or a late request) restarts its cool-down.
+            conn.execute(
+                "UPDATE failover_state SET state = 'down', quiet_since = ?, probe_until = 0"
+                " WHERE model = ? AND state <> 'up'",
+                (now, key or ""),
+            )
         backoff = min(BACKOFF_START * 2.0 ** min(count - 1, 32), BACKOFF_MAX)
         telemetry.rate_limit(consecutive_429s=count, backoff_seconds=backoff, model=key)
         return backoff
@@ -832,14 +986,16 @@ class UsageTracker:
         """
         key = self.model
         now = self.clock()
-        with self._store.transaction(write=False) as conn:
+        with self._store.transaction(write=True) as conn:
             recent = self._recent_warnings(conn, now, key)
             count_429 = self._consecutive_429s(conn, key)
-        target = self._failover_target(recent, count_429)
-        if target is None:
-            return None
+            target = self._failover_target(recent, count_429)
+            if target is None:
+                return None
+            reason = "capacity_warnings" if recent >= self.failover_after else "rate_limits"
+            if key is not None:  # shared: select() in every process now passes it over
+                self._mark_down(conn, key, target, reason, now)
         self.model = target
-        reason = "capacity_warnings" if recent >= self.failover_after else "rate_limits"
         telemetry.failover(
             from_model=key, to_model=target, reason=reason, recent_warnings=recent, consecutive_429s=count_429
         )
@@ -861,11 +1017,157 @@ class UsageTracker:
             >>> tracker.route("CODE_GENERATION"), tracker.route("planning")
             ('zai:glm-4.7', 'moonshot:kimi-k2.5')
         """
+        name, workload, _, model = self._route_for(task)
+        if model is not None:
+            telemetry.workload_routing(task=name, workload=workload, model=model)
+        return model
+
+    def _route_for(self, task: Any) -> tuple[str, str, str | None, str | None]:
+        """(task class, workload, the matching route's key, its model)."""
         name = _task_name(task)
         workload = WORKLOADS.get(name, DEFAULT_WORKLOAD)
         for key in (name.lower(), workload, "*"):
             model = self.routes.get(key)
             if model is not None:
-                telemetry.workload_routing(task=name, workload=workload, model=model)
-                return model
-        return None
+                return name, workload, key, model
+        return name, workload, None, None
+
+    def preferred(self, task: Any = "UNKNOWN", *, default: str | None = None) -> str | None:
+        """The model :meth:`select` starts from for ``task``: its route, else ``default``,
+        else the current model (None: none of them). No event, no state read or changed.
+
+        Example:
+            >>> from tokensieve.usage import UsageTracker
+            >>> tracker = UsageTracker(routes={"coding": "zai:glm-4.7"})
+            >>> tracker.preferred("CODE_GENERATION"), tracker.preferred("REVIEW", default="moonshot:kimi-k2.5")
+            ('zai:glm-4.7', 'moonshot:kimi-k2.5')
+        """
+        return self._route_for(task)[3] or default or self.model
+
+    @property
+    def routing_enabled(self) -> bool:
+        """Whether :meth:`select` has anything to decide: routes or a failover chain.
+
+        Example:
+            >>> from tokensieve.usage import UsageTracker
+            >>> UsageTracker().routing_enabled, UsageTracker(failover=["groq:llama-3.3-70b"]).routing_enabled
+            (False, True)
+        """
+        return bool(self.routes or self.failover_chain)
+
+    def _candidates(self, preferred: str) -> list[str]:
+        """``preferred``, then the failover chain after it (all of it if it is not in it)."""
+        chain = self.failover_chain
+        rest = chain[chain.index(preferred) + 1 :] if preferred in chain else chain
+        out = [preferred]
+        for model in rest:
+            if model not in out:
+                out.append(model)
+        return out
+
+    def select(self, task: Any = "UNKNOWN", *, default: str | None = None) -> Routing:
+        """Pick the model for a request, acting on the routes and the failover state.
+
+        The preferred model is the task's route (task class, then workload, then
+        ``"*"``), else ``default`` (the caller's own model), else the current model. Then
+        the failover chain after it is walked, in one transaction on the shared ledger:
+
+        - a model that is due to fail over (:meth:`should_failover`'s rule: capacity
+          warnings in ``failover_after`` requests within ``failover_window``, or
+          ``failover_after`` consecutive 429s) is marked failed over, for every process
+          sharing the database, with a ``failover`` event, and passed over; the last
+          model of the chain never is (there is nowhere to go);
+        - a failed-over model is passed over until its cool-down (``failback`` seconds
+          without a rate warning or 429, windows below ``warn_at``) is over; then one
+          request, in one process, probes it (``reason="probe"``); the probe's success
+          without warnings fails back (a ``failback`` event), a warning or a 429 restarts
+          the cool-down;
+        - the first other model serves.
+
+        Every decision is a ``workload_routing`` event (task, workload, model, with the
+        ``reason`` and the ``preferred`` model). Record the request's outcome with
+        :meth:`record` / :meth:`record_rate_limit` and ``model=routing.model``.
+
+        Args:
+            task: the task class (name, enum member or classification), for the routes.
+            default: the model when no route matches (the caller's own).
+
+        Example:
+            >>> from tokensieve.usage import UsageTracker
+            >>> now = [1_000_000.0]
+            >>> tracker = UsageTracker("groq:llama-3.1-8b-instant", failover=["cerebras:llama-3.3-70b"],
+            ...                        failover_after=1, failback=600, clock=lambda: now[0])
+            >>> tracker.select("TOOL_CALL").model
+            'groq:llama-3.1-8b-instant'
+            >>> _ = tracker.record(5_500)  # 92% of the minute's 6,000 tokens: a capacity warning
+            >>> routing = tracker.select("TOOL_CALL")
+            >>> routing.model, routing.reason
+            ('cerebras:llama-3.3-70b', 'failover')
+            >>> now[0] += 600  # the cool-down, without warnings: one request probes the way back
+            >>> tracker.select("TOOL_CALL").reason, tracker.select("TOOL_CALL").model
+            ('probe', 'cerebras:llama-3.3-70b')
+            >>> _ = tracker.record(1_000, model="groq:llama-3.1-8b-instant")  # the probe went well
+            >>> tracker.select("TOOL_CALL").reason
+            'default'
+        """
+        name, workload, route_key, routed = self._route_for(task)
+        preferred = routed or default or self.model
+        if preferred is None:  # see preferred()
+            raise ConfigurationError(
+                "select(): no model to route to: no route matches "
+                f"{name} and neither default= nor the tracker's model is set"
+            )
+        candidates = self._candidates(preferred)
+        now = self.clock()
+        failovers: list[tuple[str, str, int, int]] = []  # (from, reason, recent, 429s)
+        skipped: list[str] = []
+        causes: list[str] = []
+        chosen, reason = candidates[-1], "failover"
+        with self._store.transaction(write=True) as conn:
+            for i, model in enumerate(candidates):
+                last = i == len(candidates) - 1
+                state = self._state(conn, model)
+                if state is not None and state[0] != "up" and not last:
+                    _, _, why, _, quiet_since, probe_until = state
+                    cooled = now - quiet_since >= self.failback
+                    free = state[0] == "down" or probe_until <= now
+                    if cooled and free and self._below_warn_at(conn, now, model):
+                        conn.execute(
+                            "UPDATE failover_state SET state = 'probing', probe_until = ? WHERE model = ?",
+                            (now + PROBE_LEASE, model),
+                        )
+                        chosen, reason = model, "probe"
+                        break
+                    skipped.append(model)
+                    causes.append(f"{model} is failed over ({why})")
+                    continue
+                if not last:
+                    recent = self._recent_warnings(conn, now, model)
+                    count_429 = self._consecutive_429s(conn, model)
+                    if recent >= self.failover_after or count_429 >= self.failover_after:
+                        why = "capacity_warnings" if recent >= self.failover_after else "rate_limits"
+                        self._mark_down(conn, model, candidates[i + 1], why, now)
+                        failovers.append((model, why, recent, count_429))
+                        skipped.append(model)
+                        causes.append(f"{model} failed over now ({why})")
+                        continue
+                chosen = model
+                reason = "failover" if i > 0 else ("route" if routed is not None else "default")
+                break
+            for model, *_ in failovers:  # the state names where the traffic went
+                conn.execute("UPDATE failover_state SET to_model = ? WHERE model = ?", (chosen, model))
+        for model, why, recent, count_429 in failovers:
+            telemetry.failover(
+                from_model=model, to_model=chosen, reason=why, recent_warnings=recent, consecutive_429s=count_429
+            )
+        if reason == "route":
+            detail = f"the {route_key} route"
+        elif reason == "default":
+            detail = "no route matches; the caller's model"
+        elif reason == "probe":
+            detail = f"probing {chosen}'s return after its cool-down"
+        else:
+            detail = "; ".join(causes) + f"; next in the failover chain: {chosen}"
+        routing = Routing(chosen, reason, name, workload, preferred, tuple(skipped), detail)  # type: ignore[arg-type]
+        telemetry.workload_routing(task=name, workload=workload, model=chosen, reason=reason, preferred=preferred)
+        return routing

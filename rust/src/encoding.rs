@@ -28,6 +28,9 @@ pub const ENCODING_NAMES: [&str; 4] = ["o200k_base", "cl100k_base", "o200k_harmo
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EncodingId(u16);
 
+/// Counts per object in the glue's identity memos (see [`EncodingId::memo_slot`]).
+pub const MEMO_SLOTS: usize = 3;
+
 /// The first id of a loaded encoding.
 const FIRST_LOADED: u16 = 16;
 /// At most this many encodings can be loaded in one process (each one's tables stay
@@ -65,6 +68,19 @@ impl EncodingId {
     /// A small integer, unique per encoding in this process.
     pub fn index(self) -> u16 {
         self.0
+    }
+
+    /// The slot of this encoding's counts in the glue's identity memos, which keep
+    /// [`MEMO_SLOTS`] counts per remembered object: o200k_harmony shares o200k_base's
+    /// (same ranks, same split: the same counts). Loaded encodings have none; their
+    /// counts still go through the content cache.
+    pub fn memo_slot(self) -> Option<usize> {
+        match self {
+            EncodingId::O200kBase | EncodingId::O200kHarmony => Some(0),
+            EncodingId::Cl100kBase => Some(1),
+            EncodingId::Qwen3 => Some(2),
+            _ => None,
+        }
     }
 }
 
@@ -336,8 +352,10 @@ static LOADED: [AtomicPtr<Encoding>; MAX_LOADED] = [const { AtomicPtr::new(std::
 static LOADED_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// harmony's special tokens (`tiktoken_ext.openai_public.o200k_harmony`): o200k_base's two
-/// plus the named ones; 200013..201088 are `<|reserved_N|>`.
-const HARMONY_SPECIALS: [(&str, u32); 14] = [
+/// plus the named ones; 200013..201088 are `<|reserved_N|>` (so 200018 has two names,
+/// `<|endofprompt|>` and `<|reserved_200018|>`, as in tiktoken).
+const HARMONY_SPECIALS: [(&str, u32); 15] = [
+    ("<|endofprompt|>", 200018),
     ("<|startoftext|>", 199998),
     ("<|endoftext|>", 199999),
     ("<|reserved_200000|>", 200000),
@@ -489,7 +507,7 @@ mod tests {
         assert_eq!(h.count("<|start|>user<|message|>hi"), encoding(EncodingId::O200kBase).count("<|start|>user<|message|>hi"));
         assert!(h.specials().contains(&("<|channel|>".to_owned(), 200005)));
         assert!(h.specials().contains(&("<|reserved_201087|>".to_owned(), 201087)));
-        assert_eq!(h.specials().len(), 201088 - 199998);
+        assert_eq!(h.specials().len(), 201088 - 199998 + 1);
     }
 
     #[test]

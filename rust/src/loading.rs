@@ -135,7 +135,7 @@ pub fn guess_family(name: &str, specials: &[(String, u32)]) -> Family {
 pub fn from_tiktoken(
     name: &str,
     data: &[u8],
-    pattern: Pattern,
+    splitter: Splitter,
     normalization: Normalization,
     family: Option<Family>,
     specials: Option<Vec<(String, u32)>>,
@@ -143,11 +143,12 @@ pub fn from_tiktoken(
     let tokens = parse_tiktoken(data)?;
     let n = tokens.len() as u32;
     let vocabulary = vocabulary(tokens, "the tiktoken rank file")?;
-    let specials = specials.unwrap_or_else(|| if pattern == Pattern::Llama3 { llama3_specials(n) } else { Vec::new() });
+    let llama3 = matches!(splitter, Splitter::Scanner(Pattern::Llama3));
+    let specials = specials.unwrap_or_else(|| if llama3 { llama3_specials(n) } else { Vec::new() });
     let family = family.unwrap_or_else(|| guess_family(name, &specials));
     Ok(EncodingSpec {
         name: name.to_owned(),
-        splitter: Splitter::Scanner(pattern),
+        splitter,
         normalization,
         family,
         vocabulary,
@@ -376,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_tiktoken_file_loads_with_its_pattern() {
-        let spec = from_tiktoken("tiny", &tiny_tiktoken(), Pattern::Cl100k, Normalization::None, None, None).unwrap();
+        let spec = from_tiktoken("tiny", &tiny_tiktoken(), Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None).unwrap();
         assert_eq!(spec.vocabulary.len(), 258);
         assert_eq!(spec.vocabulary.count_piece(b"abcab"), 2);
         assert_eq!(spec.family, Family::OpenAi);
@@ -384,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_llama3_rank_file_gets_llama3_specials_and_template() {
-        let spec = from_tiktoken("llama3", &tiny_tiktoken(), Pattern::Llama3, Normalization::None, None, None).unwrap();
+        let spec = from_tiktoken("llama3", &tiny_tiktoken(), Splitter::Scanner(Pattern::Llama3), Normalization::None, None, None).unwrap();
         assert_eq!(spec.family, Family::Llama3);
         assert_eq!(spec.specials.len(), 256);
         assert_eq!(spec.specials[9], ("<|eot_id|>".to_owned(), 258 + 9));
@@ -397,7 +398,7 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
         let err = parse_tiktoken(b"YQ== 0\nYg== 2\n").unwrap_err().to_string();
         assert!(err.contains("rank 1 is missing"), "{err}");
-        let err = from_tiktoken("x", b"YQ== 0\n", Pattern::Cl100k, Normalization::None, None, None).err().unwrap();
+        let err = from_tiktoken("x", b"YQ== 0\n", Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None).err().unwrap();
         assert!(err.to_string().contains("byte 0x00 is no token"), "{err}");
     }
 

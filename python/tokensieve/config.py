@@ -336,7 +336,7 @@ class BudgetConfig:
             # Warns (EncodingFallbackWarning) for an unknown or unavailable tokenizer.
             chosen = encoding_name_for_model(model)
             if chosen != FALLBACK_ENCODING or _model_encoding(model) == FALLBACK_ENCODING:
-                return base.replace(**overrides, encoding=chosen, model=model)
+                return base.replace(**overrides, model=model).replace(encoding=chosen)
         return base.replace(**overrides, model=model)
 
     def max_output_for(self, task: str) -> int:

@@ -12,6 +12,7 @@ tokenizer.json reader is held to the same standard. Vocabulary files come from P
 from __future__ import annotations
 
 import random
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -191,3 +192,43 @@ def test_tokenizer_json_loads_to_the_family_and_equals_hf_tokenizers(hf_pair, na
     want = [len(e.ids) for e in hf.encode_batch(texts, add_special_tokens=False)]
     assert_equal_counts(texts, got, want, f"texts ({name} tokenizer.json vs HF tokenizers)")
     assert_equal_counts(texts, got, oracle.count_batch(texts), f"texts ({name} tokenizer.json vs tiktoken)")
+
+
+def test_llama3_request_counts_equal_the_prompt_metas_chat_format_encodes(llama3, tmp_path):
+    # What a Llama 3 server bills (`prompt_tokens`) is the length of the prompt its chat
+    # format encodes: Meta's own ChatFormat (llama-models), reproduced offline.
+    import types
+    import zipfile
+
+    with zipfile.ZipFile(vocab_files.wheel("llama-models")) as z:
+        z.extractall(tmp_path, [n for n in z.namelist() if n.startswith("llama_models/")])
+    pil = types.ModuleType("PIL")
+    pil.Image = types.ModuleType("PIL.Image")  # text only: ChatFormat imports PIL for images
+    pil.Image.Image = type("Image", (), {})
+    saved = {k: sys.modules.get(k) for k in ("PIL", "PIL.Image")}
+    sys.modules.update({"PIL": pil, "PIL.Image": pil.Image})
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from llama_models.datatypes import RawMessage
+        from llama_models.llama3.chat_format import ChatFormat
+        from llama_models.llama3.tokenizer import Tokenizer
+
+        fmt = ChatFormat(Tokenizer(tmp_path / "llama_models" / "llama3" / "tokenizer.model"))
+        dialogs = [
+            [("system", "You are a careful coding assistant."), ("user", "Fix the failing test in parser.py.")],
+            [("system", "Be terse."), ("user", "12345 * 678?"), ("assistant", "8369910"), ("user", "In hex?")],
+            [("user", "Summarize:\n\n" + "The quick brown fox. " * 30), ("assistant", "A fox."), ("user", "東京の天気は？\n")],
+        ]
+        for dialog in dialogs:
+            billed = len(fmt.encode_dialog_prompt([RawMessage(role=r, content=c) for r, c in dialog]).tokens)
+            history = [{"role": r, "content": c} for r, c in dialog]
+            assert tokensieve.count_request_tokens(history, encoding=llama3[0].name) == billed, dialog
+    finally:
+        sys.path.remove(str(tmp_path))
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+        for k in [k for k in sys.modules if k == "llama_models" or k.startswith("llama_models.")]:
+            del sys.modules[k]

@@ -113,6 +113,20 @@ impl Family {
         }
     }
 
+    /// Tokens every request adds after its messages to prime the reply (and, for Llama 3,
+    /// the `<|begin_of_text|>` before them):
+    /// - OpenAI: 3 (OpenAI's recipe: `<|start|>assistant<|message|>`).
+    /// - harmony: `<|start|>` + `assistant` = 2.
+    /// - Llama 3: `<|begin_of_text|>` + `<|start_header_id|>` + `assistant` + `<|end_header_id|>` + `\n\n` = 5.
+    /// - ChatML: `<|im_start|>` + `assistant` + `\n` = 3.
+    pub fn reply_priming(self) -> u64 {
+        match self {
+            Family::OpenAi | Family::ChatMl => 3,
+            Family::Harmony => 2,
+            Family::Llama3 => 5,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Family::OpenAi => "openai",

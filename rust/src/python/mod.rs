@@ -325,6 +325,13 @@ impl PyEncoding {
         self.inner.message_overhead()
     }
 
+    /// Tokens every request adds after its messages to prime the reply (and for Llama 3
+    /// the ``<|begin_of_text|>`` before them), in the family's chat template.
+    #[getter]
+    fn reply_priming(&self) -> u64 {
+        self.inner.family().reply_priming()
+    }
+
     /// The special tokens, text to id (never produced by counting: special-token text in
     /// content counts as plain text).
     #[getter]

@@ -518,7 +518,10 @@ mod tests {
     fn harmony_counts_as_o200k_with_its_own_name_and_specials() {
         let h = get_encoding("o200k_harmony").unwrap();
         assert_eq!(h.name(), "o200k_harmony");
-        assert_eq!(h.count("<|start|>user<|message|>hi"), encoding(EncodingId::O200kBase).count("<|start|>user<|message|>hi"));
+        assert_eq!(
+            h.count("<|start|>user<|message|>hi"),
+            encoding(EncodingId::O200kBase).count("<|start|>user<|message|>hi")
+        );
         assert!(h.specials().contains(&("<|channel|>".to_owned(), 200005)));
         assert!(h.specials().contains(&("<|reserved_201087|>".to_owned(), 201087)));
         assert_eq!(h.specials().len(), 201088 - 199998 + 1);

@@ -40,7 +40,10 @@ pub fn parse_tiktoken(data: &[u8]) -> Result<Vec<Vec<u8>>> {
         let rank: usize = rank.trim().parse().map_err(|_| bad())?;
         let token = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| bad())?;
         if token.is_empty() || token.len() > 255 {
-            return Err(invalid(WHAT, format!("line {}: a token of {} bytes (1 to 255 are supported)", i + 1, token.len())));
+            return Err(invalid(
+                WHAT,
+                format!("line {}: a token of {} bytes (1 to 255 are supported)", i + 1, token.len()),
+            ));
         }
         if rank > 10_000_000 {
             return Err(invalid(WHAT, format!("line {}: rank {rank} is out of range", i + 1)));
@@ -74,11 +77,19 @@ fn vocabulary(tokens: Vec<Vec<u8>>, what: &str) -> Result<Vocabulary> {
     let n = tokens.len();
     for (rank, token) in tokens.into_iter().enumerate() {
         if let Some(other) = ranks.insert(token.clone(), rank as Rank) {
-            return Err(invalid(what, format!("the token {:?} has two ranks, {other} and {rank}", String::from_utf8_lossy(&token))));
+            return Err(invalid(
+                what,
+                format!("the token {:?} has two ranks, {other} and {rank}", String::from_utf8_lossy(&token)),
+            ));
         }
     }
     if let Some(b) = (0..=255u8).find(|b| !ranks.contains_key(&[*b][..])) {
-        return Err(invalid(what, format!("byte 0x{b:02X} is no token: tokensieve counts byte-level BPE vocabularies, where every byte is one")));
+        return Err(invalid(
+            what,
+            format!(
+                "byte 0x{b:02X} is no token: tokensieve counts byte-level BPE vocabularies, where every byte is one"
+            ),
+        ));
     }
     debug_assert_eq!(ranks.len(), n);
     Ok(Vocabulary::new(ranks))
@@ -146,14 +157,7 @@ pub fn from_tiktoken(
     let llama3 = matches!(splitter, Splitter::Scanner(Pattern::Llama3));
     let specials = specials.unwrap_or_else(|| if llama3 { llama3_specials(n) } else { Vec::new() });
     let family = family.unwrap_or_else(|| guess_family(name, &specials));
-    Ok(EncodingSpec {
-        name: name.to_owned(),
-        splitter,
-        normalization,
-        family,
-        vocabulary,
-        specials,
-    })
+    Ok(EncodingSpec { name: name.to_owned(), splitter, normalization, family, vocabulary, specials })
 }
 
 /// GPT-2's byte-to-character table of byte-level BPE files, inverted: the byte each
@@ -201,7 +205,10 @@ pub fn from_hf_json(name: &str, data: &[u8], family: Option<Family>) -> Result<E
         ));
     }
     if model.get("byte_fallback").and_then(Value::as_bool) == Some(true) {
-        return Err(invalid(WHAT, "a BPE with byte_fallback (SentencePiece-style); tokensieve counts byte-level BPE models"));
+        return Err(invalid(
+            WHAT,
+            "a BPE with byte_fallback (SentencePiece-style); tokensieve counts byte-level BPE models",
+        ));
     }
     for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
         if model.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
@@ -219,7 +226,9 @@ pub fn from_hf_json(name: &str, data: &[u8], family: Option<Family>) -> Result<E
     let mut specials = Vec::new();
     if let Some(added) = root.get("added_tokens").and_then(Value::as_array) {
         for t in added {
-            if let (Some(id), Some(content)) = (t.get("id").and_then(Value::as_u64), t.get("content").and_then(Value::as_str)) {
+            if let (Some(id), Some(content)) =
+                (t.get("id").and_then(Value::as_u64), t.get("content").and_then(Value::as_str))
+            {
                 specials.push((content.to_owned(), id as u32));
             }
         }
@@ -228,15 +237,19 @@ pub fn from_hf_json(name: &str, data: &[u8], family: Option<Family>) -> Result<E
 
     let decoder = byte_level_decoder();
     let decode = |s: &str| -> Result<Vec<u8>> {
-        s.chars()
-            .map(|c| decoder.get(&c).copied())
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(|| invalid(WHAT, format!("the token {:?} is not in byte-level form (is the model byte-level BPE?)", truncate(s))))
+        s.chars().map(|c| decoder.get(&c).copied()).collect::<Option<Vec<u8>>>().ok_or_else(|| {
+            invalid(
+                WHAT,
+                format!("the token {:?} is not in byte-level form (is the model byte-level BPE?)", truncate(s)),
+            )
+        })
     };
-    let vocab = model.get("vocab").and_then(Value::as_object).ok_or_else(|| invalid(WHAT, "the BPE model has no vocab"))?;
+    let vocab =
+        model.get("vocab").and_then(Value::as_object).ok_or_else(|| invalid(WHAT, "the BPE model has no vocab"))?;
     let mut by_id: Vec<(u64, Vec<u8>)> = Vec::with_capacity(vocab.len());
     for (token, id) in vocab {
-        let id = id.as_u64().ok_or_else(|| invalid(WHAT, format!("the id of {:?} is not a number", truncate(token))))?;
+        let id =
+            id.as_u64().ok_or_else(|| invalid(WHAT, format!("the id of {:?} is not a number", truncate(token))))?;
         if added_ids.contains(&(id as u32)) {
             continue;
         }
@@ -250,8 +263,10 @@ pub fn from_hf_json(name: &str, data: &[u8], family: Option<Family>) -> Result<E
 
     // Ranks follow the merges: single bytes first, then each merge's result at its
     // first merge, then any other token, by id.
-    let merges = model.get("merges").and_then(Value::as_array).ok_or_else(|| invalid(WHAT, "the BPE model has no merges"))?;
-    let index: rustc_hash::FxHashMap<&[u8], usize> = by_id.iter().enumerate().map(|(i, (_, t))| (t.as_slice(), i)).collect();
+    let merges =
+        model.get("merges").and_then(Value::as_array).ok_or_else(|| invalid(WHAT, "the BPE model has no merges"))?;
+    let index: rustc_hash::FxHashMap<&[u8], usize> =
+        by_id.iter().enumerate().map(|(i, (_, t))| (t.as_slice(), i)).collect();
     let mut placed = vec![false; by_id.len()];
     let mut order: Vec<usize> = Vec::with_capacity(by_id.len());
     for (i, (_, t)) in by_id.iter().enumerate() {
@@ -262,7 +277,9 @@ pub fn from_hf_json(name: &str, data: &[u8], family: Option<Family>) -> Result<E
     }
     for (k, merge) in merges.iter().enumerate() {
         let (left, right) = match merge {
-            Value::String(s) => s.split_once(' ').ok_or_else(|| invalid(WHAT, format!("merge {k} ({s:?}) is not `left right`")))?,
+            Value::String(s) => {
+                s.split_once(' ').ok_or_else(|| invalid(WHAT, format!("merge {k} ({s:?}) is not `left right`")))?
+            }
             Value::Array(pair) if pair.len() == 2 => match (pair[0].as_str(), pair[1].as_str()) {
                 (Some(l), Some(r)) => (l, r),
                 _ => return Err(invalid(WHAT, format!("merge {k} is not a pair of strings"))),
@@ -296,10 +313,15 @@ fn normalization(v: &Value) -> Result<Normalization> {
                 match list {
                     [] => Ok(Normalization::None),
                     [one] => normalization(one),
-                    _ => Err(invalid("tokenizer.json", format!("a Sequence of {} normalizers; tokensieve supports NFC or none", list.len()))),
+                    _ => Err(invalid(
+                        "tokenizer.json",
+                        format!("a Sequence of {} normalizers; tokensieve supports NFC or none", list.len()),
+                    )),
                 }
             }
-            other => Err(invalid("tokenizer.json", format!("the normalizer is {other:?}; tokensieve supports NFC or none"))),
+            other => {
+                Err(invalid("tokenizer.json", format!("the normalizer is {other:?}; tokensieve supports NFC or none")))
+            }
         },
     }
 }
@@ -321,7 +343,10 @@ fn pre_tokenizer(v: &Value) -> Result<Splitter> {
                 }
                 let behavior = step.get("behavior").and_then(Value::as_str).unwrap_or("Isolated");
                 if behavior != "Isolated" || step.get("invert").and_then(Value::as_bool) == Some(true) {
-                    return Err(invalid(WHAT, format!("a Split with behavior {behavior:?}; tokensieve supports \"Isolated\", not inverted")));
+                    return Err(invalid(
+                        WHAT,
+                        format!("a Split with behavior {behavior:?}; tokensieve supports \"Isolated\", not inverted"),
+                    ));
                 }
                 let pattern = step.get("pattern");
                 let regex = if let Some(r) = pattern.and_then(|p| p.get("Regex")).and_then(Value::as_str) {
@@ -338,7 +363,10 @@ fn pre_tokenizer(v: &Value) -> Result<Splitter> {
             }
             "ByteLevel" => {
                 if step.get("add_prefix_space").and_then(Value::as_bool) == Some(true) {
-                    return Err(invalid(WHAT, "a ByteLevel pre-tokenizer with add_prefix_space, which tokensieve does not support"));
+                    return Err(invalid(
+                        WHAT,
+                        "a ByteLevel pre-tokenizer with add_prefix_space, which tokensieve does not support",
+                    ));
                 }
                 byte_level = true;
                 if step.get("use_regex").and_then(Value::as_bool) != Some(false) {
@@ -349,7 +377,10 @@ fn pre_tokenizer(v: &Value) -> Result<Splitter> {
                 }
             }
             other => {
-                return Err(invalid(WHAT, format!("a {other:?} pre-tokenizer; tokensieve supports Split (one regex) and ByteLevel")))
+                return Err(invalid(
+                    WHAT,
+                    format!("a {other:?} pre-tokenizer; tokensieve supports Split (one regex) and ByteLevel"),
+                ))
             }
         }
     }
@@ -377,7 +408,15 @@ mod tests {
 
     #[test]
     fn a_tiktoken_file_loads_with_its_pattern() {
-        let spec = from_tiktoken("tiny", &tiny_tiktoken(), Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None).unwrap();
+        let spec = from_tiktoken(
+            "tiny",
+            &tiny_tiktoken(),
+            Splitter::Scanner(Pattern::Cl100k),
+            Normalization::None,
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(spec.vocabulary.len(), 258);
         assert_eq!(spec.vocabulary.count_piece(b"abcab"), 2);
         assert_eq!(spec.family, Family::OpenAi);
@@ -385,7 +424,15 @@ mod tests {
 
     #[test]
     fn a_llama3_rank_file_gets_llama3_specials_and_template() {
-        let spec = from_tiktoken("llama3", &tiny_tiktoken(), Splitter::Scanner(Pattern::Llama3), Normalization::None, None, None).unwrap();
+        let spec = from_tiktoken(
+            "llama3",
+            &tiny_tiktoken(),
+            Splitter::Scanner(Pattern::Llama3),
+            Normalization::None,
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(spec.family, Family::Llama3);
         assert_eq!(spec.specials.len(), 256);
         assert_eq!(spec.specials[9], ("<|eot_id|>".to_owned(), 258 + 9));
@@ -398,7 +445,9 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
         let err = parse_tiktoken(b"YQ== 0\nYg== 2\n").unwrap_err().to_string();
         assert!(err.contains("rank 1 is missing"), "{err}");
-        let err = from_tiktoken("x", b"YQ== 0\n", Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None).err().unwrap();
+        let err = from_tiktoken("x", b"YQ== 0\n", Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("byte 0x00 is no token"), "{err}");
     }
 

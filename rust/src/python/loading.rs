@@ -37,7 +37,11 @@ pub fn _load_encoding(
     let normalization = match normalization.as_deref() {
         None | Some("none") => Normalization::None,
         Some("nfc" | "NFC") => Normalization::Nfc,
-        Some(other) => return Err(Error::InvalidConfig(format!("unknown normalization {other:?}; expected \"nfc\" or None")).into()),
+        Some(other) => {
+            return Err(
+                Error::InvalidConfig(format!("unknown normalization {other:?}; expected \"nfc\" or None")).into()
+            )
+        }
     };
     let bytes = data.as_bytes();
     let spec = match kind {
@@ -82,6 +86,9 @@ pub fn autoload(py: Python<'_>, name: &str) -> PyResult<Option<&'static Encoding
     }
     match found.cast::<PyEncoding>() {
         Ok(enc) => Ok(Some(enc.get().inner)),
-        Err(_) => Err(Error::WrongType { what: "_autoload()".to_owned(), expected: "an Encoding", got: type_name(&found) }.into()),
+        Err(_) => {
+            Err(Error::WrongType { what: "_autoload()".to_owned(), expected: "an Encoding", got: type_name(&found) }
+                .into())
+        }
     }
 }

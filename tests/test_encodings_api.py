@@ -37,6 +37,17 @@ def byte_level_tokenizer_json(model: dict | None = None, **top) -> bytes:
     return json.dumps(data).encode()
 
 
+def test_llama3_without_its_file_is_an_error_saying_how_to_get_it(monkeypatch):
+    from tokensieve import encodings
+
+    # First in this file: later tests load llama3, and a loaded encoding stays.
+    if "llama3" in tokensieve.list_encodings():
+        pytest.skip("llama3 was loaded earlier in this session")
+    monkeypatch.setattr(encodings, "_llama_models_file", lambda: None)
+    with pytest.raises(UnknownEncodingError, match="pip install llama-models"):
+        tokensieve.count_tokens("x", encoding="llama3")
+
+
 def test_a_loaded_tiktoken_file_counts_like_the_encoding_it_came_from():
     ranks = tokensieve.tiktoken_bpe_file("cl100k_base")
     enc = tokensieve.load_encoding(ranks, name="test-cl100k-copy", pattern="cl100k")

@@ -84,6 +84,9 @@ MODEL_ENCODINGS: tuple[tuple[str, str], ...] = (
     ("babbage-002", "cl100k_base"),
     # Anthropic publishes no tokenizer: o200k_base approximates it (documented, not exact).
     ("claude*", "o200k_base"),
+    # pydantic-ai's TestModel and FunctionModel run no tokenizer: the default, silently.
+    ("test", "o200k_base"),
+    ("function:*", "o200k_base"),
 )
 
 #: What counting falls back to for a model whose encoding is unknown or unavailable.

@@ -96,6 +96,13 @@ fn resolve_encoding_named(py: Python<'_>, arg: &Bound<'_, PyAny>, what: &str) ->
         // an installed package's file if there is one (`tokensieve.encodings._autoload`).
         Err(err) => match loading::autoload(py, &name)? {
             Some(enc) => return Ok(enc),
+            None if name == "llama3" => {
+                return Err(UnknownEncodingError::new_err(
+                    "the llama3 encoding is not embedded (Meta's Llama 3 licence): pip install llama-models \
+                     (its tokenizer.model is then found), or load Meta's tokenizer.model with \
+                     tokensieve.load_encoding(path, name=\"llama3\", pattern=\"llama3\")",
+                ))
+            }
             None => return Err(err.into()),
         },
     };
@@ -443,7 +450,9 @@ pub mod _core {
     ///
     /// Args:
     ///     text: The text to count.
-    ///     encoding: ``"o200k_base"`` (default) or ``"cl100k_base"``, or an ``Encoding``.
+    ///     encoding: ``"o200k_base"`` (default), ``"cl100k_base"``, ``"o200k_harmony"``,
+    ///         ``"qwen3"``, ``"llama3"``, a name registered with ``load_encoding``, or an
+    ///         ``Encoding``.
     ///
     /// Returns:
     ///     The number of tokens.

@@ -237,8 +237,11 @@ def test_a_llama_models_file_with_another_hash_is_not_taken(tmp_path, monkeypatc
     assert encodings._autoload("llama3") is None
 
 
-@pytest.mark.parametrize(("encoding", "overhead"), [("o200k_base", 4), ("cl100k_base", 4), ("o200k_harmony", 4), ("qwen3", 5)])
-def test_each_message_costs_its_familys_template_overhead(encoding, overhead):
+@pytest.mark.parametrize(
+    ("encoding", "overhead", "response_overhead"),
+    [("o200k_base", 4, 4), ("cl100k_base", 4, 4), ("o200k_harmony", 4, 6), ("qwen3", 5, 5)],
+)
+def test_each_message_costs_its_familys_template_overhead(encoding, overhead, response_overhead):
     history = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Sum 12345 and 678."},
@@ -246,17 +249,20 @@ def test_each_message_costs_its_familys_template_overhead(encoding, overhead):
     ]
     per_message = tokensieve.count_history_tokens(history, encoding=encoding).tolist()
     content = [tokensieve.count_tokens(m["content"], encoding=encoding) for m in history]
-    assert per_message == [c + overhead for c in content]
-    assert tokensieve.get_encoding(encoding).message_overhead == overhead
+    assert per_message == [content[0] + overhead, content[1] + overhead, content[2] + response_overhead]
+    enc = tokensieve.get_encoding(encoding)
+    assert (enc.message_overhead, enc.response_overhead) == (overhead, response_overhead)
 
 
 def test_compaction_charges_the_familys_overhead_per_kept_message():
     history = [{"role": "system", "content": "sys"}]
     for i in range(8):
-        history += [{"role": "user", "content": f"q{i} " + "words " * 200}, {"role": "assistant", "content": "ok " * 50}]
-    for encoding, overhead in (("o200k_base", 4), ("qwen3", 5)):
+        history += [{"role": "user", "content": f"q{i} " + "words " * 450}, {"role": "assistant", "content": "ok " * 50}]
+    for encoding, overhead, response_overhead in (("o200k_base", 4, 4), ("qwen3", 5, 5), ("o200k_harmony", 4, 6)):
         config = BudgetConfig(encoding=encoding, max_input_tokens=10_000, target_input_tokens=1_000, max_exchanges=2)
         result = tokensieve.Compactor(config).compact(history)
         kept = result.messages
+        assert result.action == "compacted" and len(kept) < len(history)
         content = sum(tokensieve.count_tokens(m["content"], encoding=encoding) for m in kept)
-        assert result.tokens_after == content + overhead * len(kept)
+        framing = sum(response_overhead if m["role"] == "assistant" else overhead for m in kept)
+        assert result.tokens_after == content + framing

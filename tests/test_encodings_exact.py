@@ -232,3 +232,35 @@ def test_llama3_request_counts_equal_the_prompt_metas_chat_format_encodes(llama3
                 sys.modules[k] = v
         for k in [k for k in sys.modules if k == "llama_models" or k.startswith("llama_models.")]:
             del sys.modules[k]
+
+
+def test_harmony_request_counts_equal_what_openai_harmony_renders(tmp_path, monkeypatch):
+    # gpt-oss servers render the conversation with OpenAI's harmony renderer; its token
+    # count is what they bill. Run offline: its o200k_base file is tokensieve's own.
+    import zipfile
+
+    with zipfile.ZipFile(vocab_files.wheel("openai-harmony")) as z:
+        z.extractall(tmp_path / "pkg", [n for n in z.namelist() if n.startswith("openai_harmony/")])
+    (tmp_path / "vocab").mkdir()
+    (tmp_path / "vocab" / "o200k_base.tiktoken").write_bytes(tokensieve.tiktoken_bpe_file("o200k_base"))
+    monkeypatch.setenv("TIKTOKEN_ENCODINGS_BASE", str(tmp_path / "vocab"))
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    try:
+        import openai_harmony as h
+    except ImportError as e:  # a wheel for another platform
+        pytest.skip(f"openai-harmony 0.0.8 does not load here: {e}")
+    renderer = h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
+    dialogs = [
+        [("user", "What is 12345 * 678?")],
+        [("user", "What is 12345 * 678?"), ("assistant", "8369910"), ("user", "And in hex?")],
+        [("user", "Summarize:\n\n" + "The quick brown fox. " * 30), ("assistant", "A fox, 30 times."), ("user", "東京？")],
+    ]
+    role = {"user": h.Role.USER, "assistant": h.Role.ASSISTANT}
+    for dialog in dialogs:
+        messages = []
+        for r, c in dialog:
+            m = h.Message.from_role_and_content(role[r], c)
+            messages.append(m.with_channel("final") if r == "assistant" else m)
+        billed = len(renderer.render_conversation_for_completion(h.Conversation.from_messages(messages), h.Role.ASSISTANT))
+        history = [{"role": r, "content": c} for r, c in dialog]
+        assert tokensieve.count_request_tokens(history, encoding="o200k_harmony") == billed, dialog

@@ -476,7 +476,7 @@ impl<'h> Repair<'h> {
             }
             let range = self.parts(i);
             let kept: Vec<usize> = range.clone().filter(|&p| self.alive_part[p]).map(|p| p - range.start).collect();
-            tokens += history.message_overhead
+            tokens += history.overhead(i)
                 + kept
                     .iter()
                     .map(|&p| &history.parts[range.start + p])

@@ -113,6 +113,16 @@ impl Family {
         }
     }
 
+    /// Tokens each model response message costs besides its content: harmony's
+    /// assistant messages carry `<|channel|>final` (2 more), the others cost what every
+    /// message does.
+    pub fn response_overhead(self) -> u64 {
+        match self {
+            Family::Harmony => self.message_overhead() + 2,
+            _ => self.message_overhead(),
+        }
+    }
+
     /// Tokens every request adds after its messages to prime the reply (and, for Llama 3,
     /// the `<|begin_of_text|>` before them):
     /// - OpenAI: 3 (OpenAI's recipe: `<|start|>assistant<|message|>`).
@@ -542,6 +552,8 @@ mod tests {
         assert_eq!(get_encoding("o200k_harmony").unwrap().message_overhead(), 4);
         assert_eq!(get_encoding("qwen3").unwrap().message_overhead(), 5);
         assert_eq!(Family::Llama3.message_overhead(), 5);
+        assert_eq!(Family::Harmony.response_overhead(), 6);
+        assert_eq!(Family::ChatMl.response_overhead(), 5);
     }
 
     #[test]

@@ -164,13 +164,20 @@ impl Rules {
 pub struct History {
     pub messages: Vec<Message>,
     pub parts: Vec<Part>,
-    /// Tokens each message costs besides its parts (its chat template's framing).
+    /// Tokens each request message costs besides its parts (its chat template's framing).
     pub message_overhead: u64,
+    /// Tokens each response message costs besides its parts (harmony adds a channel).
+    pub response_overhead: u64,
 }
 
 impl Default for History {
     fn default() -> Self {
-        History { messages: Vec::new(), parts: Vec::new(), message_overhead: MESSAGE_OVERHEAD }
+        History {
+            messages: Vec::new(),
+            parts: Vec::new(),
+            message_overhead: MESSAGE_OVERHEAD,
+            response_overhead: MESSAGE_OVERHEAD,
+        }
     }
 }
 
@@ -197,11 +204,19 @@ impl History {
         self.messages.is_empty()
     }
 
+    /// Tokens message `i` costs besides its parts: its side's template framing.
+    pub fn overhead(&self, i: usize) -> u64 {
+        match self.messages[i].side {
+            Side::Request => self.message_overhead,
+            Side::Response => self.response_overhead,
+        }
+    }
+
     /// Tokens of message `i`: its overhead and parts, its instructions only if asked
     /// (they are sent with the last request alone).
     pub fn message_tokens(&self, i: usize, with_instructions: bool) -> u64 {
         let parts = &self.parts[self.messages[i].parts.clone()];
-        self.message_overhead
+        self.overhead(i)
             + parts
                 .iter()
                 .filter(|p| with_instructions || p.kind != PartKind::Instructions)

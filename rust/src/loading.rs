@@ -30,7 +30,9 @@ pub fn parse_tiktoken(data: &[u8]) -> Result<Vec<Vec<u8>>> {
     use base64::Engine as _;
     const WHAT: &str = "the tiktoken rank file";
     let text = std::str::from_utf8(data).map_err(|e| invalid(WHAT, format!("not UTF-8 text ({e})")))?;
-    let mut by_rank: Vec<Option<Vec<u8>>> = Vec::new();
+    // Ranks are 0..n for n tokens: a larger one is a gap, refused before allocating for it.
+    let n = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let mut by_rank: Vec<Option<Vec<u8>>> = vec![None; n];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -45,11 +47,11 @@ pub fn parse_tiktoken(data: &[u8]) -> Result<Vec<Vec<u8>>> {
                 format!("line {}: a token of {} bytes (1 to 255 are supported)", i + 1, token.len()),
             ));
         }
-        if rank > 10_000_000 {
-            return Err(invalid(WHAT, format!("line {}: rank {rank} is out of range", i + 1)));
-        }
-        if by_rank.len() <= rank {
-            by_rank.resize(rank + 1, None);
+        if rank >= n {
+            return Err(invalid(
+                WHAT,
+                format!("line {}: rank {rank} in a file of {n} tokens (ranks must be 0, 1, 2, ...)", i + 1),
+            ));
         }
         if by_rank[rank].replace(token).is_some() {
             return Err(invalid(WHAT, format!("line {}: rank {rank} appears twice", i + 1)));
@@ -72,6 +74,14 @@ fn truncate(s: &str) -> String {
 /// The vocabulary of `tokens` (by rank), checked: distinct, and every single byte a token
 /// (the merging starts from bytes).
 fn vocabulary(tokens: Vec<Vec<u8>>, what: &str) -> Result<Vocabulary> {
+    // The table's layout (`vocab_table.rs`) holds at most 16 MiB of token bytes.
+    let bytes: usize = tokens.iter().map(Vec::len).sum();
+    if bytes >= 1 << 24 {
+        return Err(invalid(
+            what,
+            format!("{} tokens of {bytes} bytes in all; at most 16 MiB are supported", tokens.len()),
+        ));
+    }
     let mut ranks = Ranks::default();
     ranks.reserve(tokens.len());
     let n = tokens.len();
@@ -444,7 +454,9 @@ mod tests {
         let err = parse_tiktoken(b"YQ== 0\nnot-a-line\n").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         let err = parse_tiktoken(b"YQ== 0\nYg== 2\n").unwrap_err().to_string();
-        assert!(err.contains("rank 1 is missing"), "{err}");
+        assert!(err.contains("rank 2 in a file of 2 tokens"), "{err}");
+        let err = parse_tiktoken(b"YQ== 0\nYg== 0\n").unwrap_err().to_string();
+        assert!(err.contains("rank 0 appears twice"), "{err}");
         let err = from_tiktoken("x", b"YQ== 0\n", Splitter::Scanner(Pattern::Cl100k), Normalization::None, None, None)
             .err()
             .unwrap();

@@ -99,7 +99,8 @@ def ratio_lines() -> list[str]:
     lines = [f"medians of this run; tokensieve {tokensieve.__version__} vs tiktoken {tiktoken.__version__}; "
              f"{os.cpu_count()} CPUs; MB = 10^6 bytes"]
     rows: list[tuple[str, str, str, str]] = []
-    for encoding in ("o200k_base", "cl100k_base"):
+    # The other families (benches/test_bench_encodings.py) against their own oracles.
+    for encoding in ("o200k_base", "cl100k_base", "o200k_harmony", "qwen3", "llama3"):
         for kind, label in (("cold", "single-thread cold"), ("batch", "batch, parallel")):
             ours, theirs = RESULTS.get((kind, encoding, "tokensieve")), RESULTS.get((kind, encoding, "tiktoken"))
             if ours and theirs:

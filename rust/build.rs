@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 #[path = "src/vocab_table.rs"]
 mod vocab_table;
 
-const ENCODINGS: [&str; 2] = ["o200k_base", "cl100k_base"];
+const ENCODINGS: [&str; 3] = ["o200k_base", "cl100k_base", "qwen3"];
 
 /// Code points per block of the two-level class table.
 const BLOCK: usize = 128;

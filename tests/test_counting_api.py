@@ -215,8 +215,8 @@ def test_encoding_repr_names_the_encoding(encoding_name):
     assert text.startswith("<Encoding") and encoding_name in text
 
 
-def test_the_encodings_offered_are_o200k_base_and_cl100k_base():
-    assert list(tokensieve.ENCODINGS) == ["o200k_base", "cl100k_base"]
+def test_the_embedded_encodings_are_openais_two_harmony_and_qwen3():
+    assert list(tokensieve.ENCODINGS) == ["o200k_base", "cl100k_base", "o200k_harmony", "qwen3"]
     for name in tokensieve.ENCODINGS:
         assert tokensieve.get_encoding(name).name == name
 

@@ -175,9 +175,15 @@ def _installed_files() -> list[str]:
 
 
 def test_the_installed_distribution_declares_and_ships_the_mit_license():
+    # MIT for tokensieve; Apache-2.0 for the embedded Qwen vocabulary, whose licence and
+    # the notices of every embedded vocabulary ship as licence files too.
     metadata = importlib.metadata.metadata("tokensieve")
-    assert metadata["License-Expression"] == "MIT"
-    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["License-Expression"] == "MIT AND Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE", "licenses/VOCABULARIES.md", "licenses/Apache-2.0.txt"]
+    vocabularies = importlib.metadata.distribution("tokensieve").read_text("licenses/licenses/VOCABULARIES.md")
+    assert vocabularies is not None and "qwen3" in vocabularies and "Shantanu Jain" in vocabularies
+    apache = importlib.metadata.distribution("tokensieve").read_text("licenses/licenses/Apache-2.0.txt")
+    assert apache is not None and "Apache License" in apache and "Version 2.0, January 2004" in apache
     licenses = [f for f in _installed_files() if f.endswith(".dist-info/licenses/LICENSE")]
     assert len(licenses) == 1, _installed_files()
     text = importlib.metadata.distribution("tokensieve").read_text("licenses/LICENSE")
@@ -246,6 +252,7 @@ def test_the_sdist_ships_the_license_and_the_sources_and_not_the_build(tmp_path)
     for required in (
         "LICENSE", "README.md", "pyproject.toml", "Cargo.toml", "Cargo.lock", "rust/Cargo.toml",
         "rust/src/lib.rs", "python/tokensieve/__init__.py", "python/tokensieve/presets.json",
+        "licenses/VOCABULARIES.md", "licenses/Apache-2.0.txt", "rust/vocab/qwen3.tiktoken",
     ):
         assert required in names, required
     assert not [n for n in names if n.startswith(("target/", ".venv/", ".git/")) or "__pycache__" in n]

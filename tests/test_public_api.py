@@ -21,12 +21,13 @@ CLASSES = {
     "BudgetConfig", "BudgetExceededError", "BudgetOverrides", "BudgetWarning", "CapacityWarning", "Preflight",
     "TaskClassification", "TaskType", "UsageStatus", "UsageTracker", "CacheInfo", "CompactionResult",
     "Compactor", "ConfigurationError", "Encoding", "InputTypeError", "InvalidMessageError", "OutputBudgets",
-    "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy",
+    "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy", "EncodingFallbackWarning",
 }
 FUNCTIONS = {
     "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",
     "count_request_tokens", "count_tokens", "count_tokens_batch", "get_encoding", "load_presets", "preflight",
     "register_preset", "tiktoken_bpe_file", "narrow_history", "narrow_tool_output",
+    "encoding_for_model", "encoding_name_for_model", "list_encodings", "load_encoding",
 }
 CONSTANTS = {"ENCODINGS": tuple, "PRESETS": dict, "__version__": str}
 

@@ -2,9 +2,10 @@
 
 ``compact_history(messages)`` before each model request keeps the system prompt, the
 current task and the last exchanges, and never separates a tool call from its result.
-Counting is exact tiktoken counting (o200k_base, cl100k_base) in Rust, with vocabularies
-embedded in the binary and a content cache, so re-counting a growing history only
-tokenizes what is new.
+Counting is exact tiktoken counting in Rust (OpenAI's o200k_base, cl100k_base and gpt-oss's
+o200k_harmony, Qwen 2.5/3, Llama 3 from its own file, any byte-level BPE ``tokenizer.json``
+through ``load_encoding``), with vocabularies embedded in the binary and a content cache,
+so re-counting a growing history only tokenizes what is new.
 
 Example:
     >>> import tokensieve
@@ -89,6 +90,11 @@ __all__ = [
     "preflight",
     "register_preset",
     "tiktoken_bpe_file",
+    "EncodingFallbackWarning",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "list_encodings",
+    "load_encoding",
 ]
 
 
@@ -136,6 +142,11 @@ _LAZY = {
     "ToolOutputPolicy": "tokensieve.narrow",
     "narrow_history": "tokensieve.narrow",
     "narrow_tool_output": "tokensieve.narrow",
+    "EncodingFallbackWarning": "tokensieve.errors",
+    "encoding_for_model": "tokensieve.encodings",
+    "encoding_name_for_model": "tokensieve.encodings",
+    "list_encodings": "tokensieve.encodings",
+    "load_encoding": "tokensieve.encodings",
 }
 
 if TYPE_CHECKING:
@@ -143,6 +154,8 @@ if TYPE_CHECKING:
     from tokensieve._preflight import Preflight, preflight
     from tokensieve.narrow import NarrowResult, ToolOutputPolicy, narrow_history, narrow_tool_output
     from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
+    from tokensieve.encodings import encoding_for_model, encoding_name_for_model, list_encodings, load_encoding
+    from tokensieve.errors import EncodingFallbackWarning
 
 
 def __getattr__(name: str) -> Any:

@@ -252,7 +252,8 @@ def count_request_tokens(
     framing and 1 for the role per message, plus a chat message's ``name`` and 1 token for
     it), plus the :data:`REPLY_PRIMING_TOKENS` (3) every request carries: the numbers of
     OpenAI's published recipe ("How to count tokens with tiktoken"), exact for the
-    messages. ``tools`` are counted as :func:`count_tools_tokens` renders them for
+    messages. The other families count with their chat template's own numbers
+    (``Encoding.message_overhead`` and ``Encoding.reply_priming``). ``tools`` are counted as :func:`count_tools_tokens` renders them for
     ``api``; how a provider renders tool schemas inside its prompt is not public, so that
     part is an estimate (the compact JSON of what is sent).
 
@@ -287,7 +288,9 @@ def count_request_tokens(
     if dumped is not None:
         messages, format = _load_pydantic_ai(dumped), "pydantic-ai"
     per_message = _core.count_history_tokens(messages, encoding=encoding, format=format)
-    total = int(per_message.sum()) + REPLY_PRIMING_TOKENS
+    # The family's own priming (Llama 3: 5, harmony: 2, ChatML: 3), OpenAI's 3 by default.
+    priming = REPLY_PRIMING_TOKENS if encoding is None else _core.get_encoding(encoding).reply_priming
+    total = int(per_message.sum()) + priming
     detected = format or _detect_format(messages)
     if detected == "openai":
         total += _name_tokens(messages, encoding)

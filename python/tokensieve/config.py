@@ -18,7 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
-from tokensieve._core import ENCODINGS
+from tokensieve.encodings import (
+    FALLBACK_ENCODING,
+    _model_encoding,
+    encoding_name_for_model,
+    is_known_encoding,
+    list_encodings,
+)
 from tokensieve.errors import ConfigurationError, InputTypeError
 
 if TYPE_CHECKING:
@@ -132,7 +138,9 @@ class BudgetConfig:
             or below this (keeping at least one exchange).
         max_exchanges: the most exchanges (a model response and the request that led to it)
             a compacted history keeps.
-        encoding: the tokenizer counts are made with (``"o200k_base"`` or ``"cl100k_base"``).
+        encoding: the tokenizer counts are made with: an embedded encoding (``"o200k_base"``,
+            ``"cl100k_base"``, ``"o200k_harmony"``, ``"qwen3"``), ``"llama3"``, or a name
+            registered with ``load_encoding``; ``for_model`` picks the model's own.
         reserved_tokens: what every request carries besides the history (tool schemas,
             the output budget); it counts against every limit.
         dangling_calls: a tool call whose result was cut away is removed (``"drop"``) or
@@ -231,8 +239,11 @@ class BudgetConfig:
                 f"max_input_tokens {self.max_input_tokens}): pass target_input_tokens at most "
                 f"{math.floor(self.hard_limit_tokens)}, or a larger max_input_tokens or hard_limit_threshold"
             )
-        if self.encoding not in ENCODINGS:
-            raise ConfigurationError(f"encoding must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
+        if not isinstance(self.encoding, str) or not is_known_encoding(self.encoding):
+            raise ConfigurationError(
+                f"encoding must be one of {', '.join(list_encodings())} or llama3 "
+                f"(or a name registered with load_encoding), got {self.encoding!r}"
+            )
         if self.dangling_calls not in ("drop", "stub"):
             raise ConfigurationError(f"dangling_calls must be 'drop' or 'stub', got {self.dangling_calls!r}")
 
@@ -300,7 +311,11 @@ class BudgetConfig:
         The first preset (registered ones first, then the shipped ``presets.json`` in
         order) one of whose patterns matches the lower-cased name wins; patterns are
         shell-style (``*cerebras*``, ``openai:gpt-4o*``). No match gives the ``"default"``
-        preset. The result's ``model`` is set to the name.
+        preset. The result's ``model`` is set to the name, and its ``encoding`` to the
+        model's own (``encoding_name_for_model``: Llama 3, Qwen 3, gpt-oss's harmony, OpenAI's
+        by their published encodings) unless ``encoding`` is among the overrides; a model
+        whose tokenizer is unknown or not available keeps the preset's encoding, with an
+        ``EncodingFallbackWarning``.
 
         Example:
             >>> from tokensieve import BudgetConfig
@@ -308,6 +323,8 @@ class BudgetConfig:
             50000
             >>> BudgetConfig.for_model("openai:gpt-4o").max_input_tokens
             128000
+            >>> BudgetConfig.for_model("cerebras:qwen-3-32b").encoding
+            'qwen3'
         """
         name = model.lower()
         for preset_name, patterns in _PATTERNS:
@@ -316,6 +333,11 @@ class BudgetConfig:
                 break
         else:
             base = PRESETS["default"]
+        if "encoding" not in overrides:
+            # Warns (EncodingFallbackWarning) for an unknown or unavailable tokenizer.
+            chosen = encoding_name_for_model(model)
+            if chosen != FALLBACK_ENCODING or _model_encoding(model) == FALLBACK_ENCODING:
+                return base.replace(**overrides, model=model).replace(encoding=chosen)
         return base.replace(**overrides, model=model)
 
     def max_output_for(self, task: str) -> int:

@@ -76,6 +76,11 @@ class BudgetWarning(UserWarning):
     telemetry event."""
 
 
+class EncodingFallbackWarning(UserWarning):
+    """A model's tokenizer is not available, so its tokens are counted with ``o200k_base``
+    (an approximation); the message says how to count exactly."""
+
+
 def _format_argument(format: object) -> str | None:
     """The value of a ``format=`` argument as a plain ``str`` (None: detect the format).
 

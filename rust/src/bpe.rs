@@ -43,8 +43,9 @@ pub struct Vocabulary {
     memo_id: u32,
 }
 
-/// Ids 1 and 2 are the embedded encodings'; vocabularies built at run time take the next.
-static NEXT_MEMO_ID: AtomicU32 = AtomicU32::new(3);
+/// Ids below 16 are the embedded vocabularies' (`encoding.rs`); vocabularies built at run
+/// time take the next.
+static NEXT_MEMO_ID: AtomicU32 = AtomicU32::new(16);
 
 impl Vocabulary {
     /// A vocabulary built at run time from its tokens, ranks `0..ranks.len()`.

@@ -5,7 +5,7 @@
 //! the Python glue turns back into the caller's own objects.
 
 use crate::error::{Error, Result};
-use crate::history::{CallId, History, Pairing, PartKind, Rules, Side, StubPlacement, MESSAGE_OVERHEAD};
+use crate::history::{CallId, History, Pairing, PartKind, Rules, Side, StubPlacement};
 use rustc_hash::FxHashMap;
 
 /// What to do with a tool call whose result is gone.
@@ -476,7 +476,7 @@ impl<'h> Repair<'h> {
             }
             let range = self.parts(i);
             let kept: Vec<usize> = range.clone().filter(|&p| self.alive_part[p]).map(|p| p - range.start).collect();
-            tokens += MESSAGE_OVERHEAD
+            tokens += history.overhead(i)
                 + kept
                     .iter()
                     .map(|&p| &history.parts[range.start + p])
@@ -491,7 +491,7 @@ impl<'h> Repair<'h> {
             let parts = (kept.len() != range.len()).then_some(kept);
             messages.push(OutMessage::Kept { index: i, parts, stubs, stub_at });
             while let Some((_, calls)) = new_after.next_if(|(after, _)| *after == i) {
-                tokens += MESSAGE_OVERHEAD + calls.iter().map(|&c| history.parts[c].stub_tokens).sum::<u64>();
+                tokens += history.message_overhead + calls.iter().map(|&c| history.parts[c].stub_tokens).sum::<u64>();
                 messages.push(OutMessage::Stub { after: i, calls });
             }
         }

@@ -5,7 +5,10 @@ use crate::encoding::ENCODING_NAMES;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
-    #[error("unknown encoding {name:?}; tokensieve offers {}", ENCODING_NAMES.join(", "))]
+    #[error(
+        "unknown encoding {name:?}; tokensieve offers {} and the encodings loaded with load_encoding()",
+        ENCODING_NAMES.join(", ")
+    )]
     UnknownEncoding { name: String },
     #[error("{what}: expected str, got {got}")]
     NotAString { what: String, got: String },

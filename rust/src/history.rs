@@ -10,8 +10,10 @@ use std::ops::Range;
 /// Interned tool-call id: equal ids, equal numbers.
 pub type CallId = u32;
 
-/// Tokens every message costs besides its parts: the 3 tokens of the chat format's
-/// message framing plus 1 for the role, as OpenAI's published counting recipe does.
+/// Tokens every message costs besides its parts by default: the 3 tokens of the chat
+/// format's message framing plus 1 for the role, as OpenAI's published counting recipe
+/// does. A history read for an encoding of another family carries that family's value
+/// in [`History::message_overhead`] (`Encoding::message_overhead`).
 pub const MESSAGE_OVERHEAD: u64 = 4;
 
 /// Tokens charged for an image, audio clip or other binary item, which is never read:
@@ -158,10 +160,25 @@ impl Rules {
     };
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct History {
     pub messages: Vec<Message>,
     pub parts: Vec<Part>,
+    /// Tokens each request message costs besides its parts (its chat template's framing).
+    pub message_overhead: u64,
+    /// Tokens each response message costs besides its parts (harmony adds a channel).
+    pub response_overhead: u64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            messages: Vec::new(),
+            parts: Vec::new(),
+            message_overhead: MESSAGE_OVERHEAD,
+            response_overhead: MESSAGE_OVERHEAD,
+        }
+    }
 }
 
 impl History {
@@ -187,11 +204,19 @@ impl History {
         self.messages.is_empty()
     }
 
+    /// Tokens message `i` costs besides its parts: its side's template framing.
+    pub fn overhead(&self, i: usize) -> u64 {
+        match self.messages[i].side {
+            Side::Request => self.message_overhead,
+            Side::Response => self.response_overhead,
+        }
+    }
+
     /// Tokens of message `i`: its overhead and parts, its instructions only if asked
     /// (they are sent with the last request alone).
     pub fn message_tokens(&self, i: usize, with_instructions: bool) -> u64 {
         let parts = &self.parts[self.messages[i].parts.clone()];
-        MESSAGE_OVERHEAD
+        self.overhead(i)
             + parts
                 .iter()
                 .filter(|p| with_instructions || p.kind != PartKind::Instructions)

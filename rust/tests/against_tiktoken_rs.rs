@@ -132,6 +132,25 @@ fn cl100k_pieces_equal_the_fancy_regex_pieces() {
     assert_same_pieces(Pattern::Cl100k, CL100K_PAT, 0xD1B54A32D192ED03);
 }
 
+/// Llama 3's and Qwen's scanners against their published regexes (llama_models'
+/// `pat_str`, Qwen's `PAT_STR`, copied into `pretokenize.rs` and checked against those
+/// packages' sources by the Python suite), run by fancy-regex.
+#[test]
+fn llama3_pieces_equal_the_fancy_regex_pieces() {
+    assert_same_pieces(Pattern::Llama3, tokensieve::pretokenize::LLAMA3_REGEX, 0xA0761D6478BD642F);
+}
+
+#[test]
+fn qwen2_pieces_equal_the_fancy_regex_pieces() {
+    assert_same_pieces(Pattern::Qwen2, tokensieve::pretokenize::QWEN2_REGEX, 0xE7037ED1A0B428DB);
+}
+
+#[test]
+fn the_published_regex_constants_are_tiktokens_own() {
+    assert_eq!(tokensieve::pretokenize::O200K_REGEX, tiktoken_rs::O200K_BASE_PAT_STR);
+    assert_eq!(tokensieve::pretokenize::CL100K_REGEX, CL100K_PAT);
+}
+
 #[test]
 fn counts_equal_tiktoken_rs_on_tricky_text() {
     for (id, bpe) in [
@@ -139,7 +158,7 @@ fn counts_equal_tiktoken_rs_on_tricky_text() {
         (EncodingId::Cl100kBase, tiktoken_rs::cl100k_base_singleton()),
     ] {
         let enc = encoding(id);
-        let mut rng = Rng(42 + id as u64);
+        let mut rng = Rng(42 + id.index() as u64);
         for _ in 0..5_000 {
             let text = rng.text(60);
             assert_eq!(enc.count(&text), bpe.encode_ordinary(&text).len(), "{id:?} on {text:?}");
@@ -187,6 +206,7 @@ fn pattern_of(id: EncodingId) -> Pattern {
     match id {
         EncodingId::O200kBase => Pattern::O200k,
         EncodingId::Cl100kBase => Pattern::Cl100k,
+        _ => unreachable!("only the two OpenAI encodings are tested here"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod loading;
 mod memo;
 mod narrow;
 mod part_memo;
@@ -89,7 +90,22 @@ fn resolve_encoding_named(py: Python<'_>, arg: &Bound<'_, PyAny>, what: &str) ->
     let name = arg.cast::<PyString>().map_err(|_| Error::NotAString { what: what.to_owned(), got: type_name(arg) })?;
     // A name that is not even valid UTF-8 (lone surrogates) is simply not a known name.
     let name = name.to_cow().map(|n| n.into_owned()).unwrap_or_else(|_| format!("{name}"));
-    let id = EncodingId::from_name(&name)?;
+    let id = match EncodingId::from_name(&name) {
+        Ok(id) => id,
+        // A name tokensieve knows but does not embed (Llama 3: its licence) is loaded from
+        // an installed package's file if there is one (`tokensieve.encodings._autoload`).
+        Err(err) => match loading::autoload(py, &name)? {
+            Some(enc) => return Ok(enc),
+            None if name == "llama3" => {
+                return Err(UnknownEncodingError::new_err(
+                    "the llama3 encoding is not embedded (Meta's Llama 3 licence): pip install llama-models \
+                     (its tokenizer.model is then found), or load Meta's tokenizer.model with \
+                     tokensieve.load_encoding(path, name=\"llama3\", pattern=\"llama3\")",
+                ))
+            }
+            None => return Err(err.into()),
+        },
+    };
     // The vocabulary is compiled into the binary: loading it takes microseconds.
     Ok(py.detach(|| encoding::encoding(id)))
 }
@@ -304,6 +320,52 @@ impl PyEncoding {
         self.inner.name()
     }
 
+    /// The chat-template family: ``"openai"``, ``"harmony"``, ``"llama3"`` or ``"chatml"``.
+    #[getter]
+    fn family(&self) -> &'static str {
+        self.inner.family().name()
+    }
+
+    /// Tokens each message costs besides its content in the family's chat template.
+    #[getter]
+    fn message_overhead(&self) -> u64 {
+        self.inner.message_overhead()
+    }
+
+    /// Tokens each model response (assistant) message costs besides its content: the
+    /// same as ``message_overhead`` except for harmony (``<|channel|>final``: 2 more).
+    #[getter]
+    fn response_overhead(&self) -> u64 {
+        self.inner.family().response_overhead()
+    }
+
+    /// Tokens every request adds after its messages to prime the reply (and for Llama 3
+    /// the ``<|begin_of_text|>`` before them), in the family's chat template.
+    #[getter]
+    fn reply_priming(&self) -> u64 {
+        self.inner.family().reply_priming()
+    }
+
+    /// The special tokens, text to id (never produced by counting: special-token text in
+    /// content counts as plain text).
+    #[getter]
+    fn special_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let d = pyo3::types::PyDict::new(py);
+        for (text, id) in self.inner.specials() {
+            d.set_item(text, id)?;
+        }
+        Ok(d)
+    }
+
+    /// ``"nfc"`` or ``None``: the normalization applied before splitting.
+    #[getter]
+    fn normalization(&self) -> Option<&'static str> {
+        match self.inner.normalization() {
+            encoding::Normalization::None => None,
+            encoding::Normalization::Nfc => Some("nfc"),
+        }
+    }
+
     /// Number of ordinary tokens in the vocabulary.
     #[getter]
     fn vocabulary_size(&self) -> usize {
@@ -334,10 +396,11 @@ impl PyEncoding {
     }
 
     fn __hash__(&self) -> u64 {
-        self.inner.id() as u64
+        self.inner.id().index() as u64
     }
 
-    /// Pickle by name: the vocabulary is in the binary on the other side too.
+    /// Pickle by name: the vocabulary is in the binary on the other side too (a loaded
+    /// encoding must be loaded there under the same name).
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (&'static str,))> {
         let get = py.import("tokensieve")?.getattr("get_encoding")?;
         Ok((get, (self.inner.name(),)))
@@ -355,7 +418,10 @@ pub mod _core {
     use super::narrow::{narrow_text, PyNarrower};
 
     #[pymodule_export]
-    const ENCODINGS: [&str; 2] = encoding::ENCODING_NAMES;
+    const ENCODINGS: [&str; 4] = encoding::ENCODING_NAMES;
+
+    #[pymodule_export]
+    use super::loading::{_encoding_names, _load_encoding};
 
     #[pymodule_export]
     const PARALLEL_MIN_BYTES: usize = counting::PARALLEL_MIN_BYTES;
@@ -391,7 +457,9 @@ pub mod _core {
     ///
     /// Args:
     ///     text: The text to count.
-    ///     encoding: ``"o200k_base"`` (default) or ``"cl100k_base"``, or an ``Encoding``.
+    ///     encoding: ``"o200k_base"`` (default), ``"cl100k_base"``, ``"o200k_harmony"``,
+    ///         ``"qwen3"``, ``"llama3"``, a name registered with ``load_encoding``, or an
+    ///         ``Encoding``.
     ///
     /// Returns:
     ///     The number of tokens.

@@ -16,7 +16,7 @@
 //! Only used with the GIL held. Bounded by the text the pinned values hold, evicted by
 //! CLOCK, cleared with the content cache, bypassed when the cache is disabled.
 
-use crate::encoding::EncodingId;
+use crate::encoding::{EncodingId, MEMO_SLOTS};
 use crate::fork::Global;
 use crate::history::{PartKind, Side};
 use crate::slab::Slab;
@@ -84,8 +84,8 @@ struct Entry {
     fetches: Fetches,
     side: Side,
     kind: PartKind,
-    tokens: [u64; 2],
-    stub_tokens: [u64; 2],
+    tokens: [u64; MEMO_SLOTS],
+    stub_tokens: [u64; MEMO_SLOTS],
 }
 
 type Memo = Slab<Entry>;
@@ -112,10 +112,11 @@ pub fn lookup(address: usize, side: Side, encoding: EncodingId, stubs: bool) -> 
     if !enabled() {
         return None;
     }
+    let slot = encoding.memo_slot()?;
     let generation = GENERATION.load(Ordering::Acquire);
     with_memo(|m| {
         let e = m.get_mut(address)?;
-        let (tokens, stub_tokens) = (e.tokens[encoding as usize], e.stub_tokens[encoding as usize]);
+        let (tokens, stub_tokens) = (e.tokens[slot], e.stub_tokens[slot]);
         if e.side != side
             || tokens == UNKNOWN
             || (stubs && matches!(e.kind, PartKind::Call(_)) && stub_tokens == UNKNOWN)
@@ -140,6 +141,7 @@ pub struct Pending {
 /// Remember parts read in full, with the tokens (and stub tokens, if `stubs`) counted for
 /// them in `encoding` (`tokens(part_index)`).
 pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encoding: EncodingId, stubs: bool) {
+    let Some(slot) = encoding.memo_slot() else { return };
     if pending.is_empty() || !enabled() {
         return;
     }
@@ -158,11 +160,11 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
                     .map(|(field, value, stamp)| (*field, value.as_ref().map_or(0, |v| v.as_ptr() as usize), *stamp)),
             );
             let (t, s) = tokens(p.part_index);
-            let mut entry_tokens = [UNKNOWN; 2];
-            let mut entry_stubs = [UNKNOWN; 2];
-            entry_tokens[encoding as usize] = t;
+            let mut entry_tokens = [UNKNOWN; MEMO_SLOTS];
+            let mut entry_stubs = [UNKNOWN; MEMO_SLOTS];
+            entry_tokens[slot] = t;
             if stubs {
-                entry_stubs[encoding as usize] = s;
+                entry_stubs[slot] = s;
             }
             let mut held = Vec::with_capacity(n + 1);
             held.push(p.part);

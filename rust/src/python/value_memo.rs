@@ -18,7 +18,7 @@
 //! dropped outside it. Bounded by the size of the text the pinned objects render to,
 //! evicted by CLOCK; cleared with the content cache, and bypassed when it is disabled.
 
-use crate::encoding::EncodingId;
+use crate::encoding::{EncodingId, MEMO_SLOTS};
 use crate::fork::Global;
 use crate::slab::Slab;
 use pyo3::ffi;
@@ -92,7 +92,7 @@ struct Entry {
     /// Keeps every recorded object alive, so no other object can take its address.
     _held: Vec<Py<PyAny>>,
     /// Tokens of the text, per encoding (`UNKNOWN` until counted with it).
-    tokens: [u32; 2],
+    tokens: [u32; MEMO_SLOTS],
     binary: u64,
     /// Which rendering this is: a new stamp whenever the container is stored with other
     /// contents, so a reader that relied on it can tell it changed since.
@@ -280,10 +280,11 @@ pub fn lookup(value: &Bound<'_, PyAny>, encoding: EncodingId) -> Option<Known> {
     if !enabled() {
         return None;
     }
+    let slot = encoding.memo_slot()?;
     let address = value.as_ptr() as usize;
     with_memo(|m| {
         let entry = m.get_mut(address)?;
-        let tokens = entry.tokens[encoding as usize];
+        let tokens = entry.tokens[slot];
         // Safety: the GIL is held (`value` is bound); `matches` runs no Python code, so
         // nothing is freed while the lock is held.
         if tokens == UNKNOWN || !unsafe { entry.layout.matches(value.as_ptr()) } {
@@ -306,6 +307,7 @@ pub fn store(
     let Ok(tokens) = u32::try_from(tokens) else {
         return;
     };
+    let Some(slot) = encoding.memo_slot() else { return };
     if tokens == UNKNOWN || !enabled() {
         return;
     }
@@ -314,8 +316,8 @@ pub fn store(
     if cost > MAX_MEMO_BYTES / 4 {
         return;
     }
-    let mut entry_tokens = [UNKNOWN; 2];
-    entry_tokens[encoding as usize] = tokens;
+    let mut entry_tokens = [UNKNOWN; MEMO_SLOTS];
+    entry_tokens[slot] = tokens;
     let stamp = STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut entry = Entry { layout: Layout::of(&trace), _held: trace.objects, tokens: entry_tokens, binary, stamp };
     let mut evicted = Vec::new();

@@ -331,7 +331,11 @@ pub fn read(
         encoding,
         index: 0,
         at: At::key(""),
-        history: History::default(),
+        history: History {
+            message_overhead: encoding.message_overhead(),
+            response_overhead: encoding.family().response_overhead(),
+            ..History::default()
+        },
         texts: Vec::new(),
         targets: Vec::new(),
         slots: Vec::new(),

@@ -7,6 +7,7 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod events;
 mod memo;
 mod narrow;
 mod part_memo;
@@ -353,6 +354,9 @@ pub mod _core {
 
     #[pymodule_export]
     use super::narrow::{narrow_text, PyNarrower};
+
+    #[pymodule_export]
+    use super::events::{read_events, PyEvents, PyFacts};
 
     #[pymodule_export]
     const ENCODINGS: [&str; 2] = encoding::ENCODING_NAMES;

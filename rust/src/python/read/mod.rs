@@ -19,7 +19,7 @@ mod content;
 mod openai;
 mod pydantic_ai;
 mod responses;
-mod walk;
+pub(super) mod walk;
 
 use super::{borrow_text, part_memo, type_name, value_memo, TokensieveError};
 use crate::counting;

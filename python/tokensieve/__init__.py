@@ -89,6 +89,10 @@ __all__ = [
     "preflight",
     "register_preset",
     "tiktoken_bpe_file",
+    "ExtractiveSummarizer",
+    "ModelSummarizer",
+    "Summarizer",
+    "Summary",
 ]
 
 
@@ -136,12 +140,17 @@ _LAZY = {
     "ToolOutputPolicy": "tokensieve.narrow",
     "narrow_history": "tokensieve.narrow",
     "narrow_tool_output": "tokensieve.narrow",
+    "Summary": "tokensieve.summarize",
+    "Summarizer": "tokensieve.summarize",
+    "ExtractiveSummarizer": "tokensieve.summarize",
+    "ModelSummarizer": "tokensieve.summarize",
 }
 
 if TYPE_CHECKING:
     from tokensieve.classify import TaskClassification, TaskType, classify_task
     from tokensieve._preflight import Preflight, preflight
     from tokensieve.narrow import NarrowResult, ToolOutputPolicy, narrow_history, narrow_tool_output
+    from tokensieve.summarize import ExtractiveSummarizer, ModelSummarizer, Summarizer, Summary
     from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
 
 

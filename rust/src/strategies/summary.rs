@@ -482,7 +482,19 @@ impl Facts {
         match self.file_index.get(&path) {
             Some(&at) => {
                 let next = self.files[at].action.then(action);
+                // A path moved away and then changed again: the destination of the move
+                // stays listed, as a file of its own.
+                let displaced = match &self.files[at].action {
+                    FileAction::MovedTo(to) if next != FileAction::MovedTo(to.clone()) => Some(to.clone()),
+                    _ => None,
+                };
                 self.files[at].action = next;
+                if let Some(to) = displaced {
+                    if !self.file_index.contains_key(&to) {
+                        self.file_index.insert(to.clone(), self.files.len());
+                        self.files.push(FileFact { path: to, action: FileAction::Written });
+                    }
+                }
             }
             None => {
                 self.file_index.insert(path.clone(), self.files.len());
@@ -529,6 +541,18 @@ enum Section {
     FollowUps,
     Commands,
     Decisions,
+}
+
+impl Section {
+    fn noun(self) -> &'static str {
+        match self {
+            Section::Files => "paths",
+            Section::Errors => "open errors",
+            Section::FollowUps => "later requests",
+            Section::Commands => "commands",
+            Section::Decisions => "decisions",
+        }
+    }
 }
 
 const CUT_ORDER: [Section; 5] =
@@ -698,10 +722,16 @@ fn assemble(facts: &Facts, sections: &[Lines], cut: &[usize; 5]) -> String {
         }
         None => out.push_str("(none in the summarized messages)\n"),
     }
+    // Sections the cap emptied are named on one line at the end, not each under its title.
+    let mut emptied: Vec<String> = Vec::new();
     for (s, lines) in sections.iter().enumerate() {
-        let _ = writeln!(out, "## {}", lines.title);
         let n = lines.items.len();
         let cut_here = cut[s].min(n);
+        if lines.section != Section::Files && cut_here == n && cut_here > 0 && lines.extra.is_none() {
+            emptied.push(format!("{} {}", cut_here as u64 + lines.dropped, lines.section.noun()));
+            continue;
+        }
+        let _ = writeln!(out, "## {}", lines.title);
         if lines.section == Section::Files {
             // Paths keep their order; the last ones go first (never silently).
             for item in &lines.items[..n - cut_here] {
@@ -722,6 +752,9 @@ fn assemble(facts: &Facts, sections: &[Lines], cut: &[usize; 5]) -> String {
         if let Some(extra) = &lines.extra {
             let _ = writeln!(out, "- {extra}");
         }
+    }
+    if !emptied.is_empty() {
+        let _ = writeln!(out, "## Omitted to fit the token cap: {}", emptied.join(", "));
     }
     out
 }
@@ -2176,6 +2209,18 @@ mod tests {
         assert_eq!(facts.decisions.len(), MAX_DECISIONS);
         assert_eq!(facts.decisions_dropped, 5);
         assert!(facts.render(None).text.contains("(5 earlier items omitted)"));
+    }
+
+    #[test]
+    fn a_path_changed_after_it_was_moved_keeps_the_destination_listed() {
+        let mut facts = Facts::default();
+        facts.file(FileAction::MovedTo("b.py".into()), "a.py".into());
+        facts.file(FileAction::Written, "a.py".into());
+        facts.file(FileAction::MovedTo("c.py".into()), "a.py".into());
+        facts.file(FileAction::MovedTo("d.py".into()), "a.py".into());
+        let mut paths = facts.paths();
+        paths.sort();
+        assert_eq!(paths, ["a.py", "b.py", "c.py", "d.py"]);
     }
 
     #[test]

@@ -422,7 +422,7 @@ def test_unreadable_input_is_an_error_not_a_fallback():
 def test_compact_history_async_returns_what_compact_history_returns():
     from tokensieve.compaction import compact_history_async
 
-    history = [{"role": "user", "content": f"message {i} " * 50} for i in range(40)]
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i} " * 20} for i in range(40)]
     expected = tokensieve.compact_history(history, max_input_tokens=2_000, target_input_tokens=500)
     got = asyncio.run(compact_history_async(history, max_input_tokens=2_000, target_input_tokens=500))
     assert got == expected and len(got) < len(history)

@@ -426,3 +426,34 @@ def test_compact_history_async_returns_what_compact_history_returns():
     expected = tokensieve.compact_history(history, max_input_tokens=2_000, target_input_tokens=500)
     got = asyncio.run(compact_history_async(history, max_input_tokens=2_000, target_input_tokens=500))
     assert got == expected and len(got) < len(history)
+
+
+def test_a_long_transcript_is_cut_in_the_middle_and_the_facts_still_name_every_path():
+    recorder = Recorder()
+    history = [HISTORY[1]]
+    for i in range(300):
+        history += [
+            {"role": "assistant", "content": None, "tool_calls": [{"id": f"w{i}", "type": "function", "function": {
+                "name": "write_file", "arguments": f'{{"path": "src/gen/file_{i}.py", "content": "{"x" * 200}"}}'}}]},
+            {"role": "tool", "tool_call_id": f"w{i}", "content": "ok"},
+        ]
+    summary = ModelSummarizer(FunctionModel(recorder), timeout=5, max_prompt_chars=20_000).summarize(history)
+    prompt = recorder.prompts[0]
+    assert "characters omitted" in prompt and len(prompt) < 20_000 + 300 * 40
+    assert all(f"src/gen/file_{i}.py" in summary.text for i in range(300))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_summary_placed_in_the_history_and_dropped_again_keeps_the_task_and_paths(fmt):
+    from pydantic_ai.messages import CompactionPart, ModelRequest, UserPromptPart
+
+    earlier = ExtractiveSummarizer().summarize(HISTORY)
+    placed = {
+        "pydantic-ai": [ModelRequest([CompactionPart(earlier.text)]), ModelRequest([UserPromptPart("next")])],
+        "openai": [{"role": "system", "content": earlier.text}, {"role": "user", "content": "next"}],
+        "responses": [{"type": "compaction", "summary": earlier.text}, {"role": "user", "content": "next"}],
+        "anthropic": [{"role": "user", "content": earlier.text}, {"role": "user", "content": "next"}],
+    }[fmt]
+    facts = ExtractiveSummarizer().facts(placed, format=fmt)
+    assert facts.task == "Add caching to fetch() in src/net.py"
+    assert facts.paths == ["src/net.py"]

@@ -301,6 +301,8 @@ class ModelSummarizer:
             fallback's cap).
         max_item_chars: each message event is shortened to this many characters in
             what the model reads.
+        max_prompt_chars: the transcript the model reads is at most this long: beyond
+            it, its middle is left out (the extractive facts it is sent with cover it).
         instructions: the model's instructions (the default asks for
             :data:`MODEL_SECTIONS`).
         fallback: the extractive summarizer to fall back to (and whose cache the facts
@@ -329,6 +331,7 @@ class ModelSummarizer:
         timeout: float = 30.0,
         max_tokens: int | None = DEFAULT_SUMMARY_TOKENS,
         max_item_chars: int = 2000,
+        max_prompt_chars: int = 120_000,
         instructions: str | None = None,
         fallback: ExtractiveSummarizer | None = None,
     ) -> None:
@@ -344,6 +347,7 @@ class ModelSummarizer:
         self.timeout = float(timeout)
         self.max_tokens = max_tokens
         self.max_item_chars = max_item_chars
+        self.max_prompt_chars = max_prompt_chars
         self.instructions = instructions or _INSTRUCTIONS.format(
             sections="\n".join(f"## {s}" for s in MODEL_SECTIONS)
         )
@@ -413,7 +417,13 @@ class ModelSummarizer:
             )
         else:
             parts.append("Summarize these messages.")
-        parts.append(f"<messages>\n{events.transcript(self.max_item_chars)}</messages>")
+        transcript = events.transcript(self.max_item_chars)
+        if len(transcript) > self.max_prompt_chars:
+            head = self.max_prompt_chars // 4
+            tail = self.max_prompt_chars - head
+            omitted = len(transcript) - head - tail
+            transcript = f"{transcript[:head]}\n[... {omitted} characters omitted ...]\n\n{transcript[-tail:]}"
+        parts.append(f"<messages>\n{transcript}</messages>")
         if facts.paths:
             parts.append("Files touched (keep every path exactly):\n" + "\n".join(f"- {p}" for p in facts.paths))
         return "\n\n".join(parts)

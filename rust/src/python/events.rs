@@ -449,7 +449,8 @@ impl<'py> EventReader<'py> {
                 }
             };
             match (part_kind.as_str(), response) {
-                ("system-prompt", _) => events.push(Event::system(content(self)?)),
+                // A compaction part may hold a summary written earlier: read back from it.
+                ("system-prompt" | "compaction", _) => events.push(Event::system(content(self)?)),
                 ("user-prompt", false) => events.push(Event::prompt(content(self)?)),
                 ("tool-return", false) => {
                     let id = field(self, intern!(py, "tool_call_id"), "tool_call_id")?;
@@ -613,7 +614,15 @@ impl<'py> EventReader<'py> {
             }
             events.push(Event::call(id, tool, args));
         }
-        // Reasoning, compaction and built-in tool items: nothing to summarize.
+        if kind == "compaction" {
+            // It may hold a summary written earlier: read back from it.
+            self.at = At::key("summary");
+            if let Some(summary) = d.get_item(intern!(py, "summary"))?.filter(|v| !v.is_none()) {
+                let text = self.text(&summary, At::key("summary"))?;
+                events.push(Event::system(text));
+            }
+        }
+        // Reasoning and built-in tool items: nothing to summarize.
         Ok(())
     }
 

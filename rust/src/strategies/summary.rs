@@ -306,6 +306,8 @@ impl Facts {
 
     fn add(&mut self, event: &Event) {
         match event.kind {
+            // A summary placed as a system message or a compaction part, met again.
+            EventKind::System if event.text.starts_with(HEADER_PREFIX) => self.prompt(&event.text),
             EventKind::System => {}
             EventKind::Prompt => self.prompt(&event.text),
             EventKind::Text => self.assistant_text(&event.text),
@@ -859,21 +861,20 @@ pub fn shorten(text: &str, max_chars: usize) -> String {
             continue;
         }
         if space {
-            if count + 1 >= max_chars {
-                out.push('…');
-                return out;
-            }
             out.push(' ');
             count += 1;
             space = false;
         }
-        if count + 1 >= max_chars && count + 1 < text.chars().count() {
-            // Room for one more character only if it is the last one.
-            out.push('…');
-            return out;
-        }
         out.push(c);
         count += 1;
+        if count > max_chars {
+            break;
+        }
+    }
+    if count > max_chars {
+        let end = out.char_indices().nth(max_chars.saturating_sub(1)).map_or(out.len(), |(i, _)| i);
+        out.truncate(end);
+        out.push('…');
     }
     out
 }
@@ -1352,6 +1353,10 @@ fn shell_command(args: &[(String, Cow<'_, str>)]) -> Option<String> {
         match values.len() {
             0 => continue,
             1 => return Some(values[0].to_owned()),
+            // Responses `shell_call`: a list of command lines.
+            _ if args.iter().filter(|(k, _)| keys.contains(&k.as_str())).all(|(k, _)| k == "commands") => {
+                return Some(values.join("\n"));
+            }
             _ => {
                 // An argv: `bash -lc "cmd"` is the command after -c.
                 if let Some(at) =
@@ -1790,7 +1795,8 @@ fn push_path(out: &mut Vec<(FileAction, String)>, action: FileAction, p: &str) {
 /// How a result ended: its exit code if it states one, else its error flag, else (for
 /// text that opens like an error) an error.
 fn outcome_of(text: &str, is_error: bool, shell: bool) -> Outcome {
-    let code = exit_code(text);
+    // Only a process has an exit code: a file that mentions one is not a failure.
+    let code = if shell { exit_code(text) } else { None };
     match code {
         Some(0) if !is_error => Outcome::Ok,
         Some(0) => Outcome::Error(error_line(text)),
@@ -1864,10 +1870,9 @@ fn suffix_at_boundary(text: &str, max: usize) -> &str {
 fn opens_like_error(text: &str, shell: bool) -> bool {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     let first = prefix_at_boundary(first, 200).to_ascii_lowercase();
-    if first.starts_with("error")
-        || first.starts_with("fatal:")
-        || first.starts_with("traceback (most recent call last)")
-    {
+    const OPENINGS: [&str; 6] =
+        ["error:", "error ", "error[", "[error]", "fatal:", "traceback (most recent call last)"];
+    if first == "error" || OPENINGS.iter().any(|o| first.starts_with(o)) {
         return true;
     }
     shell && {
@@ -2221,6 +2226,31 @@ mod tests {
         let mut paths = facts.paths();
         paths.sort();
         assert_eq!(paths, ["a.py", "b.py", "c.py", "d.py"]);
+    }
+
+    #[test]
+    fn a_file_read_that_mentions_an_exit_code_is_no_failure_but_a_shell_exit_code_is() {
+        let facts = summarize(refs(&[
+            vec![call("1", "read_file", r#"{"path": "notes.md"}"#), call("2", "bash", r#"{"command": "make"}"#)],
+            vec![
+                Event::result("1", "the build returned exit code: 2 last week", false),
+                Event::result("2", "exit code: 2", false),
+            ],
+            vec![call("3", "shell_call", r#"{"commands": ["rm a.txt", "touch b.txt"]}"#)],
+        ]));
+        assert_eq!(facts.errors.len(), 1);
+        assert_eq!(facts.errors[0].what, "bash `make`");
+        assert_eq!(file_set(&facts), vec![("D".into(), "a.txt".into()), ("A".into(), "b.txt".into())]);
+    }
+
+    #[test]
+    fn a_summary_met_again_as_a_system_message_keeps_its_task() {
+        let text = summarize(refs(&session())).render(None).text;
+        let facts = summarize(refs(&[vec![Event::system(text)]]));
+        assert_eq!(
+            facts.task.as_deref(),
+            Some("Add retries to the HTTP client in src/http.py.\nKeep the API unchanged.")
+        );
     }
 
     #[test]

@@ -457,3 +457,24 @@ def test_a_summary_placed_in_the_history_and_dropped_again_keeps_the_task_and_pa
     facts = ExtractiveSummarizer().facts(placed, format=fmt)
     assert facts.task == "Add caching to fetch() in src/net.py"
     assert facts.paths == ["src/net.py"]
+
+
+def test_hostile_histories_give_a_summary_or_a_clean_error_naming_the_message():
+    """The cases of ``tests/support/hostile.py`` (cycles, objects whose dunders raise or
+    lie, a wrong type at every field, mixed formats; not the slow depth and size cases,
+    which the walker shared with the counting reader already survives)."""
+    from tests.support.hostile import _outcome, cases
+
+    summarizer = ExtractiveSummarizer(cache_size=0)
+    problems: dict[str, list[str]] = {}
+    tried = 0
+    for name, case in cases().items():
+        if case.baseline or name.startswith(("depth/", "size/", "huge")):
+            continue
+        messages, fmt, index = case.build()
+        entry, _ = _outcome("summarize", lambda: summarizer.summarize(messages, format=fmt), case, index)
+        tried += 1
+        if entry["problems"]:
+            problems[name] = entry["problems"]
+    assert tried > 1000
+    assert not problems, dict(list(problems.items())[:5])

@@ -62,7 +62,8 @@ pub fn read_events(
             Err(_) => return Err(Error::NotAString { what: "format".to_owned(), got: type_name(name) }.into()),
         },
     };
-    let mut reader = EventReader { py, index: 0, at: At::key(""), walker: Walker::default(), legacy_call: None };
+    let mut reader =
+        EventReader { py, format, index: 0, at: At::key(""), walker: Walker::default(), legacy_call: None };
     let mut messages = Vec::with_capacity(list.len());
     for (index, message) in list.iter().enumerate() {
         reader.index = index;
@@ -302,6 +303,7 @@ impl PyFacts {
 
 struct EventReader<'py> {
     py: Python<'py>,
+    format: Format,
     index: usize,
     /// The field being read, named by an error raised meanwhile.
     at: At,
@@ -386,7 +388,57 @@ impl<'py> EventReader<'py> {
     }
 
     fn dict<'a>(&self, message: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyDict>> {
-        message.cast::<PyDict>().map_err(|_| self.invalid(format!("expected a dict, got {}", type_name(message))))
+        let d = message
+            .cast::<PyDict>()
+            .map_err(|_| self.invalid(format!("expected a dict, got {}", type_name(message))))?;
+        self.check_keys(d)?;
+        Ok(d)
+    }
+
+    /// A message of another format than the one read (the readers' rule, `read/mod.rs`).
+    fn foreign(&self, what: &str, other: Format) -> PyErr {
+        self.invalid(format!(
+            "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
+            other.name(),
+            self.format.name()
+        ))
+    }
+
+    fn check_keys(&self, d: &Bound<'py, PyDict>) -> PyResult<()> {
+        let py = self.py;
+        if self.format != Format::Responses {
+            for key in [intern!(py, "type"), intern!(py, "call_id")] {
+                if d.contains(key)? {
+                    return Err(
+                        self.foreign(&format!("a dict with {:?} (a Responses item)", key.to_str()?), Format::Responses)
+                    );
+                }
+            }
+        }
+        if self.format != Format::OpenAi {
+            for key in [intern!(py, "tool_calls"), intern!(py, "function_call")] {
+                if d.get_item(key)?.is_some_and(|v| !v.is_none()) {
+                    return Err(self.foreign(&format!("a message with {:?}", key.to_str()?), Format::OpenAi));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocks of a message's content must not tell another format.
+    fn check_blocks(&mut self, content: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let Ok(blocks) = content.cast::<PyList>() else { return Ok(()) };
+        for (slot, block) in blocks.iter().enumerate() {
+            let Ok(b) = block.cast::<PyDict>() else { continue };
+            let at = At::item("content", slot as u32, "type");
+            let kind = self.string(b, intern!(py, "type"), at)?;
+            if !read::block_allowed(self.format, &kind) {
+                let other = read::block_format(&kind).unwrap_or(Format::OpenAi);
+                return Err(self.foreign(&format!("content[{slot}]: a {kind:?} block"), other));
+            }
+        }
+        Ok(())
     }
 
     fn role(&mut self, d: &Bound<'py, PyDict>) -> PyResult<String> {
@@ -489,6 +541,9 @@ impl<'py> EventReader<'py> {
         let role = self.role(d)?;
         self.at = At::key("content");
         let content = d.get_item(intern!(py, "content"))?.filter(|c| !c.is_none());
+        if let Some(c) = &content {
+            self.check_blocks(c)?;
+        }
         let legacy_before = self.legacy_call.take();
         let content_text = |me: &mut Self| -> PyResult<String> {
             match &content {
@@ -572,7 +627,10 @@ impl<'py> EventReader<'py> {
             let role = self.role(d)?;
             self.at = At::key("content");
             let text = match d.get_item(intern!(py, "content"))? {
-                Some(c) => self.text(&c, At::key("content"))?,
+                Some(c) => {
+                    self.check_blocks(&c)?;
+                    self.text(&c, At::key("content"))?
+                }
                 None => String::new(),
             };
             match role.as_str() {
@@ -641,6 +699,7 @@ impl<'py> EventReader<'py> {
         };
         self.at = At::key("content");
         let Some(content) = d.get_item(intern!(py, "content"))?.filter(|c| !c.is_none()) else { return Ok(()) };
+        self.check_blocks(&content)?;
         let plain = |text: String| if user { Event::prompt(text) } else { Event::text(text) };
         let Ok(blocks) = content.cast::<PyList>() else {
             events.push(plain(self.text(&content, At::key("content"))?));

@@ -37,10 +37,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -354,6 +354,8 @@ class ModelSummarizer:
         self.fallback = fallback or ExtractiveSummarizer(self.config, max_tokens=max_tokens)
         self._agent: Any = None
         self._agent_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid = 0
 
     @property
     def name(self) -> str:
@@ -368,16 +370,24 @@ class ModelSummarizer:
     def summarize(
         self, messages: Sequence[Any], *, format: Format | None = None, previous: Summary | None = None
     ) -> Summary:
-        """:meth:`summarize_async`, run to completion (in a worker thread when called
-        from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.summarize_async(messages, format=format, previous=previous))
-        with ThreadPoolExecutor(1, thread_name_prefix="tokensieve-summary") as pool:
-            return pool.submit(
-                asyncio.run, self.summarize_async(messages, format=format, previous=previous)
-            ).result()
+        """:meth:`summarize_async`, run to completion on this summarizer's own event loop
+        (a daemon thread started on first use): callable from synchronous code and from
+        inside a running event loop alike, and every sync call shares one loop, so the
+        model's HTTP client is not tied to a loop that is gone."""
+        loop = self._sync_loop()
+        future = asyncio.run_coroutine_threadsafe(
+            self.summarize_async(messages, format=format, previous=previous), loop
+        )
+        return future.result()
+
+    def _sync_loop(self) -> asyncio.AbstractEventLoop:
+        with self._agent_lock:
+            # A forked child inherits the loop but not its thread: it starts its own.
+            if self._loop is None or self._loop_pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="tokensieve-summary", daemon=True).start()
+                self._loop, self._loop_pid = loop, os.getpid()
+            return self._loop
 
     async def summarize_async(
         self, messages: Sequence[Any], *, format: Format | None = None, previous: Summary | None = None

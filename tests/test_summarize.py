@@ -478,3 +478,26 @@ def test_hostile_histories_give_a_summary_or_a_clean_error_naming_the_message():
             problems[name] = entry["problems"]
     assert tried > 1000
     assert not problems, dict(list(problems.items())[:5])
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=coding_histories(), data=st.data())
+def test_facts_and_summaries_survive_pickling_and_an_update_in_another_process_agrees(drawn, data):
+    import pickle
+
+    _, _, history = drawn
+    split = data.draw(st.integers(0, len(history)))
+    summarizer = ExtractiveSummarizer(cache_size=0)
+    first = summarizer.summarize(history[:split])
+    shipped = pickle.loads(pickle.dumps(first))
+    assert shipped == first and shipped.facts == first.facts
+    assert summarizer.summarize(history[split:], previous=shipped).text == summarizer.summarize(history).text
+
+
+def test_bytes_that_are_not_facts_are_refused():
+    from tokensieve._core import SummaryFacts
+
+    good = ExtractiveSummarizer().facts(HISTORY).to_bytes()
+    for bad in (b"", b"\x09", good[:-1], good + b"x"):
+        with pytest.raises(ValueError):
+            SummaryFacts.from_bytes(bad)

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::strategies::summary::{self, Event, EventKind, Facts, FileAction, Outcome};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 
 /// An event as Python sees it: (kind, text, tool, arguments, is_error, call_id).
 type EventTuple = (&'static str, String, String, String, bool, String);
@@ -284,6 +284,28 @@ impl PyFacts {
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other.cast::<PyFacts>().is_ok_and(|o| o.get().inner == self.inner)
+    }
+
+    /// The facts as bytes (``SummaryFacts.from_bytes`` reads them back).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+
+    /// Facts written by ``to_bytes``.
+    ///
+    /// Raises:
+    ///     ValueError: the bytes are not such facts.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<PyFacts> {
+        Facts::from_bytes(data)
+            .map(|inner| PyFacts { inner })
+            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("not the bytes of SummaryFacts.to_bytes()"))
+    }
+
+    /// Pickled as its bytes.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let from_bytes = py.get_type::<PyFacts>().getattr("from_bytes")?;
+        Ok((from_bytes, (self.to_bytes(py),)))
     }
 
     fn __hash__(&self) -> u64 {

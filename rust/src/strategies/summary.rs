@@ -523,6 +523,220 @@ impl Facts {
     }
 }
 
+// ---- Serialization -------------------------------------------------------------------------
+
+/// The first byte of [`Facts::to_bytes`]: its layout's version.
+const BYTES_VERSION: u8 = 1;
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u64(&mut self, n: u64) {
+        self.0.extend_from_slice(&n.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn action(&mut self, a: &FileAction) {
+        let (tag, to) = match a {
+            FileAction::Created => (0, None),
+            FileAction::Modified => (1, None),
+            FileAction::Written => (2, None),
+            FileAction::Deleted => (3, None),
+            FileAction::MovedTo(to) => (4, Some(to.as_str())),
+        };
+        self.0.push(tag);
+        self.opt(to);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn len(&mut self) -> Option<usize> {
+        // A length can never exceed what is left: a corrupt one fails here, not in an allocation.
+        let n = usize::try_from(self.u64()?).ok()?;
+        (n <= self.0.len()).then_some(n)
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn opt(&mut self) -> Option<Option<String>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.str()?)),
+            _ => None,
+        }
+    }
+    fn strs(&mut self) -> Option<Vec<String>> {
+        let n = self.len()?;
+        (0..n).map(|_| self.str()).collect()
+    }
+    fn action(&mut self) -> Option<FileAction> {
+        let tag = self.byte()?;
+        let to = self.opt()?;
+        Some(match (tag, to) {
+            (0, None) => FileAction::Created,
+            (1, None) => FileAction::Modified,
+            (2, None) => FileAction::Written,
+            (3, None) => FileAction::Deleted,
+            (4, Some(to)) => FileAction::MovedTo(to),
+            _ => return None,
+        })
+    }
+}
+
+impl Facts {
+    /// The facts as bytes, for [`Facts::from_bytes`] in another process (pickling).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(256));
+        w.0.push(BYTES_VERSION);
+        w.u64(self.messages);
+        w.0.extend_from_slice(&self.digest.to_le_bytes());
+        w.opt(self.task.as_deref());
+        w.u64(self.follow_ups.len() as u64);
+        self.follow_ups.iter().for_each(|f| w.str(f));
+        w.u64(self.follow_ups_dropped);
+        w.u64(self.files.len() as u64);
+        for f in &self.files {
+            w.str(&f.path);
+            w.action(&f.action);
+        }
+        w.u64(self.commands.len() as u64);
+        for c in &self.commands {
+            w.str(&c.command);
+            let (tag, code, line) = match &c.outcome {
+                Outcome::Ok => (0, 0, ""),
+                Outcome::Exit(code, line) => (1, *code, line.as_str()),
+                Outcome::Error(line) => (2, 0, line.as_str()),
+                Outcome::Pending => (3, 0, ""),
+            };
+            w.0.push(tag);
+            w.u64(code as u64);
+            w.str(line);
+            w.u64(c.runs as u64);
+        }
+        w.u64(self.commands_dropped);
+        w.u64(self.tools.len() as u64);
+        for (name, n) in &self.tools {
+            w.str(name);
+            w.u64(*n);
+        }
+        w.u64(self.decisions.len() as u64);
+        self.decisions.iter().for_each(|d| w.str(d));
+        w.u64(self.decisions_dropped);
+        w.u64(self.errors.len() as u64);
+        for e in &self.errors {
+            w.str(&e.what);
+            w.str(&e.message);
+            w.str(&e.key);
+        }
+        w.u64(self.errors_dropped);
+        w.u64(self.pending.len() as u64);
+        for p in &self.pending {
+            w.str(&p.call_id);
+            w.str(&p.tool);
+            match &p.class {
+                ToolClass::Shell => w.0.push(0),
+                ToolClass::Patch => w.0.push(1),
+                ToolClass::File(a) => {
+                    w.0.push(2);
+                    w.action(a);
+                }
+                ToolClass::Read => w.0.push(3),
+                ToolClass::Other => w.0.push(4),
+            }
+            w.opt(p.command.as_deref());
+            w.opt(p.path.as_deref());
+        }
+        w.0
+    }
+
+    /// Facts written by [`Facts::to_bytes`]; None when the bytes are not such facts.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Facts> {
+        let mut r = Reader(bytes);
+        if r.byte()? != BYTES_VERSION {
+            return None;
+        }
+        let mut f = Facts { messages: r.u64()?, ..Facts::default() };
+        f.digest = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
+        f.task = r.opt()?;
+        f.follow_ups = r.strs()?;
+        f.follow_ups_dropped = r.u64()?;
+        for _ in 0..r.len()? {
+            let path = r.str()?;
+            let action = r.action()?;
+            f.file_index.insert(path.clone(), f.files.len());
+            f.files.push(FileFact { path, action });
+        }
+        for _ in 0..r.len()? {
+            let command = r.str()?;
+            let tag = r.byte()?;
+            let code = r.u64()? as i64;
+            let line = r.str()?;
+            let outcome = match tag {
+                0 => Outcome::Ok,
+                1 => Outcome::Exit(code, line),
+                2 => Outcome::Error(line),
+                3 => Outcome::Pending,
+                _ => return None,
+            };
+            let runs = u32::try_from(r.u64()?).ok()?;
+            f.commands.push(CommandFact { command, outcome, runs });
+        }
+        f.commands_dropped = r.u64()?;
+        for _ in 0..r.len()? {
+            let name = r.str()?;
+            f.tools.push((name, r.u64()?));
+        }
+        f.decisions = r.strs()?;
+        f.decisions_dropped = r.u64()?;
+        for _ in 0..r.len()? {
+            f.errors.push(ErrorFact { what: r.str()?, message: r.str()?, key: r.str()? });
+        }
+        f.errors_dropped = r.u64()?;
+        for _ in 0..r.len()? {
+            let call_id = r.str()?;
+            let tool = r.str()?;
+            let class = match r.byte()? {
+                0 => ToolClass::Shell,
+                1 => ToolClass::Patch,
+                2 => ToolClass::File(r.action()?),
+                3 => ToolClass::Read,
+                4 => ToolClass::Other,
+                _ => return None,
+            };
+            f.pending.push(Pending { call_id, tool, class, command: r.opt()?, path: r.opt()? });
+        }
+        r.0.is_empty().then_some(f)
+    }
+}
+
 // ---- Rendering -----------------------------------------------------------------------------
 
 /// A rendered summary.
@@ -2251,6 +2465,25 @@ mod tests {
             facts.task.as_deref(),
             Some("Add retries to the HTTP client in src/http.py.\nKeep the API unchanged.")
         );
+    }
+
+    #[test]
+    fn facts_written_as_bytes_read_back_equal_and_corrupt_bytes_are_refused() {
+        let mut messages = session();
+        messages.push(vec![call("p1", "bash", r#"{"command": "make"}"#)]);
+        messages.push(vec![call("m1", "move_file", r#"{"source": "a", "destination": "b"}"#)]);
+        let facts = summarize(refs(&messages));
+        let bytes = facts.to_bytes();
+        assert_eq!(Facts::from_bytes(&bytes).as_ref(), Some(&facts));
+        assert_eq!(Facts::from_bytes(&bytes).unwrap().merged(refs(&session())), facts.merged(refs(&session())));
+        for cut in 0..bytes.len() {
+            assert!(Facts::from_bytes(&bytes[..cut]).is_none(), "a prefix of {cut} bytes was accepted");
+        }
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0xff;
+            let _ = Facts::from_bytes(&bad); // never panics
+        }
     }
 
     #[test]

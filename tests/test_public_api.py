@@ -22,6 +22,8 @@ CLASSES = {
     "TaskClassification", "TaskType", "UsageStatus", "UsageTracker", "CacheInfo", "CompactionResult",
     "Compactor", "ConfigurationError", "Encoding", "InputTypeError", "InvalidMessageError", "OutputBudgets",
     "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy", "EncodingFallbackWarning",
+    "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy",
+    "ExtractiveSummarizer", "ModelSummarizer", "Summarizer", "Summary",
 }
 FUNCTIONS = {
     "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",

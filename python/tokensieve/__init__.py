@@ -95,6 +95,10 @@ __all__ = [
     "encoding_name_for_model",
     "list_encodings",
     "load_encoding",
+    "ExtractiveSummarizer",
+    "ModelSummarizer",
+    "Summarizer",
+    "Summary",
 ]
 
 
@@ -147,12 +151,17 @@ _LAZY = {
     "encoding_name_for_model": "tokensieve.encodings",
     "list_encodings": "tokensieve.encodings",
     "load_encoding": "tokensieve.encodings",
+    "Summary": "tokensieve.summarize",
+    "Summarizer": "tokensieve.summarize",
+    "ExtractiveSummarizer": "tokensieve.summarize",
+    "ModelSummarizer": "tokensieve.summarize",
 }
 
 if TYPE_CHECKING:
     from tokensieve.classify import TaskClassification, TaskType, classify_task
     from tokensieve._preflight import Preflight, preflight
     from tokensieve.narrow import NarrowResult, ToolOutputPolicy, narrow_history, narrow_tool_output
+    from tokensieve.summarize import ExtractiveSummarizer, ModelSummarizer, Summarizer, Summary
     from tokensieve.usage import CapacityWarning, UsageStatus, UsageTracker
     from tokensieve.encodings import encoding_for_model, encoding_name_for_model, list_encodings, load_encoding
     from tokensieve.errors import EncodingFallbackWarning

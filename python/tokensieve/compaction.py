@@ -34,6 +34,7 @@ __all__ = [
     "CompactionResult",
     "Compactor",
     "compact_history",
+    "compact_history_async",
     "count_history_tokens",
     "count_request_tokens",
     "count_tools_tokens",
@@ -219,6 +220,29 @@ def compact_history(
         True
     """
     return Compactor(config, **overrides).compact(messages, format=format).messages
+
+
+async def compact_history_async(
+    messages: Sequence[M],
+    config: BudgetConfig | str | None = None,
+    *,
+    format: Format | None = None,
+    **overrides: Unpack[BudgetOverrides],
+) -> list[M]:
+    """:func:`compact_history` for async callers: the same result, awaited.
+
+    The steps that need no model run inline (they are fast and release the GIL while
+    they work); this is the entry point where a model summarizer (see
+    :mod:`tokensieve.summarize`) is awaited when the pipeline uses one.
+
+    Example:
+        >>> import asyncio
+        >>> from tokensieve.compaction import compact_history_async
+        >>> history = [{"role": "user", "content": "Summarize our plan."}]
+        >>> asyncio.run(compact_history_async(history, max_input_tokens=8_000, target_input_tokens=2_000)) == history
+        True
+    """
+    return compact_history(messages, config, format=format, **overrides)
 
 
 def count_history_tokens(

@@ -19,6 +19,7 @@ event                         level    attributes
 ``workload_routing``          info     task, workload, model (UsageTracker.select adds
                                        reason, preferred)
 ``budget_blocked``            error    tokens_before, tokens_after, limit, model, task
+``summary_fallback``          warn     summarizer, reason, error, messages, model
 ============================  =======  ===================================================
 
 A ``compaction`` span per compaction (tokens_before, tokens_after, tokens_saved,
@@ -62,6 +63,7 @@ __all__ = [
     "failover",
     "is_enabled",
     "rate_limit",
+    "summary_fallback",
     "workload_routing",
 ]
 
@@ -341,6 +343,40 @@ def workload_routing(*, task: Any, model: str, workload: str | None = None, **at
     if reason is not None and reason not in ("route", "default"):
         message += f" ({_value(reason)})"
     _log("info", "workload_routing", message, {**attributes, "task": task, "workload": workload, "model": model})
+
+
+def summary_fallback(
+    *,
+    summarizer: str,
+    reason: str,
+    error: str,
+    messages: int = 0,
+    model: str | None = None,
+    **attributes: Any,
+) -> None:
+    """Emit ``summary_fallback`` (level warn): a model summarizer failed (``reason="error"``)
+    or timed out (``reason="timeout"``), and the extractive summary of ``messages``
+    messages was used instead.
+
+    Example:
+        >>> from tokensieve import telemetry
+        >>> telemetry.summary_fallback(summarizer="model:groq:llama-3.1-8b-instant", reason="timeout",
+        ...                            error="timed out after 30 s", messages=120)
+    """
+    message = f"summary_fallback: {summarizer} {reason} ({error}), extractive summary of {messages} messages used"
+    _log(
+        "warn",
+        "summary_fallback",
+        message,
+        {
+            **attributes,
+            "summarizer": summarizer,
+            "reason": reason,
+            "error": error,
+            "messages": messages,
+            "model": model,
+        },
+    )
 
 
 def budget_blocked(

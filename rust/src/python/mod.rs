@@ -7,6 +7,7 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod events;
 mod loading;
 mod memo;
 mod narrow;
@@ -422,6 +423,9 @@ pub mod _core {
 
     #[pymodule_export]
     use super::loading::{_encoding_names, _load_encoding};
+
+    #[pymodule_export]
+    use super::events::{read_events, PyEvents, PyFacts};
 
     #[pymodule_export]
     const PARALLEL_MIN_BYTES: usize = counting::PARALLEL_MIN_BYTES;

@@ -19,7 +19,7 @@ mod content;
 mod openai;
 mod pydantic_ai;
 mod responses;
-mod walk;
+pub(super) mod walk;
 
 use super::{borrow_text, part_memo, type_name, value_memo, TokensieveError};
 use crate::counting;
@@ -170,7 +170,7 @@ pub fn block_format(kind: &str) -> Option<Format> {
 
 /// Whether a block of type `kind` may appear in a history of `format`: not when it tells
 /// another format (Responses messages share `refusal` and `input_audio` with chat).
-fn block_allowed(format: Format, kind: &str) -> bool {
+pub(super) fn block_allowed(format: Format, kind: &str) -> bool {
     match block_format(kind) {
         None => true,
         Some(f) if f == format => true,

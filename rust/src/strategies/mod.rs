@@ -1,0 +1,3 @@
+//! Compaction strategies beyond the window, each a pure module.
+
+pub mod summary;

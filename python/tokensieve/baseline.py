@@ -963,6 +963,72 @@ def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int
     return system, with_prompt, starts
 
 
+def _estimated_window(
+    history: list[Message], system: list[int], with_prompt: list[int], starts: list[int], config: BudgetConfig, most: int
+) -> int:
+    """The search's seed: the most exchanges whose window, before repair (messages from
+    its first exchange on, plus the system messages and the current task before it), fits
+    the target; 1 if none does."""
+    tokens = tokens_per_message(history)
+    task = with_prompt[-1] if with_prompt else None
+    pinned = set(system) | ({task} if task is not None else set())
+    pinned_before = sum(tokens[i] for i in pinned)
+    suffix = 0
+    at = len(history)
+    best = 1
+    for k in range(1, most + 1):
+        first = starts[-k]
+        while at > first:  # the window's start walks back; what it swallows leaves the pinned sum
+            at -= 1
+            suffix += tokens[at]
+            if at in pinned:
+                pinned_before -= tokens[at]
+        if suffix + pinned_before + config.reserved_tokens > config.target_input_tokens:
+            break
+        best = k
+    return best
+
+
+def _search_window(seed: int, most: int, try_k: Callable[[int], tuple[Any, bool]]) -> Any:
+    """The window of the most exchanges (at most ``most``) that fits, or of one: from the
+    seed, gallop up while windows fit (down while they do not), then bisect the bracket."""
+    tried: dict[int, tuple[Any, bool]] = {}
+
+    def fits(k: int) -> bool:
+        if k not in tried:
+            tried[k] = try_k(k)
+        return tried[k][1]
+
+    seed = max(1, min(seed, most))
+    if fits(seed):
+        lo, hi, step = seed, most + 1, 1
+        while lo < most:
+            nxt = min(lo + step, most)
+            if fits(nxt):
+                lo, step = nxt, step * 2
+            else:
+                hi = nxt
+                break
+    else:
+        lo, hi, step = 1, seed, 1
+        while hi > 1:
+            nxt = max(hi - step, 1)
+            if fits(nxt):
+                lo = nxt
+                break
+            hi, step = nxt, step * 2
+        if hi == 1:
+            lo, hi = 1, 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    fits(lo)
+    return tried[lo][0]
+
+
 class Repair:
     """Section 3: remove parts and messages from a selection until the pairing holds."""
 
@@ -1410,8 +1476,10 @@ def compact(
             repair = plan = None
     if plan is None:
         system, with_prompt, starts = _window_plan(history)
-        # Keep fewer and fewer exchanges until the result fits the target (or one is left).
-        for k in range(min(config.max_exchanges, len(starts)), 0, -1):
+        n_ex = len(starts)
+        most = n_ex if config.max_exchanges is None else min(config.max_exchanges, n_ex)
+
+        def try_window(k: int) -> tuple[tuple[Repair, Plan, str], bool]:
             first = starts[-k]
             selection = [i >= first for i in range(len(history))]
             if with_prompt:
@@ -1425,11 +1493,15 @@ def compact(
             trim = [i for i in system if not selection[i]]
             for i in trim:
                 selection[i] = True
-            action = "none" if all(selection) and not trim else "compacted"
-            repair = Repair(history, fmt, stub, selection, trim)
-            plan = _plan(repair, config.reserved_tokens)
-            if plan.tokens <= config.target_input_tokens:
-                break
+            window_action = "none" if all(selection) and not trim else "compacted"
+            window_repair = Repair(history, fmt, stub, selection, trim)
+            window_plan = _plan(window_repair, config.reserved_tokens)
+            return (window_repair, window_plan, window_action), window_plan.tokens <= config.target_input_tokens
+
+        if most > 0:
+            seed = _estimated_window(history, system, with_prompt, starts, config, most)
+            repair, plan, chosen_action = _search_window(seed, most, try_window)
+            action = "compacted" if chosen_action == "compacted" else "none"
     if plan is None or repair is None:
         action = "none"
         repair = Repair(history, fmt, stub, everything)

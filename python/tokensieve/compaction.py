@@ -194,8 +194,9 @@ def compact_history(
 
     Call it before every model request. Below the compaction threshold the history comes
     back whole (broken tool-call pairs repaired); above it, the system prompt, the current
-    task and the last ``max_exchanges`` exchanges are kept, the oldest dropped until the
-    target is met, and every tool call stays with its result. The input is never modified.
+    task and as many recent exchanges as fit the target are kept (at most
+    ``max_exchanges`` when that is set, always the last one), and every tool call stays
+    with its result. The input is never modified.
 
     Args:
         messages: pydantic-ai ``ModelMessage`` objects, OpenAI chat-completions dicts,

@@ -60,7 +60,7 @@ class BudgetOverrides(TypedDict, total=False):
     compaction_threshold: float
     hard_limit_threshold: float
     target_input_tokens: int
-    max_exchanges: int
+    max_exchanges: int | None
     encoding: str
     reserved_tokens: int
     dangling_calls: DanglingCalls
@@ -118,19 +118,21 @@ class BudgetConfig:
     """How large a history may grow, and how far compaction cuts it back.
 
     The defaults are the reference design's values for a model with a 50K-token input
-    window (the ``"cerebras"`` preset): compaction starts above 30% of the window, cuts
-    the history down toward 15K tokens keeping at most 4 exchanges, and a history still
-    above 50% of the window is refused.
+    window: compaction starts above 30% of the window, cuts the history down toward 15K
+    tokens keeping as many recent exchanges as fit, and a history still above 50% of the
+    window is refused. (The ``"cerebras"`` preset also keeps at most 4 exchanges, the
+    reference design's setting.)
 
     Attributes:
         max_input_tokens: the model's input window.
         compaction_threshold: fraction of the window above which the history is compacted.
         hard_limit_threshold: fraction of the window above which a request is refused
             (``BudgetExceededError``) even after compaction.
-        target_input_tokens: compaction drops the oldest exchanges until the history is at
-            or below this (keeping at least one exchange).
-        max_exchanges: the most exchanges (a model response and the request that led to it)
-            a compacted history keeps.
+        target_input_tokens: compaction keeps as many recent exchanges as fit at or below
+            this (always at least the last one).
+        max_exchanges: an upper bound on the exchanges (a model response and the request
+            that led to it) a compacted history keeps; None (the default): no bound, the
+            target alone decides.
         encoding: the tokenizer counts are made with (``"o200k_base"`` or ``"cl100k_base"``).
         reserved_tokens: what every request carries besides the history (tool schemas,
             the output budget); it counts against every limit.
@@ -168,7 +170,7 @@ class BudgetConfig:
     compaction_threshold: float = 0.30
     hard_limit_threshold: float = 0.50
     target_input_tokens: int = 15_000
-    max_exchanges: int = 4
+    max_exchanges: int | None = None
     encoding: str = "o200k_base"
     reserved_tokens: int = 0
     dangling_calls: DanglingCalls = "drop"
@@ -203,8 +205,11 @@ class BudgetConfig:
                 raise ConfigurationError(f"{name} must be a positive int or None, got {value!r}")
         for name in ("max_input_tokens", "target_input_tokens", "max_exchanges", "reserved_tokens"):
             value = getattr(self, name)
+            if name == "max_exchanges" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigurationError(f"{name} must be an int, got {type(value).__name__}")
+                kind = "an int or None" if name == "max_exchanges" else "an int"
+                raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
             if value < 0:
                 raise ConfigurationError(f"{name} must be 0 or more, got {value}")
         if self.max_input_tokens == 0:
@@ -321,7 +326,7 @@ class BudgetConfig:
         """Max output tokens for a task class, capped by the model's own maximum."""
         return min(self.output_budgets.for_task(task), self.model_max_output_tokens)
 
-    def _core_budget(self) -> tuple[int, float, float, int, int, int, bool]:
+    def _core_budget(self) -> tuple[int, float, float, int, int | None, int, bool]:
         return (
             self.max_input_tokens,
             float(self.compaction_threshold),
@@ -334,8 +339,8 @@ class BudgetConfig:
 
 
 #: Named budgets, from ``presets.json`` plus any registered. ``"cerebras"``: the
-#: reference design's 50K-token window, with compaction at 30%, a 15K target, 4 exchanges
-#: and requests refused above 50%.
+#: reference design's 50K-token window, with compaction at 30%, a 15K target, at most 4
+#: exchanges (the reference's setting) and requests refused above 50%.
 PRESETS: dict[str, BudgetConfig] = {}
 #: (preset name, model-name patterns), in matching order.
 _PATTERNS: list[tuple[str, tuple[str, ...]]] = []

@@ -580,7 +580,7 @@ pub mod _core {
     fn compact_history<'py>(
         py: Python<'py>,
         messages: &Bound<'py, PyAny>,
-        budget: (u64, f64, f64, u64, usize, u64, bool),
+        budget: (u64, f64, f64, u64, Option<usize>, u64, bool),
         encoding: Option<&Bound<'py, PyAny>>,
         format: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<CompactReturn<'py>> {

@@ -376,7 +376,7 @@ def test_over_the_hard_limit_the_rust_core_and_the_baseline_raise_the_same_budge
         "hard_limit_threshold": hard,
         "compaction_threshold": hard * data.draw(st.sampled_from([0.1, 0.5, 1.0]), label="threshold share"),
         "target_input_tokens": int(hard * max_input * data.draw(st.sampled_from([0.0, 0.5, 1.0]), label="target")),
-        "max_exchanges": data.draw(st.integers(1, 4), label="max exchanges"),
+        "max_exchanges": data.draw(st.none() | st.integers(1, 4), label="max exchanges"),
     }
     assert_baseline_agrees(messages, fmt, overrides)
 
@@ -410,7 +410,7 @@ def test_the_rust_core_and_the_baseline_read_odd_values_alike(fmt, make, index):
         assert baseline.count_history_tokens(history, format=named) == rust
     total = sum(rust)
     for dangling_calls in ("drop", "stub"):
-        for max_exchanges in (1, 2, 3):
+        for max_exchanges in (1, 2, 3, None):
             overrides = {
                 "max_input_tokens": 3 * total,
                 "compaction_threshold": 0.01,

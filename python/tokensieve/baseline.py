@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from tokensieve import _core
-from tokensieve.compaction import CompactionResult, Format
+from tokensieve.compaction import CompactionResult, Format, StepReport
 from tokensieve.config import BudgetConfig, resolve_config
 from tokensieve.errors import (
     BudgetExceededError,
@@ -941,9 +941,9 @@ def _only_stub_results(message: Message) -> bool:
     return bool(message.parts) and all(part.kind == RESULT and part.synthesized for part in message.parts)
 
 
-def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int]]:
+def _window_plan(history: list[Message], keep_pending: bool = False) -> tuple[list[int], list[int], list[int]]:
     """The messages with a system part, the messages with a prompt and the start of each
-    exchange (section 2)."""
+    exchange (section 2); with ``keep_pending``, also the pending request's start."""
     system = [i for i, m in enumerate(history) if any(p.kind == SYSTEM for p in m.parts)]
     with_prompt = [i for i, m in enumerate(history) if any(p.kind == PROMPT for p in m.parts)]
     n = len(history)
@@ -958,7 +958,7 @@ def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int
             i = end
         else:
             i += 1
-    if n == 0 or all(history[j].side == REQUEST for j in range(starts[-1], n)):
+    if not keep_pending and (n == 0 or all(history[j].side == REQUEST for j in range(starts[-1], n))):
         starts.pop()  # the pending request
     return system, with_prompt, starts
 
@@ -1348,16 +1348,25 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
     return out
 
 
-def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple) -> Any:
-    """A kept message that lost parts or gained stub results, as a new object."""
+def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple, replaced: dict | None = None) -> Any:
+    """A kept message that lost parts, gained stub results or has parts whose content is
+    replaced (masked), as a new object."""
     _, i, parts, stubs, stub_at = entry
+    replaced = replaced or {}
     message = messages[i]
     read = history[i]
     kept = parts if parts is not None else list(range(len(read.parts)))
+    for j in kept:
+        if read.parts[j].slot is None and (i, j) in replaced and fmt in ("openai", "responses"):
+            copy = dict(message)
+            copy["content" if fmt == "openai" else "output"] = replaced[(i, j)]
+            return copy
     slots = [read.parts[j].slot for j in kept if read.parts[j].slot is not None]
+    texts = [replaced.get((i, j)) for j in kept if read.parts[j].slot is not None]
     new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
     if fmt == "pydantic-ai":
         items = [_item_at(message.parts, slot) for slot in slots]
+        items = [item if t is None else dataclasses.replace(item, content=t) for item, t in zip(items, texts)]
         at = min(stub_at, len(items))
         items[at:at] = new_results
         return dataclasses.replace(message, parts=items)
@@ -1366,6 +1375,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         content = copy["content"]
         if isinstance(content, list):
             items = [_item_at(content, slot) for slot in slots]
+            items = [item if t is None else {**item, "content": t} for item, t in zip(items, texts)]
         else:
             # A plain-string user message that receives results: its text becomes a text block.
             items = [{"type": "text", "text": content}]
@@ -1389,7 +1399,10 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
     return message  # a Responses item has one part: kept whole or dropped
 
 
-def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) -> list[Any]:
+def _build(
+    messages: list[Any], history: list[Message], fmt: str, plan: Plan, replaced: dict | None = None
+) -> list[Any]:
+    replaced = replaced or {}
     out = []
     for entry in plan.entries:
         # A stub answers calls of the message it follows: errors name that one.
@@ -1397,15 +1410,215 @@ def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) ->
         try:
             if entry[0] == "stub":
                 out.extend(_stub_messages(messages, history, fmt, entry[1]))
-            elif entry[2] is None and not entry[3]:
+            elif entry[2] is None and not entry[3] and not any((entry[1], j) in replaced for j in range(len(history[entry[1]].parts))):
                 out.append(messages[entry[1]])  # untouched: the caller's own object
             else:
-                out.append(_rebuild(messages, history, fmt, entry))
+                out.append(_rebuild(messages, history, fmt, entry, replaced))
         except (TokensieveError, MemoryError):
             raise
         except Exception as exc:  # the caller's objects changed or misbehave since read
             raise _wrapped(exc, index, "rebuilding it") from exc
     return out
+
+
+# ---- The pipeline's steps (rust/src/strategies/, docs/strategies.md) ---------------------
+
+KEY_FIELDS = (
+    "path", "file_path", "filepath", "filename", "file", "target_file",
+    "command", "cmd", "url", "query", "pattern", "name",
+)  # fmt: skip
+PLACEHOLDER_START = "[tokensieve masked the output of "
+PLACEHOLDER_END = " tokens]"
+
+
+@dataclass
+class _Detail:
+    tool: str | None = None
+    key: tuple[str, str] | None = None
+    content_tokens: int = 0
+    lines: int = 0
+    placeholder: bool = False
+
+
+def is_placeholder(text: str) -> bool:
+    return text.startswith(PLACEHOLDER_START) and text.endswith(PLACEHOLDER_END) and "\n" not in text
+
+
+def _one_line(s: str, limit: int) -> str:
+    import unicodedata
+
+    flat = "".join(" " if unicodedata.category(c) == "Cc" else c for c in s)
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+def placeholder(tool: str | None, key: tuple[str, str] | None, lines: int, tokens: int) -> str:
+    text = PLACEHOLDER_START + (_one_line(tool, 64) if tool is not None else "a tool")
+    if key is not None:
+        text += f"({key[0]}={_one_line(key[1], 120)})"
+    return text + f": {lines} line{'' if lines == 1 else 's'}, {tokens}{PLACEHOLDER_END}"
+
+
+def _json_string_field(text: str, key: str) -> str | None:
+    """The first ``"key": "<string>"`` of a JSON text, unescaped (no full parse)."""
+    needle = f'"{key}"'
+    start = 0
+    while True:
+        at = text.find(needle, start)
+        if at < 0:
+            return None
+        start = at + len(needle)
+        rest = text[start:].lstrip()
+        if not rest.startswith(":"):
+            continue
+        rest = rest[1:].lstrip()
+        if not rest.startswith('"'):
+            return None
+        out = []
+        i = 1
+        while i < len(rest):
+            c = rest[i]
+            i += 1
+            if c == '"':
+                return "".join(out)
+            if c == "\\":
+                if i >= len(rest):
+                    return None
+                e = rest[i]
+                i += 1
+                if e == "u":
+                    digits = rest[i : i + 4]
+                    i += len(digits)
+                    try:
+                        code = int(digits, 16) if len(digits) == 4 and all(d in "0123456789abcdefABCDEF" for d in digits) else -1
+                    except ValueError:
+                        code = -1
+                    out.append(chr(code) if 0 <= code and not 0xD800 <= code <= 0xDFFF else "\ufffd")
+                else:
+                    out.append({"n": "\n", "t": "\t", "r": "\r"}.get(e, e))
+            else:
+                out.append(c)
+        return None
+
+
+def _field(obj: Any, key: str) -> Any:
+    try:
+        value = dict.get(obj, key) if isinstance(obj, dict) else getattr(obj, key)
+    except Exception:
+        return None
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return str.__str__(value) if isinstance(value, str) else None
+
+
+def _call_detail(fmt: str, source: Any) -> _Detail:
+    if fmt == "pydantic-ai":
+        name, args = _field(source, "tool_name"), _field(source, "args")
+    elif fmt == "anthropic":
+        name, args = _field(source, "name"), _field(source, "input")
+    elif fmt == "responses":
+        name = _field(source, "name")
+        args = _field(source, "arguments")
+        if args is None:
+            args = _field(source, "input")
+    else:
+        body = next((b for b in (_field(source, k) for k in ("function", "custom", "function_call")) if b is not None), None)
+        name = args = None
+        if body is not None:
+            name = _field(body, "name")
+            args = _field(body, "arguments")
+            if args is None:
+                args = _field(body, "input")
+    detail = _Detail(tool=_str(name))
+    if isinstance(args, dict):
+        for k in KEY_FIELDS:
+            value = _str(dict.get(args, k))
+            if value is not None:
+                detail.key = (k, value)
+                break
+    elif _str(args) is not None:
+        for k in KEY_FIELDS:
+            value = _json_string_field(_str(args), k)  # type: ignore[arg-type]
+            if value is not None:
+                detail.key = (k, value)
+                break
+    return detail
+
+
+def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detail:
+    detail = _Detail()
+    if fmt == "pydantic-ai":
+        kind = _str(_field(source, "part_kind")) or ""
+        detail.tool = _str(_field(source, "tool_name"))
+        content = _field(source, "content") if kind == "tool-return" else None
+    elif fmt == "responses":
+        content = _field(source, "output")
+    else:
+        content = _field(source, "content")
+    text = _str(content)
+    if text is not None:
+        detail.placeholder = is_placeholder(text)
+        detail.content_tokens = count(text)
+        detail.lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+    return detail
+
+
+def _details(messages: list[Any], history: list[Message], fmt: str, count: Callable[[str], int]) -> dict:
+    """The details of every call and result, by (message, part) (``rust/src/python/details.rs``)."""
+    details: dict[tuple[int, int], _Detail] = {}
+    for i, message in enumerate(history):
+        if not any(p.kind in (CALL, RESULT) for p in message.parts):
+            continue
+        obj = messages[i]
+        key = {"pydantic-ai": "parts", "anthropic": "content", "openai": "tool_calls"}.get(fmt)
+        container = None if key is None else _field(obj, key)
+        for j, part in enumerate(message.parts):
+            if part.kind not in (CALL, RESULT):
+                continue
+            if part.slot is None:
+                source = obj
+            elif isinstance(container, (list, tuple)) and part.slot < len(container):
+                source = container[part.slot]
+            else:
+                continue
+            details[(i, j)] = _call_detail(fmt, source) if part.kind == CALL else _result_detail(fmt, source, count)
+    return details
+
+
+def _mask_plan(
+    history: list[Message], details: dict, starts: list[int], keep: int, minimum: int, count: Callable[[str], int]
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """Results older than the last ``keep`` exchanges → (placeholder, tokens), all or none."""
+    old = len(starts) - keep
+    if old <= 0:
+        return {}
+    end = starts[old] if old < len(starts) else _pending_start(history, starts)
+    calls: dict[str | None, _Detail] = {}
+    plan: dict[tuple[int, int], tuple[str, int]] = {}
+    saved = 0
+    for i in range(end):
+        for j, part in enumerate(history[i].parts):
+            if part.kind == CALL:
+                calls[part.call_id] = details.get((i, j), _Detail())
+            elif part.kind == RESULT and not part.synthesized:
+                d = details.get((i, j), _Detail())
+                if d.content_tokens == 0 or d.placeholder:
+                    continue
+                call = calls.get(part.call_id)
+                tool = d.tool if d.tool is not None else (call.tool if call is not None else None)
+                text = placeholder(tool, call.key if call is not None else None, d.lines, d.content_tokens)
+                tokens = max(part.tokens - d.content_tokens, 0) + count(text)
+                if tokens < part.tokens:
+                    saved += part.tokens - tokens
+                    plan[(i, j)] = (text, tokens)
+    return plan if saved >= max(minimum, 1) else {}
+
+
+def _pending_start(history: list[Message], starts: list[int]) -> int:
+    """Where the last exchange ends: the pending request's start, or the end."""
+    _, _, all_starts = _window_plan(history, keep_pending=True)
+    return all_starts[-1] if len(all_starts) > len(starts) else len(history)
 
 
 # ---- Public API --------------------------------------------------------------------------
@@ -1464,11 +1677,26 @@ def compact(
         return float(tokens) > float(fraction) * limit
 
     tokens_before = sum(tokens_per_message(history)) + config.reserved_tokens
+    per_message = tokens_per_message(history)
+    # The pipeline's steps, over the threshold only (docs/strategies.md): they change the
+    # tokens of the parts they replace; the window then works on what they made.
+    replaced: dict[tuple[int, int], str] = {}
+    steps: list[tuple[str, int, int]] = []
+    mask = config.context.mask
+    if mask.enabled and over(tokens_before, config.compaction_threshold):
+        details = _details(messages, history, fmt, count)
+        _, _, starts = _window_plan(history)
+        masked = _mask_plan(history, details, starts, mask.keep_exchanges, mask.min_tokens_saved, count)
+        steps.append(("mask", sum(history[i].parts[j].tokens - t for (i, j), (_, t) in masked.items()), len(masked)))
+        for (i, j), (text, tokens) in masked.items():
+            history[i].parts[j].tokens = tokens
+            replaced[(i, j)] = text
+    working_before = sum(tokens_per_message(history)) + config.reserved_tokens
     everything = [True] * len(history)
     plan = None
     action: Literal["none", "compacted"] = "none"
     repair = None
-    if not over(tokens_before, config.compaction_threshold):
+    if not over(working_before, config.compaction_threshold):
         # The whole history repaired, unless its stubs push it over the threshold.
         repair = Repair(history, fmt, stub, everything)
         plan = _plan(repair, config.reserved_tokens)
@@ -1519,8 +1747,11 @@ def compact(
         raise BudgetExceededError(
             tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
         )
-    out = _build(messages, history, fmt, plan)
-    per_message = tokens_per_message(history)
+    if replaced:
+        action = "compacted"
+    if working_before > plan.tokens or plan.dropped:
+        steps.append(("window", max(working_before - plan.tokens, 0), len(plan.dropped)))
+    out = _build(messages, history, fmt, plan, replaced)
     return CompactionResult(
         messages=out,
         action=action,
@@ -1536,6 +1767,9 @@ def compact(
         pairs_cut_by_window=len(repair.repaired) - defects,
         per_message_tokens=np.array(per_message, dtype=np.int64),
         format=fmt,
+        steps=tuple(StepReport(*step) for step in steps),
+        target_input_tokens=config.target_input_tokens,
+        unchanged_prefix=next((k for k, (a, b) in enumerate(zip(messages, out)) if a is not b), min(len(messages), len(out))),
     )
 
 

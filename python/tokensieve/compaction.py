@@ -32,6 +32,7 @@ __all__ = [
     "REPLY_PRIMING_TOKENS",
     "Api",
     "CompactionResult",
+    "StepReport",
     "Compactor",
     "compact_history",
     "count_history_tokens",
@@ -54,6 +55,26 @@ _API_OF_FORMAT: dict[str, Api] = {
 #: Every reply is primed with ``<|start|>assistant<|message|>``: the 3 tokens OpenAI's
 #: published recipe ("How to count tokens with tiktoken") adds to every request.
 REPLY_PRIMING_TOKENS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """What one step of the compaction pipeline did (see ``docs/strategies.md``).
+
+    Attributes:
+        step: ``"mask"``, ``"prune"``, ``"summary"`` or ``"window"``.
+        tokens_saved: tokens the step took off the history it was given.
+        items: what it touched: results masked, parts pruned, messages the window dropped.
+
+    Example:
+        >>> from tokensieve import StepReport
+        >>> StepReport("mask", 1_200, 3).tokens_saved
+        1200
+    """
+
+    step: str
+    tokens_saved: int
+    items: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +106,12 @@ class CompactionResult:
             ``orphans_removed + calls_repaired == input_defects_repaired + pairs_cut_by_window``.
         per_message_tokens: tokens of each input message, as counted.
         format: the history format that was read.
+        steps: the pipeline's steps that ran, in order, with the tokens each saved
+            (empty under the compaction threshold).
+        target_input_tokens: the target the compaction aimed for.
+        unchanged_prefix: how many leading messages of the output are the input's own
+            first messages, unchanged: the prefix a provider's prompt cache can reuse
+            (all of them when nothing changed).
     """
 
     messages: list[Any]
@@ -101,11 +128,32 @@ class CompactionResult:
     pairs_cut_by_window: int
     per_message_tokens: npt.NDArray[np.int64]
     format: Format
+    steps: tuple[StepReport, ...] = ()
+    target_input_tokens: int | None = None
+    unchanged_prefix: int = 0
 
     @property
     def tokens_saved(self) -> int:
         """``tokens_before - tokens_after``."""
         return self.tokens_before - self.tokens_after
+
+    @property
+    def effective(self) -> bool:
+        """Whether the result is at or under the target (or nothing had to be done).
+
+        A compaction that ran and still left the history over ``target_input_tokens`` is
+        ineffective: compacting again will not help (see :class:`Compactor`)."""
+        return self.action == "none" or self.target_input_tokens is None or self.tokens_after <= self.target_input_tokens
+
+
+def _unchanged_prefix(messages: Sequence[Any], out: Sequence[Any]) -> int:
+    """Leading output messages that are the input's own, in place."""
+    n = 0
+    for a, b in zip(messages, out):
+        if a is not b:
+            break
+        n += 1
+    return n
 
 
 class Compactor:
@@ -156,9 +204,14 @@ class Compactor:
         if dumped is not None:
             messages = _load_pydantic_ai(dumped)
             format = "pydantic-ai"
-        (out, action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = (
-            _core.compact_history(messages, config._core_budget(), encoding=config.encoding, format=format)
+        out, report, steps = _core.compact_history(
+            messages,
+            config._core_budget(),
+            encoding=config.encoding,
+            format=format,
+            strategies=config.context._core_strategies(),
         )
+        (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
         if dumped is not None:
             out = _dump_pydantic_ai(out, messages, dumped)
         return CompactionResult(
@@ -176,6 +229,9 @@ class Compactor:
             pairs_cut_by_window=cut,
             per_message_tokens=per_message,
             format=fmt,
+            steps=tuple(StepReport(name, saved, items) for name, saved, items in steps),
+            target_input_tokens=config.target_input_tokens,
+            unchanged_prefix=_unchanged_prefix(messages, out),
         )
 
     def __call__(self, messages: Sequence[M]) -> list[M]:

@@ -33,6 +33,10 @@ __all__ = [
     "PRESETS",
     "BudgetConfig",
     "BudgetOverrides",
+    "ContextStrategies",
+    "MaskStrategy",
+    "PruneStrategy",
+    "SummaryStrategy",
     "OutputBudgets",
     "load_presets",
     "register_preset",
@@ -70,6 +74,7 @@ class BudgetOverrides(TypedDict, total=False):
     tokens_per_minute: int | None
     requests_per_minute: int | None
     tokens_per_day: int | None
+    context: ContextStrategies | Mapping[str, Any]
 
 
 class _BudgetFields(BudgetOverrides, total=False):
@@ -113,6 +118,136 @@ class OutputBudgets:
             raise ConfigurationError(f"unknown task class {task!r}; expected one of {', '.join(TASKS)}") from None
 
 
+def _non_negative_int(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigurationError(f"{owner}.{name} must be an int, 0 or more, got {value!r}")
+
+
+def _bool(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{owner}.{name} must be a bool, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MaskStrategy:
+    """Observation masking: tool outputs older than the last exchanges become a one-line
+    placeholder naming the tool, its key argument and what was omitted (the call stays).
+
+    Batched: nothing is masked until masking every waiting output saves at least
+    ``min_tokens_saved`` tokens, then all of them are, so the history's prefix (and the
+    provider's prompt cache) stays unchanged between batches.
+
+    Example:
+        >>> from tokensieve import MaskStrategy
+        >>> MaskStrategy(keep_exchanges=5).min_tokens_saved
+        1000
+    """
+
+    enabled: bool = True
+    #: Outputs in the last this many exchanges are never masked.
+    keep_exchanges: int = 3
+    #: A batch is masked only if it saves at least this many tokens.
+    min_tokens_saved: int = 1_000
+
+    def __post_init__(self) -> None:
+        _bool("mask", "enabled", self.enabled)
+        _non_negative_int("mask", "keep_exchanges", self.keep_exchanges)
+        _non_negative_int("mask", "min_tokens_saved", self.min_tokens_saved)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneStrategy:
+    """Selective pruning of low-value messages, each rule switchable.
+
+    Example:
+        >>> from tokensieve import PruneStrategy
+        >>> PruneStrategy(acknowledgements=False).superseded_reads
+        True
+    """
+
+    enabled: bool = True
+    #: "ok", "thanks", "got it" turns (the classifier's languages) and the reply to them.
+    acknowledgements: bool = True
+    #: Failed tool calls a later success of the same tool superseded.
+    superseded_failures: bool = True
+    #: Earlier reads of a file read again later become a pointer to the later read.
+    superseded_reads: bool = True
+    #: Identical repeated tool calls whose earlier result is identical: a pointer.
+    repeated_calls: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _bool("prune", f.name, getattr(self, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryStrategy:
+    """A summary of what the window drops, inserted after the system prompt.
+
+    Example:
+        >>> from tokensieve import SummaryStrategy
+        >>> SummaryStrategy().max_tokens
+        1000
+    """
+
+    enabled: bool = True
+    #: Room reserved for the summary in the budget.
+    max_tokens: int = 1_000
+
+    def __post_init__(self) -> None:
+        _bool("summary", "enabled", self.enabled)
+        _non_negative_int("summary", "max_tokens", self.max_tokens)
+
+
+_STEPS: dict[str, type] = {"mask": MaskStrategy, "prune": PruneStrategy, "summary": SummaryStrategy}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextStrategies:
+    """The compaction pipeline's steps besides the window, cheapest first: ``mask``,
+    ``prune``, ``summary``. Every step is on by default; each is a strategy object, a
+    mapping of its fields (as in ``presets.json``), or a bool (False: off).
+
+    Example:
+        >>> from tokensieve import BudgetConfig, ContextStrategies
+        >>> config = BudgetConfig(context=ContextStrategies(mask={"keep_exchanges": 5}, prune=False))
+        >>> (config.context.mask.keep_exchanges, config.context.prune.enabled)
+        (5, False)
+        >>> ContextStrategies.off().mask.enabled
+        False
+    """
+
+    mask: MaskStrategy = field(default_factory=MaskStrategy)
+    prune: PruneStrategy = field(default_factory=PruneStrategy)
+    summary: SummaryStrategy = field(default_factory=SummaryStrategy)
+
+    def __post_init__(self) -> None:
+        for name, cls in _STEPS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                value = cls(enabled=value)
+            elif isinstance(value, Mapping):
+                try:
+                    value = cls(**value)
+                except TypeError as e:
+                    raise ConfigurationError(f"context.{name}: {e}") from None
+            if not isinstance(value, cls):
+                raise ConfigurationError(
+                    f"context.{name} must be a {cls.__name__}, a mapping of its fields or a bool, "
+                    f"got {type(value).__name__}"
+                )
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def off(cls) -> ContextStrategies:
+        """Every step off: the window alone, as before the pipeline."""
+        return cls(mask=False, prune=False, summary=False)  # type: ignore[arg-type]
+
+    def _core_strategies(self) -> tuple[tuple[int, int] | None]:
+        mask = (self.mask.keep_exchanges, self.mask.min_tokens_saved) if self.mask.enabled else None
+        return (mask,)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetConfig:
     """How large a history may grow, and how far compaction cuts it back.
@@ -148,6 +283,9 @@ class BudgetConfig:
         tool_output: how tool outputs are narrowed (:func:`tokensieve.narrow_tool_output`):
             a :class:`~tokensieve.ToolOutputPolicy`, the name of one in
             ``tool_output.json``, or None for ``"default"``.
+        context: the compaction pipeline's steps besides the window (masking, pruning,
+            the summary): a :class:`~tokensieve.ContextStrategies` or a mapping of its
+            fields; every step on by default (``ContextStrategies.off()``: the window alone).
 
     Relative and absolute fields: ``compaction_threshold`` and ``hard_limit_threshold``
     are fractions of ``max_input_tokens``; ``target_input_tokens`` is a number of tokens
@@ -182,8 +320,15 @@ class BudgetConfig:
     tokens_per_day: int | None = None
     model: str | None = None
     tool_output: ToolOutputPolicy | str | None = None
+    context: ContextStrategies = field(default_factory=ContextStrategies)
 
     def __post_init__(self) -> None:
+        if isinstance(self.context, Mapping):
+            object.__setattr__(self, "context", ContextStrategies(**self.context))
+        if not isinstance(self.context, ContextStrategies):
+            raise ConfigurationError(
+                f"context must be a ContextStrategies or a mapping of its fields, got {type(self.context).__name__}"
+            )
         if self.tool_output is not None and not isinstance(self.tool_output, str):
             from tokensieve.narrow import ToolOutputPolicy
 

@@ -238,6 +238,12 @@ pub fn search_window<T>(seed: usize, most: usize, mut try_k: impl FnMut(usize) -
     tried.swap_remove(at).1
 }
 
+/// The message ranges of a history's exchanges, oldest first (section 2; the pending
+/// request is in none).
+pub fn exchange_ranges(history: &History) -> Vec<std::ops::Range<usize>> {
+    Shape::of(history).exchanges
+}
+
 /// Pinned messages and exchange boundaries of a history (section 2).
 struct Shape {
     /// Messages with a system part, ascending.

@@ -19,6 +19,7 @@ pub mod history;
 pub mod narrow;
 pub mod pretokenize;
 pub mod slab;
+pub mod strategies;
 
 pub use encoding::{get_encoding, Encoding, EncodingId};
 pub use error::{Error, Result};

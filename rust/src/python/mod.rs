@@ -7,6 +7,7 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod details;
 mod memo;
 mod narrow;
 mod part_memo;
@@ -14,10 +15,11 @@ mod read;
 mod value_memo;
 
 use crate::cache::{self, CacheInfo};
-use crate::compact::{self, Action, Budget, Dangling};
+use crate::compact::{Action, Budget, Dangling};
 use crate::counting;
 use crate::encoding::{self, Encoding, EncodingId};
 use crate::error::Error;
+use crate::strategies::{self, mask::MaskConfig, Details, Strategies};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -274,9 +276,11 @@ fn install_memo_reset() {
     }
 }
 
-/// What `compact_history` hands back to Python: the messages, then the report.
-type CompactReturn<'py> = (
-    Bound<'py, PyList>,
+/// What `compact_history` hands back to Python: the messages, the report, and the
+/// pipeline's steps `(name, tokens_saved, items)`.
+type CompactReturn<'py> = (Bound<'py, PyList>, CompactReport<'py>, Vec<(&'static str, u64, usize)>);
+
+type CompactReport<'py> = (
     &'static str,
     u64,
     u64,
@@ -289,6 +293,10 @@ type CompactReturn<'py> = (
     Bound<'py, numpy::PyArray1<i64>>,
     &'static str,
 );
+
+/// The pipeline's steps as Python passes them: `mask = (keep_exchanges,
+/// min_tokens_saved)`, `None` for a step that is off.
+type StrategiesArg = (Option<(usize, u64)>,);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -574,15 +582,17 @@ pub mod _core {
 
     /// Compact a history. `budget` is `(max_input_tokens, compaction_threshold,
     /// hard_limit_threshold, target_input_tokens, max_exchanges, reserved_tokens,
-    /// stub_dangling_calls)`, validated by `BudgetConfig`.
+    /// stub_dangling_calls)`, validated by `BudgetConfig`; `strategies` the pipeline's
+    /// steps (`ContextStrategies._core_strategies()`), None for the window alone.
     #[pyfunction]
-    #[pyo3(signature = (messages, budget, *, encoding = None, format = None))]
+    #[pyo3(signature = (messages, budget, *, encoding = None, format = None, strategies = None))]
     fn compact_history<'py>(
         py: Python<'py>,
         messages: &Bound<'py, PyAny>,
         budget: (u64, f64, f64, u64, Option<usize>, u64, bool),
         encoding: Option<&Bound<'py, PyAny>>,
         format: Option<&Bound<'py, PyAny>>,
+        strategies: Option<StrategiesArg>,
     ) -> PyResult<CompactReturn<'py>> {
         let enc = match encoding {
             Some(e) => resolve_encoding(py, e)?,
@@ -598,12 +608,24 @@ pub mod _core {
             reserved_tokens: budget.5,
             dangling: if budget.6 { Dangling::Stub } else { Dangling::Drop },
         };
+        let strategies = Strategies {
+            mask: strategies
+                .and_then(|s| s.0)
+                .map(|(keep_exchanges, min_tokens_saved)| MaskConfig { keep_exchanges, min_tokens_saved }),
+        };
         let rules = read.format.rules();
         let history = &read.history;
-        let outcome = py.detach(|| compact::compact(history, rules, &budget))?;
-        let out = build::build(py, &list, &read, &outcome.messages)?;
-        Ok((
-            out,
+        // What the steps need from the parts, read only when they will run.
+        let details = if strategies.any() && strategies::over_threshold(history, &budget) {
+            details::read_details(py, &list, &read, enc)
+        } else {
+            Details::default()
+        };
+        let count = |text: &str| counting::count(enc, text) as u64;
+        let pipeline = py.detach(|| strategies::run(history, &details, rules, &budget, &strategies, &count))?;
+        let outcome = &pipeline.outcome;
+        let out = build::build(py, &list, &read, &outcome.messages, &pipeline.replaced)?;
+        let report = (
             match outcome.action {
                 Action::None => "none",
                 Action::Compacted => "compacted",
@@ -611,14 +633,15 @@ pub mod _core {
             outcome.tokens_before,
             outcome.tokens_after,
             outcome.exchanges_kept,
-            outcome.dropped,
+            outcome.dropped.clone(),
             outcome.orphans_removed,
             outcome.calls_repaired,
             outcome.input_defects_repaired,
             outcome.pairs_cut_by_window,
             per_message_tokens(py, &read),
             read.format.name(),
-        ))
+        );
+        Ok((out, report, pipeline.steps.iter().map(|s| (s.step, s.tokens_saved, s.items)).collect()))
     }
 
     #[pyfunction]

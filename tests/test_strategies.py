@@ -1,0 +1,135 @@
+"""The compaction pipeline's steps besides the window (docs/strategies.md): masking."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import tokensieve
+from tokensieve import BudgetConfig, Compactor, ContextStrategies, baseline
+
+BIG = "\n".join(f"line {i} of a file with some content" for i in range(200))
+CONFIG = BudgetConfig(max_input_tokens=50_000, target_input_tokens=15_000, compaction_threshold=0.3)
+
+
+def openai(n: int) -> list:
+    h: list = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        args = json.dumps({"path": f"src/f{k}.py"})
+        call = {"id": f"c{k}", "type": "function", "function": {"name": "read_file", "arguments": args}}
+        h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        h.append({"role": "tool", "tool_call_id": f"c{k}", "content": BIG})
+    return h
+
+
+def anthropic(n: int) -> list:
+    h: list = [{"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        h.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{k}", "name": "bash", "input": {"command": f"cat f{k}"}}]})
+        h.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": BIG}]})
+    return h
+
+
+def responses(n: int) -> list:
+    h: list = [{"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        h.append({"type": "function_call", "call_id": f"f{k}", "name": "grep", "arguments": json.dumps({"pattern": f"x{k}"})})
+        h.append({"type": "function_call_output", "call_id": f"f{k}", "output": BIG})
+    return h
+
+
+def pydantic_ai(n: int) -> list:
+    from pydantic_ai.messages import ModelRequest, ModelResponse, SystemPromptPart, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    h: list = [ModelRequest(parts=[SystemPromptPart("sys"), UserPromptPart("fix the bug")])]
+    for k in range(n):
+        h.append(ModelResponse(parts=[ToolCallPart("read_file", {"path": f"a{k}.py"}, tool_call_id=f"c{k}")]))
+        h.append(ModelRequest(parts=[ToolReturnPart("read_file", BIG, tool_call_id=f"c{k}")]))
+    return h
+
+
+def result_text(fmt: str, message) -> str | None:
+    if fmt == "openai":
+        return message["content"] if message["role"] == "tool" else None
+    if fmt == "responses":
+        return message.get("output")
+    if fmt == "anthropic":
+        blocks = message["content"]
+        return blocks[0].get("content") if isinstance(blocks, list) and blocks[0]["type"] == "tool_result" else None
+    part = message.parts[0]
+    return part.content if part.part_kind == "tool-return" else None
+
+
+HISTORIES = {"openai": openai, "anthropic": anthropic, "responses": responses, "pydantic-ai": pydantic_ai}
+KEYS = {
+    "openai": "read_file(path=src/f0.py)",
+    "anthropic": "bash(command=cat f0)",
+    "responses": "grep(pattern=x0)",
+    "pydantic-ai": "read_file(path=a0.py)",
+}
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_old_tool_outputs_become_a_placeholder_naming_the_tool_its_key_argument_and_what_was_omitted(fmt):
+    history = HISTORIES[fmt](20)
+    before = copy.deepcopy(history) if fmt != "pydantic-ai" else None
+    result = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in result.messages) if t is not None]
+    assert texts[0] == f"[tokensieve masked the output of {KEYS[fmt]}: 200 lines, 1999 tokens]"
+    # The last 3 exchanges and the pending request keep their outputs (a result opens the
+    # exchange after its call's); every call is still there.
+    assert texts[-4:] == [BIG] * 4 and all(t != BIG for t in texts[:-4])
+    assert len(result.messages) == len(history) and result.dropped == ()
+    assert result.action == "compacted" and result.tokens_after < 15_000
+    assert [s.step for s in result.steps] == ["mask"] and result.steps[0].items == 16
+    assert result.steps[0].tokens_saved == result.tokens_before - result.tokens_after
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    if before is not None:
+        assert history == before, "the input was modified"
+    else:
+        assert history[2].parts[0].content == BIG
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_masking_is_idempotent_and_equal_to_the_baseline(fmt):
+    history = HISTORIES[fmt](20)
+    result = Compactor(CONFIG).compact(history)
+    again = Compactor(CONFIG).compact(result.messages)
+    assert all(a is b for a, b in zip(result.messages, again.messages)) and len(again.messages) == len(result.messages)
+    python = baseline.compact(history, CONFIG)
+    assert (python.steps, python.tokens_after, python.action) == (result.steps, result.tokens_after, result.action)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in result.messages]
+
+
+def test_the_masked_prefix_stays_unchanged_until_the_next_batch():
+    """A kept output masks nothing new until a batch saves min_tokens_saved: the requests
+    in between send the same prefix (the provider's prompt cache holds)."""
+    config = CONFIG.replace(context=ContextStrategies(mask={"keep_exchanges": 3, "min_tokens_saved": 5_000}))
+    sent = Compactor(config).compact(openai(20)).messages
+    batches = []
+    for k in range(20, 32):  # one more exchange per request: one more output waits (~1,980 tokens)
+        sent = sent + openai(k + 1)[-2:]
+        result = Compactor(config).compact(sent)
+        masked = sum(s.items for s in result.steps if s.step == "mask")
+        if masked == 0:
+            assert result.unchanged_prefix == len(sent), f"request {k}: the prefix changed without a batch"
+        else:
+            batches.append(masked)
+            assert result.unchanged_prefix < len(sent)
+        sent = result.messages
+    assert batches and all(n >= 3 for n in batches), batches  # 3 outputs make the 5,000 tokens
+
+
+def test_masking_can_be_switched_off_and_then_only_the_window_works():
+    history = openai(20)
+    result = Compactor(CONFIG.replace(context=ContextStrategies.off())).compact(history)
+    assert all(result_text("openai", m) in (None, BIG) for m in result.messages)
+    assert [s.step for s in result.steps] == ["window"] and result.dropped
+
+
+def test_under_the_threshold_nothing_is_masked():
+    history = openai(5)
+    result = Compactor(CONFIG).compact(history)
+    assert result.steps == () and all(a is b for a, b in zip(result.messages, history))

@@ -133,3 +133,35 @@ def test_under_the_threshold_nothing_is_masked():
     history = openai(5)
     result = Compactor(CONFIG).compact(history)
     assert result.steps == () and all(a is b for a, b in zip(result.messages, history))
+
+
+def test_after_two_ineffective_compactions_the_costly_steps_stop_and_telemetry_says_so(monkeypatch):
+    from tokensieve import telemetry
+
+    events = []
+    monkeypatch.setattr(telemetry, "compaction_ineffective", lambda **kw: events.append(kw))
+    # A target nothing can reach: the last exchange alone is over it.
+    compactor = Compactor(CONFIG.replace(target_input_tokens=1_000))
+    history = openai(20)
+    first = compactor.compact(history)
+    assert first.action == "compacted" and not first.effective
+    assert not compactor.costly_steps_suspended and events == []
+    compactor.compact(history)
+    assert compactor.costly_steps_suspended
+    assert [e["attempts"] for e in events] == [2] and events[0]["target_input_tokens"] == 1_000
+    compactor.compact(history)
+    assert len(events) == 1, "said once, not on every request"
+    # A compaction that gets under the target again lifts the suspension.
+    compactor.compact(openai(20), config=CONFIG)
+    assert compactor.ineffective_streak == 0 and not compactor.costly_steps_suspended
+
+
+def test_preflight_and_the_pydantic_ai_capability_run_the_pipeline():
+    from tokensieve import preflight
+
+    check = preflight(openai(20), CONFIG)
+    assert check.decision == "compact" and [s.step for s in check.compaction.steps] == ["mask"]
+    compactor = Compactor(CONFIG.replace(target_input_tokens=1_000))
+    for _ in range(2):
+        preflight(openai(20), CONFIG.replace(target_input_tokens=1_000), compactor=compactor)
+    assert compactor.costly_steps_suspended

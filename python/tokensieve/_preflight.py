@@ -153,6 +153,7 @@ def preflight(
     model: str | None = None,
     tools: Sequence[Any] | None = None,
     api: Api | None = None,
+    compactor: Compactor | None = None,
     **overrides: Unpack[BudgetOverrides],
 ) -> Preflight:
     """Prepare the next model request: compact, classify, check the limits.
@@ -170,6 +171,9 @@ def preflight(
             :func:`~tokensieve.count_request_tokens` counts them.
         api: the API the request goes to (``"chat"``, ``"responses"``, ``"anthropic"``,
             ``"pydantic-ai"``); by default the one of the history's format.
+        compactor: a :class:`~tokensieve.Compactor` kept across the requests of one
+            conversation, so its ineffective-compaction guard sees them all (the budget
+            used is still ``config``); by default a fresh one.
         **overrides: single :class:`BudgetConfig` fields to change.
 
     Example:
@@ -200,7 +204,9 @@ def preflight(
 
     try:
         with telemetry.compaction_span(task=classification.task, max_output_tokens=max_output, model=model) as span:
-            result = Compactor(resolved).compact(messages, format=format)
+            if compactor is None:
+                compactor = Compactor(resolved)
+            result = compactor.compact(messages, format=format, config=resolved)
             span.record(result)
     except BudgetExceededError as error:
         telemetry.budget_blocked(error, model=model, task=classification.task)

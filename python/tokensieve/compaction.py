@@ -8,6 +8,7 @@ only resolves the configuration and wraps the report. The algorithm is specified
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -176,16 +177,53 @@ class Compactor:
         ('none', True)
     """
 
-    __slots__ = ("config",)
+    __slots__ = ("config", "ineffective_streak", "model")
+
+    #: After this many ineffective compactions in a row, the costly steps are not retried.
+    INEFFECTIVE_LIMIT = 2
 
     def __init__(self, config: BudgetConfig | str | None = None, **overrides: Unpack[BudgetOverrides]) -> None:
         self.config: BudgetConfig = resolve_config(config, overrides)
+        #: Compactions in a row that ran and still left the history over its target.
+        self.ineffective_streak = 0
+        #: The model this compactor works for (telemetry only).
+        self.model: str | None = self.config.model
 
     def __repr__(self) -> str:
         return f"Compactor({self.config!r})"
 
-    def compact(self, messages: Sequence[M], *, format: Format | None = None) -> CompactionResult:
+    @property
+    def costly_steps_suspended(self) -> bool:
+        """Whether the costly steps (the model summary) are off because the last
+        compactions were ineffective: retrying them would loop, paying each time
+        (claude-code#24179). They are retried once a compaction gets under the target."""
+        return self.ineffective_streak >= self.INEFFECTIVE_LIMIT
+
+    def _observe(self, result: CompactionResult) -> None:
+        if result.effective:
+            self.ineffective_streak = 0
+            return
+        self.ineffective_streak += 1
+        if self.ineffective_streak == self.INEFFECTIVE_LIMIT:
+            from tokensieve import telemetry
+
+            telemetry.compaction_ineffective(
+                attempts=self.ineffective_streak,
+                tokens_after=result.tokens_after,
+                target_input_tokens=result.target_input_tokens or 0,
+                model=self.model,
+            )
+
+    def compact(
+        self, messages: Sequence[M], *, format: Format | None = None, config: BudgetConfig | None = None
+    ) -> CompactionResult:
         """Compact ``messages`` (never modified) and report what was done.
+
+        ``config`` replaces this compactor's budget for this call (``preflight`` adds the
+        request's overhead to it) while the ineffective-compaction streak is kept: after
+        two compactions in a row that leave the history over its target, the costly steps
+        are suspended (a ``compaction_ineffective`` telemetry event says so) until one gets
+        under the target again.
 
         ``messages`` may also be pydantic-ai's own JSON (``ModelMessagesTypeAdapter.dump_python(...,
         mode="json")`` or a JSON file of it): a list of dicts with ``kind`` and ``parts``,
@@ -198,7 +236,9 @@ class Compactor:
             InvalidMessageError: a message cannot be read (its index is in the error).
             InputTypeError: ``messages`` is not a list.
         """
-        config = self.config
+        config = config or self.config
+        if self.costly_steps_suspended and config.context.summary.enabled:
+            config = config.replace(context=dataclasses.replace(config.context, summary=False))  # type: ignore[arg-type]
         format = _format_argument(format)  # type: ignore[assignment]
         dumped = _pydantic_ai_dump(messages, format)
         if dumped is not None:
@@ -214,7 +254,7 @@ class Compactor:
         (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
         if dumped is not None:
             out = _dump_pydantic_ai(out, messages, dumped)
-        return CompactionResult(
+        result = CompactionResult(
             messages=out,
             action=action,
             tokens_before=before,
@@ -233,6 +273,8 @@ class Compactor:
             target_input_tokens=config.target_input_tokens,
             unchanged_prefix=_unchanged_prefix(messages, out),
         )
+        self._observe(result)
+        return result
 
     def __call__(self, messages: Sequence[M]) -> list[M]:
         """The compacted messages: makes a Compactor usable as a history processor."""

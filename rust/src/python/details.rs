@@ -7,6 +7,13 @@
 //! borrowed; a result's text is counted through the content cache (a hash lookup, as it
 //! was counted when the history was read). Whatever a caller's object does meanwhile is
 //! tolerated: a part whose details cannot be read simply has none (its step skips it).
+//!
+//! A result's text is measured once per string object: an identity memo (the pattern of
+//! `memo.rs`: a strong reference keeps the address from being reused, strings are
+//! immutable) keeps its tokens, lines, hash and whether it is a placeholder, so the warm
+//! path of a long history reads an attribute and looks up an address per result instead
+//! of counting and hashing megabytes again (measured: 30 ms → a few on the 10,000-message
+//! benchmark).
 
 use super::read::{Format, Read, NO_SLOT};
 use crate::counting;
@@ -17,6 +24,68 @@ use crate::strategies::{Details, PartDetail};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use std::sync::Mutex;
+
+use crate::fork::Global;
+use crate::slab::Slab;
+
+/// The most result text the memo keeps alive.
+const MAX_MEMO_BYTES: usize = 64 << 20;
+
+struct Entry {
+    _string: Py<PyString>,
+    encoding: crate::encoding::EncodingId,
+    tokens: u64,
+    lines: u32,
+    placeholder: bool,
+    hash: u64,
+}
+
+static MEMO: Global<Mutex<Option<Slab<Entry>>>> = Global::new(|| Mutex::new(None));
+
+fn with_memo<R>(f: impl FnOnce(&mut Slab<Entry>) -> R) -> R {
+    f(MEMO.lock().get_or_insert_with(Slab::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
+}
+
+/// Forget every text (with `clear_cache`).
+pub fn clear() {
+    let old = with_memo(std::mem::take);
+    drop(old);
+}
+
+/// Tokens, lines, placeholder flag and hash of a result's text, memoized by identity.
+fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding) -> Option<(u64, u32, bool, u64)> {
+    let address = string.as_ptr() as usize;
+    let known = with_memo(|m| {
+        m.get_mut(address).filter(|e| e.encoding == enc.id()).map(|e| (e.tokens, e.lines, e.placeholder, e.hash))
+    });
+    if known.is_some() {
+        return known;
+    }
+    let text = string.to_str().ok()?;
+    let tokens = counting::count(enc, text) as u64;
+    let lines = line_count(text);
+    let placeholder = is_placeholder(text);
+    let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes()) | 1;
+    if crate::cache::global().info().enabled {
+        let entry = Entry { _string: string.clone().unbind(), encoding: enc.id(), tokens, lines, placeholder, hash };
+        let mut evicted = Vec::new();
+        with_memo(|m| {
+            // Present under another encoding: kept as it is (measured anew each time).
+            if m.get_mut(address).is_none() {
+                m.insert(address, text.len(), entry, MAX_MEMO_BYTES, &mut evicted);
+            } else {
+                evicted.push(entry);
+            }
+        });
+        drop(evicted); // decrefs outside the lock
+    }
+    Some((tokens, lines, placeholder, hash))
+}
 
 /// The argument that names what a call works on, by preference.
 const KEY_FIELDS: [&str; 12] = [
@@ -95,8 +164,33 @@ fn field<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bou
     .filter(|v| !v.is_none())
 }
 
-fn string_of(value: &Bound<'_, PyAny>) -> Option<String> {
-    value.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(str::to_owned))
+/// Intern a string value into `details` without copying it first.
+fn intern_str(value: &Bound<'_, PyAny>, details: &mut Details) -> Option<u32> {
+    let s = value.cast::<PyString>().ok()?;
+    Some(details.intern(s.to_str().ok()?))
+}
+
+/// Whether a value is the string `expected`.
+fn is_str(value: Option<Bound<'_, PyAny>>, expected: &str) -> bool {
+    value.is_some_and(|v| v.cast::<PyString>().is_ok_and(|s| s.to_str().is_ok_and(|s| s == expected)))
+}
+
+/// [`KEY_FIELDS`] as interned Python strings.
+fn key_names(py: Python<'_>) -> [&Bound<'_, PyString>; 12] {
+    [
+        intern!(py, "path"),
+        intern!(py, "file_path"),
+        intern!(py, "filepath"),
+        intern!(py, "filename"),
+        intern!(py, "file"),
+        intern!(py, "target_file"),
+        intern!(py, "command"),
+        intern!(py, "cmd"),
+        intern!(py, "url"),
+        intern!(py, "query"),
+        intern!(py, "pattern"),
+        intern!(py, "name"),
+    ]
 }
 
 fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, details: &mut Details) -> PartDetail {
@@ -122,22 +216,23 @@ fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, detail
         }
     };
     let mut detail = PartDetail::default();
-    if let Some(name) = name.as_ref().and_then(string_of) {
-        detail.tool = Some(details.intern(&name));
+    if let Some(name) = &name {
+        detail.tool = intern_str(name, details);
     }
     if let Some(args) = args {
-        let found = if let Ok(d) = args.cast::<PyDict>() {
-            KEY_FIELDS.iter().find_map(|&k| {
-                let v = d.get_item(k).ok().flatten()?;
-                Some((k, string_of(&v)?))
-            })
-        } else if let Some(text) = string_of(&args) {
-            KEY_FIELDS.iter().find_map(|&k| json_string_field(&text, k).map(|v| (k, v)))
-        } else {
-            None
-        };
-        if let Some((k, v)) = found {
-            detail.key = Some((details.intern(k), details.intern(&v)));
+        if let Ok(d) = args.cast::<PyDict>() {
+            for (k, key) in KEY_FIELDS.iter().zip(key_names(py)) {
+                if let Some(v) = d.get_item(key).ok().flatten() {
+                    if let Some(v) = intern_str(&v, details) {
+                        detail.key = Some((details.intern(k), v));
+                        break;
+                    }
+                }
+            }
+        } else if let Some(text) = args.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            if let Some((k, v)) = KEY_FIELDS.iter().find_map(|&k| json_string_field(text, k).map(|v| (k, v))) {
+                detail.key = Some((details.intern(k), details.intern(&v)));
+            }
         }
     }
     detail
@@ -153,14 +248,14 @@ fn result_detail(
     let mut detail = PartDetail::default();
     let content = match format {
         Format::PydanticAi => {
-            let kind = field(source, intern!(py, "part_kind")).and_then(|k| string_of(&k)).unwrap_or_default();
-            let outcome = field(source, intern!(py, "outcome")).and_then(|k| string_of(&k));
-            detail.error = kind == "retry-prompt" || outcome.is_some_and(|o| o != "success");
-            if let Some(name) = field(source, intern!(py, "tool_name")).and_then(|n| string_of(&n)) {
-                detail.tool = Some(details.intern(&name));
+            let tool_return = is_str(field(source, intern!(py, "part_kind")), "tool-return");
+            let outcome = field(source, intern!(py, "outcome"));
+            detail.error = !tool_return || outcome.is_some_and(|o| !is_str(Some(o), "success"));
+            if let Some(name) = field(source, intern!(py, "tool_name")) {
+                detail.tool = intern_str(&name, details);
             }
             // A retry prompt's text is pydantic-ai's own feedback: not masked.
-            if kind == "tool-return" {
+            if tool_return {
                 field(source, intern!(py, "content"))
             } else {
                 None
@@ -174,11 +269,11 @@ fn result_detail(
         Format::Responses => field(source, intern!(py, "output")),
     };
     if let Some(text) = content.and_then(|c| c.cast_into::<PyString>().ok()) {
-        if let Ok(text) = text.to_str() {
-            detail.placeholder = is_placeholder(text);
-            detail.content_tokens = counting::count(enc, text) as u64;
-            detail.lines = line_count(text);
-            detail.hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes()) | 1;
+        if let Some((tokens, lines, placeholder, hash)) = measure(&text, enc) {
+            detail.content_tokens = tokens;
+            detail.lines = lines;
+            detail.placeholder = placeholder;
+            detail.hash = hash;
         }
     }
     detail

@@ -268,6 +268,7 @@ fn install_memo_reset() {
     static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     extern "C" fn in_child() {
         memo::after_fork_in_child();
+        details::after_fork_in_child();
         part_memo::after_fork_in_child();
         value_memo::after_fork_in_child();
     }
@@ -513,6 +514,7 @@ pub mod _core {
     fn clear_cache() {
         cache::global().clear();
         memo::clear();
+        details::clear();
         value_memo::clear();
         part_memo::clear();
     }

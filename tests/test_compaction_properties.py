@@ -719,13 +719,13 @@ def test_the_validators_judge_split_results_on_the_merged_history():
 
 # ---- The pipeline's mask step (docs/strategies.md) --------------------------------------
 
-EAGER_MASK = {"mask": {"keep_exchanges": 1, "min_tokens_saved": 0}, "prune": False, "summary": False}
+EAGER_MASK = {"mask": {"keep_exchanges": 1, "min_tokens_saved": 0}, "prune": True, "summary": False}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @FEWER
 @given(data=st.data())
-def test_with_eager_masking_the_output_is_valid_idempotent_and_equal_to_the_baseline(fmt, data):
+def test_with_eager_masking_and_pruning_the_output_is_valid_idempotent_and_equal_to_the_baseline(fmt, data):
     messages, overrides = draw_case(data, fmt)
     overrides = {**overrides, "context": EAGER_MASK}
     assert_baseline_agrees(messages, fmt, overrides)

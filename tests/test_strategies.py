@@ -83,7 +83,8 @@ def test_old_tool_outputs_become_a_placeholder_naming_the_tool_its_key_argument_
     assert texts[-4:] == [BIG] * 4 and all(t != BIG for t in texts[:-4])
     assert len(result.messages) == len(history) and result.dropped == ()
     assert result.action == "compacted" and result.tokens_after < 15_000
-    assert [s.step for s in result.steps] == ["mask"] and result.steps[0].items == 16
+    # Every output differs (different paths): pruning has nothing to do.
+    assert [(s.step, s.items) for s in result.steps] == [("mask", 16), ("prune", 0)]
     assert result.steps[0].tokens_saved == result.tokens_before - result.tokens_after
     assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
     if before is not None:
@@ -126,7 +127,7 @@ def test_masking_can_be_switched_off_and_then_only_the_window_works():
     history = openai(20)
     result = Compactor(CONFIG.replace(context=ContextStrategies.off())).compact(history)
     assert all(result_text("openai", m) in (None, BIG) for m in result.messages)
-    assert [s.step for s in result.steps] == ["window"] and result.dropped
+    assert [s.step for s in result.steps] == ["window"] and result.dropped  # no mask, no prune
 
 
 def test_under_the_threshold_nothing_is_masked():
@@ -160,8 +161,49 @@ def test_preflight_and_the_pydantic_ai_capability_run_the_pipeline():
     from tokensieve import preflight
 
     check = preflight(openai(20), CONFIG)
-    assert check.decision == "compact" and [s.step for s in check.compaction.steps] == ["mask"]
+    assert check.decision == "compact" and [s.step for s in check.compaction.steps] == ["mask", "prune"]
     compactor = Compactor(CONFIG.replace(target_input_tokens=1_000))
     for _ in range(2):
         preflight(openai(20), CONFIG.replace(target_input_tokens=1_000), compactor=compactor)
     assert compactor.costly_steps_suspended
+
+
+def reads(paths: list[str], outputs: list[str]) -> list:
+    """An OpenAI session reading ``paths`` in turn (outputs as given), then a question."""
+    h: list = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix the bug"}]
+    for k, (path, output) in enumerate(zip(paths, outputs)):
+        call = {"id": f"r{k}", "type": "function", "function": {"name": "read_file", "arguments": json.dumps({"path": path})}}
+        h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        h.append({"role": "tool", "tool_call_id": f"r{k}", "content": output})
+    h.append({"role": "assistant", "content": "Done."})
+    h.append({"role": "user", "content": "and now?"})
+    return h
+
+
+PRUNE_ONLY = CONFIG.replace(
+    max_input_tokens=10_000, target_input_tokens=5_000, context=ContextStrategies(mask=False, summary=False)
+)
+
+
+@pytest.mark.parametrize("later", [BIG, BIG + "\nchanged"])
+def test_an_earlier_read_of_a_file_read_again_later_points_to_the_later_read(later):
+    history = reads(["a.py", "b.py", "a.py"], [BIG, "short", later])
+    result = Compactor(PRUNE_ONLY).compact(history)
+    reason = "the same call returned the same output later" if later == BIG else "superseded by a later identical read"
+    assert result.messages[3]["content"] == f"[tokensieve pruned the output of read_file(path=a.py): {reason}]"
+    assert result.messages[7]["content"] == later and result.messages[5]["content"] == "short"
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
+    python = baseline.compact(history, PRUNE_ONLY)
+    assert (python.steps, python.messages) == (result.steps, result.messages)
+    again = Compactor(PRUNE_ONLY).compact(result.messages)
+    assert all(a is b for a, b in zip(again.messages, result.messages))
+
+
+def test_each_prune_rule_can_be_switched_off():
+    history = reads(["a.py", "a.py"], [BIG, BIG + "\nchanged"])
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_reads": False}))
+    assert Compactor(off).compact(history).messages[3]["content"] == BIG
+    same = reads(["a.py", "a.py"], [BIG, BIG])
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"repeated_calls": False}))
+    assert Compactor(off).compact(same).messages[3]["content"] == BIG
+    assert Compactor(PRUNE_ONLY).compact(same).messages[3]["content"] != BIG

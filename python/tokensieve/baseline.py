@@ -1431,17 +1431,31 @@ PLACEHOLDER_START = "[tokensieve masked the output of "
 PLACEHOLDER_END = " tokens]"
 
 
+PLACEHOLDER_PREFIX = "[tokensieve "
+
+
 @dataclass
 class _Detail:
     tool: str | None = None
     key: tuple[str, str] | None = None
+    args: Any = None  # calls: what identical calls share (the core hashes it), None if unknown
     content_tokens: int = 0
     lines: int = 0
     placeholder: bool = False
+    error: bool = False
+    text: str | None = None  # results: the text (the core hashes it)
 
 
 def is_placeholder(text: str) -> bool:
-    return text.startswith(PLACEHOLDER_START) and text.endswith(PLACEHOLDER_END) and "\n" not in text
+    return text.startswith(PLACEHOLDER_PREFIX) and text.endswith("]") and "\n" not in text
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _one_line(s: str, limit: int) -> str:
@@ -1451,11 +1465,25 @@ def _one_line(s: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
-def placeholder(tool: str | None, key: tuple[str, str] | None, lines: int, tokens: int) -> str:
-    text = PLACEHOLDER_START + (_one_line(tool, 64) if tool is not None else "a tool")
+def _call_label(tool: str | None, key: tuple[str, str] | None) -> str:
+    text = _one_line(tool, 64) if tool is not None else "a tool"
     if key is not None:
         text += f"({key[0]}={_one_line(key[1], 120)})"
-    return text + f": {lines} line{'' if lines == 1 else 's'}, {tokens}{PLACEHOLDER_END}"
+    return text
+
+
+def placeholder(tool: str | None, key: tuple[str, str] | None, lines: int, tokens: int) -> str:
+    return PLACEHOLDER_START + _call_label(tool, key) + f": {lines} line{'' if lines == 1 else 's'}, {tokens}{PLACEHOLDER_END}"
+
+
+def _read_like(tool: str) -> bool:
+    lowered = "".join(c.lower() if c.isascii() else c for c in tool)
+    return any(w in lowered for w in ("read", "cat", "view", "open", "show"))
+
+
+def pointer(tool: str, key: tuple[str, str] | None, same_output: bool) -> str:
+    reason = "the same call returned the same output later" if same_output else "superseded by a later identical read"
+    return f"{PLACEHOLDER_PREFIX}pruned the output of {_call_label(tool, key)}: {reason}]"
 
 
 def _json_string_field(text: str, key: str) -> str | None:
@@ -1532,6 +1560,14 @@ def _call_detail(fmt: str, source: Any) -> _Detail:
                 args = _field(body, "input")
     detail = _Detail(tool=_str(name))
     if isinstance(args, dict):
+        try:
+            shared = tuple((str(k), str(v)) for k, v in dict.items(args))
+            detail.args = ("dict", shared) if all(_utf8(k) and _utf8(v) for k, v in shared) else None
+        except Exception:
+            detail.args = None
+    elif _str(args) is not None:
+        detail.args = ("str", _str(args)) if _utf8(_str(args)) else None  # type: ignore[arg-type]
+    if isinstance(args, dict):
         for k in KEY_FIELDS:
             value = _str(dict.get(args, k))
             if value is not None:
@@ -1551,13 +1587,23 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
     if fmt == "pydantic-ai":
         kind = _str(_field(source, "part_kind")) or ""
         detail.tool = _str(_field(source, "tool_name"))
+        outcome = _field(source, "outcome")
+        detail.error = kind != "tool-return" or (outcome is not None and _str(outcome) != "success")
         content = _field(source, "content") if kind == "tool-return" else None
+    elif fmt == "anthropic":
+        flag = _field(source, "is_error")
+        try:
+            detail.error = flag is not None and bool(flag)
+        except Exception:
+            detail.error = False
+        content = _field(source, "content")
     elif fmt == "responses":
         content = _field(source, "output")
     else:
         content = _field(source, "content")
     text = _str(content)
-    if text is not None:
+    if text is not None and _utf8(text):
+        detail.text = text
         detail.placeholder = is_placeholder(text)
         detail.content_tokens = count(text)
         detail.lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
@@ -1613,6 +1659,48 @@ def _mask_plan(
                     saved += part.tokens - tokens
                     plan[(i, j)] = (text, tokens)
     return plan if saved >= max(minimum, 1) else {}
+
+
+def _prune_plan(
+    history: list[Message],
+    details: dict,
+    starts: list[int],
+    repeated_calls: bool,
+    superseded_reads: bool,
+    skip: dict,
+    count: Callable[[str], int],
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """Earlier outputs a later identical call made redundant → (pointer, tokens)."""
+    if not starts:
+        return {}
+    protected = starts[-1]
+    calls: dict[str | None, tuple[int, int]] = {}
+    pairs = []
+    for i, message in enumerate(history):
+        for j, part in enumerate(message.parts):
+            if part.kind == CALL:
+                calls[part.call_id] = (i, j)
+            elif part.kind == RESULT and not part.synthesized and part.call_id in calls:
+                pairs.append((calls[part.call_id], (i, j)))
+    later: dict[tuple[str, Any], str] = {}
+    plan: dict[tuple[int, int], tuple[str, int]] = {}
+    for c, r in reversed(pairs):
+        call, result = details.get(c, _Detail()), details.get(r, _Detail())
+        if call.tool is None or call.args is None:
+            continue
+        key = (call.tool, call.args)
+        has_text = result.content_tokens > 0 and not result.placeholder and result.text is not None
+        if r[0] < protected and has_text and r not in skip and key in later:
+            same = later[key] == result.text
+            if (same and repeated_calls) or (not same and superseded_reads and _read_like(call.tool)):
+                text = pointer(call.tool, call.key, same)
+                part = history[r[0]].parts[r[1]]
+                tokens = max(part.tokens - result.content_tokens, 0) + count(text)
+                if tokens < part.tokens:
+                    plan[r] = (text, tokens)
+        if has_text and not result.error:
+            later[key] = result.text  # type: ignore[assignment]
+    return plan
 
 
 def _pending_start(history: list[Message], starts: list[int]) -> int:
@@ -1682,15 +1770,26 @@ def compact(
     # tokens of the parts they replace; the window then works on what they made.
     replaced: dict[tuple[int, int], str] = {}
     steps: list[tuple[str, int, int]] = []
-    mask = config.context.mask
-    if mask.enabled and over(tokens_before, config.compaction_threshold):
+    mask, prune = config.context.mask, config.context.prune
+    pruning = prune.enabled and (prune.repeated_calls or prune.superseded_reads)
+    if (mask.enabled or pruning) and over(tokens_before, config.compaction_threshold):
         details = _details(messages, history, fmt, count)
         _, _, starts = _window_plan(history)
-        masked = _mask_plan(history, details, starts, mask.keep_exchanges, mask.min_tokens_saved, count)
-        steps.append(("mask", sum(history[i].parts[j].tokens - t for (i, j), (_, t) in masked.items()), len(masked)))
-        for (i, j), (text, tokens) in masked.items():
-            history[i].parts[j].tokens = tokens
-            replaced[(i, j)] = text
+        original = {(i, j): part.tokens for i, m in enumerate(history) for j, part in enumerate(m.parts)}
+        plans = []
+        if mask.enabled:
+            plans.append(("mask", _mask_plan(history, details, starts, mask.keep_exchanges, mask.min_tokens_saved, count)))
+        if pruning:
+            plans.append(("prune", None))
+        for name, step in plans:
+            if step is None:  # pruning sees what masking replaced
+                step = _prune_plan(
+                    history, details, starts, prune.repeated_calls, prune.superseded_reads, replaced, count
+                )
+            steps.append((name, sum(original[r] - t for r, (_, t) in step.items()), len(step)))
+            for (i, j), (text, tokens) in step.items():
+                history[i].parts[j].tokens = tokens
+                replaced[(i, j)] = text
     working_before = sum(tokens_per_message(history)) + config.reserved_tokens
     everything = [True] * len(history)
     plan = None

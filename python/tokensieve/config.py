@@ -159,6 +159,9 @@ class MaskStrategy:
 class PruneStrategy:
     """Selective pruning of low-value messages, each rule switchable.
 
+    ``repeated_calls`` and ``superseded_reads`` are implemented; ``acknowledgements`` and
+    ``superseded_failures`` are accepted and not applied yet (docs/strategies.md).
+
     Example:
         >>> from tokensieve import PruneStrategy
         >>> PruneStrategy(acknowledgements=False).superseded_reads
@@ -170,9 +173,11 @@ class PruneStrategy:
     acknowledgements: bool = True
     #: Failed tool calls a later success of the same tool superseded.
     superseded_failures: bool = True
-    #: Earlier reads of a file read again later become a pointer to the later read.
+    #: Earlier reads (a tool named like read/cat/view/open/show) made again later with
+    #: identical arguments become a pointer to the later read.
     superseded_reads: bool = True
-    #: Identical repeated tool calls whose earlier result is identical: a pointer.
+    #: An output the same call (same tool, identical arguments) returned again later: a
+    #: pointer to the later call.
     repeated_calls: bool = True
 
     def __post_init__(self) -> None:
@@ -243,9 +248,11 @@ class ContextStrategies:
         """Every step off: the window alone, as before the pipeline."""
         return cls(mask=False, prune=False, summary=False)  # type: ignore[arg-type]
 
-    def _core_strategies(self) -> tuple[tuple[int, int] | None]:
+    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool] | None]:
         mask = (self.mask.keep_exchanges, self.mask.min_tokens_saved) if self.mask.enabled else None
-        return (mask,)
+        p = self.prune
+        prune = (p.repeated_calls, p.superseded_reads) if p.enabled else None
+        return (mask, prune)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,12 @@ def _is_subsequence(small: list, big: list) -> bool:
     return all(any(x is y for y in it) for x in small)
 
 
-PLACEHOLDER_START = "[tokensieve masked the output of "
+PLACEHOLDER_PREFIX = "[tokensieve "
 
 
 def _is_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(PLACEHOLDER_START) and value.endswith(" tokens]")
+    """A text the pipeline wrote in place of a tool output (a mask placeholder, a prune pointer)."""
+    return isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX) and value.endswith("]") and "\n" not in value
 
 
 def _masked_from(out: Any, original: Any, field: str) -> bool:

@@ -220,6 +220,7 @@ fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, detail
         detail.tool = intern_str(name, details);
     }
     if let Some(args) = args {
+        detail.args_hash = args_hash(&args);
         if let Ok(d) = args.cast::<PyDict>() {
             for (k, key) in KEY_FIELDS.iter().zip(key_names(py)) {
                 if let Some(v) = d.get_item(key).ok().flatten() {
@@ -277,6 +278,26 @@ fn result_detail(
         }
     }
     detail
+}
+
+/// A hash of a call's arguments (0: not hashable here): of a JSON string, its bytes; of
+/// a dict, each key and the `str()` of each value in order (what identical calls share).
+fn args_hash(args: &Bound<'_, PyAny>) -> u64 {
+    use std::hash::Hasher;
+    if let Ok(s) = args.cast::<PyString>() {
+        return s.to_str().map_or(0, |t| xxhash_rust::xxh3::xxh3_64(t.as_bytes()) | 1);
+    }
+    let Ok(d) = args.cast::<PyDict>() else { return 0 };
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (k, v) in d.iter() {
+        let (Ok(k), Ok(v)) = (k.str(), v.str()) else { return 0 };
+        let (Ok(k), Ok(v)) = (k.to_str(), v.to_str()) else { return 0 };
+        hasher.write(k.as_bytes());
+        hasher.write(&[0]);
+        hasher.write(v.as_bytes());
+        hasher.write(&[0]);
+    }
+    hasher.finish() | 1
 }
 
 /// Lines of a text: its newlines, plus one for a last line without one.

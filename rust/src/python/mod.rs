@@ -19,7 +19,7 @@ use crate::compact::{Action, Budget, Dangling};
 use crate::counting;
 use crate::encoding::{self, Encoding, EncodingId};
 use crate::error::Error;
-use crate::strategies::{self, mask::MaskConfig, Details, Strategies};
+use crate::strategies::{self, mask::MaskConfig, prune::PruneConfig, Details, Strategies};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -296,8 +296,9 @@ type CompactReport<'py> = (
 );
 
 /// The pipeline's steps as Python passes them: `mask = (keep_exchanges,
-/// min_tokens_saved)`, `None` for a step that is off.
-type StrategiesArg = (Option<(usize, u64)>,);
+/// min_tokens_saved)`, `prune = (repeated_calls, superseded_reads)`, `None` for a step
+/// that is off.
+type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool)>);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -614,6 +615,10 @@ pub mod _core {
             mask: strategies
                 .and_then(|s| s.0)
                 .map(|(keep_exchanges, min_tokens_saved)| MaskConfig { keep_exchanges, min_tokens_saved }),
+            prune: strategies
+                .and_then(|s| s.1)
+                .map(|(repeated_calls, superseded_reads)| PruneConfig { repeated_calls, superseded_reads })
+                .filter(|p| p.repeated_calls || p.superseded_reads),
         };
         let rules = read.format.rules();
         let history = &read.history;

@@ -29,22 +29,31 @@ pub struct MaskConfig {
     pub min_tokens_saved: u64,
 }
 
-/// The opening of every placeholder; a result whose text starts with it (and ends with
-/// [`PLACEHOLDER_END`]) was masked before and is not masked again.
+/// The opening of a mask placeholder (see [`super::PLACEHOLDER_PREFIX`]).
 pub const PLACEHOLDER_START: &str = "[tokensieve masked the output of ";
 pub const PLACEHOLDER_END: &str = " tokens]";
 
 /// Key arguments longer than this are cut (with `...`) in a placeholder.
 const KEY_MAX_CHARS: usize = 120;
 
-/// Whether a result's text is a placeholder this step wrote.
+/// Whether a result's text is a placeholder a step wrote (a mask placeholder, a prune
+/// pointer): one line, opened by [`super::PLACEHOLDER_PREFIX`], closed by `]`.
 pub fn is_placeholder(text: &str) -> bool {
-    text.starts_with(PLACEHOLDER_START) && text.ends_with(PLACEHOLDER_END) && !text.contains('\n')
+    text.starts_with(super::PLACEHOLDER_PREFIX) && text.ends_with(']') && !text.contains('\n')
 }
 
 /// The placeholder for a result of `tool` called with key argument `key`.
 pub fn placeholder(tool: Option<&str>, key: Option<(&str, &str)>, lines: u32, tokens: u64) -> String {
     let mut text = String::from(PLACEHOLDER_START);
+    text.push_str(&call_label(tool, key));
+    let plural = if lines == 1 { "" } else { "s" };
+    text.push_str(&format!(": {lines} line{plural}, {tokens}{PLACEHOLDER_END}"));
+    text
+}
+
+/// `tool(field=value)` on one line, the value cut at [`KEY_MAX_CHARS`].
+pub fn call_label(tool: Option<&str>, key: Option<(&str, &str)>) -> String {
+    let mut text = String::new();
     match tool {
         Some(name) => text.push_str(&one_line(name, 64)),
         None => text.push_str("a tool"),
@@ -56,8 +65,6 @@ pub fn placeholder(tool: Option<&str>, key: Option<(&str, &str)>, lines: u32, to
         text.push_str(&one_line(value, KEY_MAX_CHARS));
         text.push(')');
     }
-    let plural = if lines == 1 { "" } else { "s" };
-    text.push_str(&format!(": {lines} line{plural}, {tokens}{PLACEHOLDER_END}"));
     text
 }
 

@@ -9,6 +9,11 @@
 //! Pure Rust: the Python glue reads the details and builds the plan back into messages.
 
 pub mod mask;
+pub mod prune;
+
+/// How every text a step writes in place of a tool output begins: such a text is never
+/// replaced again (the steps are idempotent).
+pub const PLACEHOLDER_PREFIX: &str = "[tokensieve ";
 
 use crate::compact::{self, Budget, Outcome};
 use crate::error::{Error, Result};
@@ -22,6 +27,8 @@ pub struct PartDetail {
     pub tool: Option<u32>,
     /// Calls: the key argument (field name, value), e.g. `("path", "src/app.py")`.
     pub key: Option<(u32, u32)>,
+    /// Calls: a hash of the arguments (0: unknown), to find identical calls.
+    pub args_hash: u64,
     /// Results with a text content: the tokens of that text (0: no replaceable content)
     /// and its line count.
     pub content_tokens: u64,
@@ -70,11 +77,12 @@ impl Details {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Strategies {
     pub mask: Option<mask::MaskConfig>,
+    pub prune: Option<prune::PruneConfig>,
 }
 
 impl Strategies {
     pub fn any(&self) -> bool {
-        self.mask.is_some()
+        self.mask.is_some() || self.prune.is_some()
     }
 }
 
@@ -124,6 +132,14 @@ pub fn run(
     let exchanges = compact::exchange_ranges(history);
     if let Some(config) = &strategies.mask {
         let plan = mask::plan(history, details, &exchanges, config, count);
+        steps.push(plan.report(history));
+        for (p, text, tokens) in plan.replaced {
+            working.parts[p].tokens = tokens;
+            replaced.insert(p, text);
+        }
+    }
+    if let Some(config) = &strategies.prune {
+        let plan = prune::plan(history, details, &exchanges, config, &replaced, count);
         steps.push(plan.report(history));
         for (p, text, tokens) in plan.replaced {
             working.parts[p].tokens = tokens;

@@ -207,3 +207,36 @@ def test_each_prune_rule_can_be_switched_off():
     off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"repeated_calls": False}))
     assert Compactor(off).compact(same).messages[3]["content"] == BIG
     assert Compactor(PRUNE_ONLY).compact(same).messages[3]["content"] != BIG
+
+
+SUMMARY = CONFIG.replace(context=ContextStrategies(mask=False, prune=False, summary={"max_tokens": 200}))
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_a_summary_of_what_the_window_drops_goes_where_the_format_expects_it_and_is_counted(fmt):
+    from tests.support.provider_rules import violations
+
+    seen = []
+
+    def summarize(dropped, format):
+        seen.append((len(dropped), format))
+        return f"task: fix the bug; {len(dropped)} messages"
+
+    history = HISTORIES[fmt](20)
+    result = Compactor(SUMMARY, summarizer=summarize).compact(history)
+    assert seen == [(len(result.dropped), fmt)] and result.dropped
+    assert result.steps[-1].step == "summary" and result.steps[-1].tokens_saved < 0
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    assert result.tokens_after <= SUMMARY.target_input_tokens
+    text = repr(result.messages)
+    assert f"[tokensieve summary of {len(result.dropped)} earlier messages]" in text
+    # Valid for the provider (the summary is new: the shared origin rules do not apply).
+    assert violations(fmt, result.messages) == []
+
+
+def test_no_summary_text_no_summary_and_a_summarizer_is_not_called_when_nothing_is_dropped():
+    calls = []
+    result = Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(20))
+    assert len(calls) == 1 and "summary" not in [s.step for s in result.steps]
+    Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(3))
+    assert len(calls) == 1

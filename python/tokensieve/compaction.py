@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -147,6 +147,55 @@ class CompactionResult:
         return self.action == "none" or self.target_input_tokens is None or self.tokens_after <= self.target_input_tokens
 
 
+#: Writes the summary of the messages the window drops: called with those messages (the
+#: caller's own objects, in order) and the history's format; returns the text, or None
+#: for no summary. ``tokensieve.summarize`` provides the extractive and model summarizers.
+SummaryFunction = Callable[[list[Any], str], "str | None"]
+
+#: How an inserted summary begins: a reader (and a later compaction) can tell it apart.
+SUMMARY_MARK = "[tokensieve summary of {n} earlier messages]"
+
+
+def _insert_summary(out: list[Any], text: str, fmt: str, n: int, encoding: str) -> tuple[list[Any], int] | None:
+    """``out`` with the summary ``text`` inserted where the format expects it, and the
+    tokens that added; None if the format offers no place (an empty history).
+
+    pydantic-ai: a ``ModelRequest`` holding a ``CompactionPart`` (a summary the framework
+    sends as user-voice text; pydantic-ai's own harness does the same), after the first
+    request. OpenAI chat and Responses: a ``system`` / ``developer`` message after the
+    leading system messages. Anthropic (no system role, user first, tool results first in
+    a user turn): a text block appended to the first user message.
+    """
+    if not out:
+        return None
+    body = SUMMARY_MARK.format(n=n) + "\n" + text
+    if fmt == "pydantic-ai":
+        from pydantic_ai.messages import CompactionPart, ModelRequest
+
+        message: Any = ModelRequest(parts=[CompactionPart(content=body)])
+        at = 1 if getattr(out[0], "kind", None) == "request" else 0
+        cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
+        return [*out[:at], message, *out[at:]], cost
+    if fmt == "anthropic":
+        at = next((k for k, m in enumerate(out) if isinstance(m, dict) and m.get("role") == "user"), None)
+        if at is None:
+            return None
+        first = out[at]
+        content = first.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        merged = {**first, "content": [*blocks, {"type": "text", "text": body}]}
+        was = int(_core.count_history_tokens([first], encoding=encoding, format=fmt).sum())
+        now = int(_core.count_history_tokens([merged], encoding=encoding, format=fmt).sum())
+        return [*out[:at], merged, *out[at + 1 :]], now - was
+    role = "system" if fmt == "openai" else "developer"
+    message = {"role": role, "content": body}
+    at = 0
+    while at < len(out) and isinstance(out[at], dict) and out[at].get("role") in ("system", "developer"):
+        at += 1
+    cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
+    return [*out[:at], message, *out[at:]], cost
+
+
 def _unchanged_prefix(messages: Sequence[Any], out: Sequence[Any]) -> int:
     """Leading output messages that are the input's own, in place."""
     n = 0
@@ -177,13 +226,22 @@ class Compactor:
         ('none', True)
     """
 
-    __slots__ = ("config", "ineffective_streak", "model")
+    __slots__ = ("config", "ineffective_streak", "model", "summarizer")
 
     #: After this many ineffective compactions in a row, the costly steps are not retried.
     INEFFECTIVE_LIMIT = 2
 
-    def __init__(self, config: BudgetConfig | str | None = None, **overrides: Unpack[BudgetOverrides]) -> None:
+    def __init__(
+        self,
+        config: BudgetConfig | str | None = None,
+        *,
+        summarizer: SummaryFunction | None = None,
+        **overrides: Unpack[BudgetOverrides],
+    ) -> None:
         self.config: BudgetConfig = resolve_config(config, overrides)
+        #: Writes the summary of what the window drops (see :data:`SummaryFunction`);
+        #: None: no summary is inserted.
+        self.summarizer = summarizer
         #: Compactions in a row that ran and still left the history over its target.
         self.ineffective_streak = 0
         #: The model this compactor works for (telemetry only).
@@ -239,6 +297,11 @@ class Compactor:
         config = config or self.config
         if self.costly_steps_suspended and config.context.summary.enabled:
             config = config.replace(context=dataclasses.replace(config.context, summary=False))  # type: ignore[arg-type]
+        summary = config.context.summary
+        summarizer = self.summarizer if summary.enabled else None
+        # The summary's room is reserved while the window decides, released once written.
+        room = summary.max_tokens if summarizer is not None else 0
+        core = config.replace(reserved_tokens=config.reserved_tokens + room) if room else config
         format = _format_argument(format)  # type: ignore[assignment]
         dumped = _pydantic_ai_dump(messages, format)
         if dumped is not None:
@@ -246,12 +309,21 @@ class Compactor:
             format = "pydantic-ai"
         out, report, steps = _core.compact_history(
             messages,
-            config._core_budget(),
+            core._core_budget(),
             encoding=config.encoding,
             format=format,
             strategies=config.context._core_strategies(),
         )
         (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
+        before, after = before - room, after - room
+        if summarizer is not None and dropped:
+            text = summarizer([messages[i] for i in dropped], fmt)
+            if text:
+                inserted = _insert_summary(out, text, fmt, len(dropped), config.encoding)
+                if inserted is not None and inserted[1] <= summary.max_tokens:
+                    out, cost = inserted
+                    after += cost
+                    steps = [*steps, ("summary", -cost, len(dropped))]
         if dumped is not None:
             out = _dump_pydantic_ai(out, messages, dumped)
         result = CompactionResult(

@@ -1795,7 +1795,8 @@ def compact(
     plan = None
     action: Literal["none", "compacted"] = "none"
     repair = None
-    if not over(working_before, config.compaction_threshold):
+    # Over the threshold the window runs on what the steps made, even if they brought it under.
+    if not over(tokens_before, config.compaction_threshold):
         # The whole history repaired, unless its stubs push it over the threshold.
         repair = Repair(history, fmt, stub, everything)
         plan = _plan(repair, config.reserved_tokens)

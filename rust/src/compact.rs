@@ -82,13 +82,19 @@ pub fn history_tokens(history: &History, reserved: u64) -> u64 {
 
 /// Compact `history` under `budget`, following `rules`.
 pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outcome> {
+    compact_window(history, rules, budget, false)
+}
+
+/// [`compact`]; with `force`, the window runs whatever the history's tokens (the pipeline's
+/// input was over the threshold, and its steps may have brought it under).
+pub fn compact_window(history: &History, rules: Rules, budget: &Budget, force: bool) -> Result<Outcome> {
     let tokens_before = history_tokens(history, budget.reserved_tokens);
     let n = history.len();
     let all = vec![true; n];
     let whole = || Repair::run(history, rules, budget.dangling, &all, &[]);
     // Below the threshold the whole history is repaired; that stands unless its stubs push
     // it over the threshold (then compacting the result again would window it: compact now).
-    let repaired_whole = (!budget.over(tokens_before, budget.compaction_threshold))
+    let repaired_whole = (!force && !budget.over(tokens_before, budget.compaction_threshold))
         .then(|| {
             let repair = whole();
             let outcome = repair.outcome(budget, tokens_before, Action::None);

@@ -147,7 +147,7 @@ pub fn run(
         }
     }
     let before_window = compact::history_tokens(&working, budget.reserved_tokens);
-    let mut outcome = match compact::compact(&working, rules, budget) {
+    let mut outcome = match compact::compact_window(&working, rules, budget, true) {
         Ok(outcome) => outcome,
         Err(Error::BudgetExceeded { tokens_after, limit, .. }) => {
             return Err(Error::BudgetExceeded { tokens_before, tokens_after, limit })

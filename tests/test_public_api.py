@@ -22,6 +22,7 @@ CLASSES = {
     "TaskClassification", "TaskType", "UsageStatus", "UsageTracker", "CacheInfo", "CompactionResult",
     "Compactor", "ConfigurationError", "Encoding", "InputTypeError", "InvalidMessageError", "OutputBudgets",
     "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy",
+    "ContextStrategies", "MaskStrategy", "PruneStrategy", "SummaryStrategy", "StepReport",
 }
 FUNCTIONS = {
     "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",

@@ -1501,7 +1501,7 @@ def _json_string_field(text: str, key: str) -> str | None:
         rest = rest[1:].lstrip()
         if not rest.startswith('"'):
             return None
-        out = []
+        out: list[str] = []
         i = 1
         while i < len(rest):
             c = rest[i]
@@ -1528,7 +1528,7 @@ def _json_string_field(text: str, key: str) -> str | None:
         return None
 
 
-def _field(obj: Any, key: str) -> Any:
+def _get_field(obj: Any, key: str) -> Any:
     try:
         value = dict.get(obj, key) if isinstance(obj, dict) else getattr(obj, key)
     except Exception:
@@ -1542,22 +1542,22 @@ def _str(value: Any) -> str | None:
 
 def _call_detail(fmt: str, source: Any) -> _Detail:
     if fmt == "pydantic-ai":
-        name, args = _field(source, "tool_name"), _field(source, "args")
+        name, args = _get_field(source, "tool_name"), _get_field(source, "args")
     elif fmt == "anthropic":
-        name, args = _field(source, "name"), _field(source, "input")
+        name, args = _get_field(source, "name"), _get_field(source, "input")
     elif fmt == "responses":
-        name = _field(source, "name")
-        args = _field(source, "arguments")
+        name = _get_field(source, "name")
+        args = _get_field(source, "arguments")
         if args is None:
-            args = _field(source, "input")
+            args = _get_field(source, "input")
     else:
-        body = next((b for b in (_field(source, k) for k in ("function", "custom", "function_call")) if b is not None), None)
+        body = next((b for b in (_get_field(source, k) for k in ("function", "custom", "function_call")) if b is not None), None)
         name = args = None
         if body is not None:
-            name = _field(body, "name")
-            args = _field(body, "arguments")
+            name = _get_field(body, "name")
+            args = _get_field(body, "arguments")
             if args is None:
-                args = _field(body, "input")
+                args = _get_field(body, "input")
     detail = _Detail(tool=_str(name))
     if isinstance(args, dict):
         try:
@@ -1585,22 +1585,22 @@ def _call_detail(fmt: str, source: Any) -> _Detail:
 def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detail:
     detail = _Detail()
     if fmt == "pydantic-ai":
-        kind = _str(_field(source, "part_kind")) or ""
-        detail.tool = _str(_field(source, "tool_name"))
-        outcome = _field(source, "outcome")
+        kind = _str(_get_field(source, "part_kind")) or ""
+        detail.tool = _str(_get_field(source, "tool_name"))
+        outcome = _get_field(source, "outcome")
         detail.error = kind != "tool-return" or (outcome is not None and _str(outcome) != "success")
-        content = _field(source, "content") if kind == "tool-return" else None
+        content = _get_field(source, "content") if kind == "tool-return" else None
     elif fmt == "anthropic":
-        flag = _field(source, "is_error")
+        flag = _get_field(source, "is_error")
         try:
             detail.error = flag is not None and bool(flag)
         except Exception:
             detail.error = False
-        content = _field(source, "content")
+        content = _get_field(source, "content")
     elif fmt == "responses":
-        content = _field(source, "output")
+        content = _get_field(source, "output")
     else:
-        content = _field(source, "content")
+        content = _get_field(source, "content")
     text = _str(content)
     if text is not None and _utf8(text):
         detail.text = text
@@ -1618,7 +1618,7 @@ def _details(messages: list[Any], history: list[Message], fmt: str, count: Calla
             continue
         obj = messages[i]
         key = {"pydantic-ai": "parts", "anthropic": "content", "openai": "tool_calls"}.get(fmt)
-        container = None if key is None else _field(obj, key)
+        container = None if key is None else _get_field(obj, key)
         for j, part in enumerate(message.parts):
             if part.kind not in (CALL, RESULT):
                 continue
@@ -1776,7 +1776,7 @@ def compact(
         details = _details(messages, history, fmt, count)
         _, _, starts = _window_plan(history)
         original = {(i, j): part.tokens for i, m in enumerate(history) for j, part in enumerate(m.parts)}
-        plans = []
+        plans: list[tuple[str, dict | None]] = []
         if mask.enabled:
             plans.append(("mask", _mask_plan(history, details, starts, mask.keep_exchanges, mask.min_tokens_saved, count)))
         if pruning:
@@ -1869,7 +1869,10 @@ def compact(
         format=fmt,
         steps=tuple(StepReport(*step) for step in steps),
         target_input_tokens=config.target_input_tokens,
-        unchanged_prefix=next((k for k, (a, b) in enumerate(zip(messages, out)) if a is not b), min(len(messages), len(out))),
+        unchanged_prefix=next(
+            (k for k in range(min(len(per_message), len(out))) if list.__getitem__(messages, k) is not out[k]),
+            min(len(per_message), len(out)),
+        ),
     )
 
 

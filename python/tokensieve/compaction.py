@@ -177,9 +177,10 @@ def _insert_summary(out: list[Any], text: str, fmt: str, n: int, encoding: str) 
         cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
         return [*out[:at], message, *out[at:]], cost
     if fmt == "anthropic":
-        at = next((k for k, m in enumerate(out) if isinstance(m, dict) and m.get("role") == "user"), None)
-        if at is None:
+        user = next((k for k, m in enumerate(out) if isinstance(m, dict) and m.get("role") == "user"), None)
+        if user is None:
             return None
+        at = user
         first = out[at]
         content = first.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
@@ -196,12 +197,20 @@ def _insert_summary(out: list[Any], text: str, fmt: str, n: int, encoding: str) 
     return [*out[:at], message, *out[at:]], cost
 
 
-def _unchanged_prefix(messages: Sequence[Any], out: Sequence[Any]) -> int:
+def _item(messages: Sequence[Any], i: int) -> Any:
+    """``messages[i]`` read in place for a list or tuple (never a subclass's own methods:
+    the core read them so too)."""
+    if isinstance(messages, list):
+        return list.__getitem__(messages, i)
+    if isinstance(messages, tuple):
+        return tuple.__getitem__(messages, i)
+    return messages[i]
+
+
+def _unchanged_prefix(messages: Sequence[Any], out: list[Any], n_input: int) -> int:
     """Leading output messages that are the input's own, in place."""
     n = 0
-    for a, b in zip(messages, out):
-        if a is not b:
-            break
+    while n < min(n_input, len(out)) and _item(messages, n) is out[n]:
         n += 1
     return n
 
@@ -317,7 +326,7 @@ class Compactor:
         (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
         before, after = before - room, after - room
         if summarizer is not None and dropped:
-            text = summarizer([messages[i] for i in dropped], fmt)
+            text = summarizer([_item(messages, i) for i in dropped], fmt)
             if text:
                 inserted = _insert_summary(out, text, fmt, len(dropped), config.encoding)
                 if inserted is not None and inserted[1] <= summary.max_tokens:
@@ -343,7 +352,7 @@ class Compactor:
             format=fmt,
             steps=tuple(StepReport(name, saved, items) for name, saved, items in steps),
             target_input_tokens=config.target_input_tokens,
-            unchanged_prefix=_unchanged_prefix(messages, out),
+            unchanged_prefix=_unchanged_prefix(dumped if dumped is not None else messages, out, len(per_message)),
         )
         self._observe(result)
         return result

@@ -142,6 +142,11 @@ def compaction_ratio_lines() -> list[str]:
             if ours and theirs:
                 rows.append((f"compact_history {int(size):,} messages, {case}", _duration(ours["seconds"]),
                              _duration(theirs["seconds"]), f"{theirs['seconds'] / ours['seconds']:.0f}x"))
+    pipeline = RESULTS.get(("pipeline-warm", "10000", "tokensieve"))
+    window = RESULTS.get(("compact-warm", "10000", "tokensieve"))
+    if pipeline and window:
+        rows.append(("pipeline 10,000 messages, warm (vs window)", _duration(pipeline["seconds"]),
+                     _duration(window["seconds"]), f"{pipeline['seconds'] / window['seconds']:.1f}x cost"))
     session = RESULTS.get(("session", "2000", "tokensieve"))
     if session:
         rows.append(("session of 2,000 requests (total)", _duration(session["seconds"]), "", ""))

@@ -24,6 +24,7 @@ CLASSES = {
     "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy", "EncodingFallbackWarning",
     "TokensieveError", "UnknownEncodingError", "NarrowResult", "ToolOutputPolicy",
     "ExtractiveSummarizer", "ModelSummarizer", "Summarizer", "Summary",
+    "ContextStrategies", "MaskStrategy", "PruneStrategy", "SummaryStrategy", "StepReport",
 }
 FUNCTIONS = {
     "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",

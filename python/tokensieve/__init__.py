@@ -31,11 +31,13 @@ from tokensieve._core import (
 from tokensieve.compaction import (
     CompactionResult,
     Compactor,
+    StepReport,
     compact_history,
     count_history_tokens,
     count_request_tokens,
 )
 from tokensieve.config import PRESETS, BudgetConfig, BudgetOverrides, OutputBudgets, load_presets, register_preset
+from tokensieve.config import ContextStrategies, MaskStrategy, PruneStrategy, SummaryStrategy
 from tokensieve.errors import (
     BudgetExceededError,
     BudgetWarning,
@@ -99,6 +101,11 @@ __all__ = [
     "ModelSummarizer",
     "Summarizer",
     "Summary",
+    "ContextStrategies",
+    "MaskStrategy",
+    "PruneStrategy",
+    "SummaryStrategy",
+    "StepReport",
 ]
 
 

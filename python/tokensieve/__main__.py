@@ -441,8 +441,12 @@ def _repairs_line(report: dict[str, Any]) -> str | None:
 def _budget_line(budget: dict[str, Any]) -> str:
     return (
         f"budget: {budget['preset']}: compact above {budget['compaction_tokens']:,} tokens, target "
-        f"{budget['target_input_tokens']:,}, hard limit {budget['hard_limit_tokens']:,}, "
-        f"at most {budget['max_exchanges']} exchanges"
+        f"{budget['target_input_tokens']:,}, hard limit {budget['hard_limit_tokens']:,}"
+        + (
+            f", at most {budget['max_exchanges']} exchanges"
+            if budget["max_exchanges"] is not None
+            else ", as many exchanges as fit"
+        )
     )
 
 

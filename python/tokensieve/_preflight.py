@@ -159,6 +159,7 @@ def preflight(
     tools: Sequence[Any] | None = None,
     api: Api | None = None,
     route: bool = True,
+    compactor: Compactor | None = None,
     **overrides: Unpack[BudgetOverrides],
 ) -> Preflight:
     """Prepare the next model request: compact, classify, check the limits.
@@ -184,6 +185,9 @@ def preflight(
             ``"pydantic-ai"``); by default the one of the history's format.
         route: False: ``model`` is chosen already (the pydantic-ai capability's model
             selector did it), the tracker only adds its warnings.
+        compactor: a :class:`~tokensieve.Compactor` kept across the requests of one
+            conversation, so its ineffective-compaction guard sees them all (the budget
+            used is still ``config``); by default a fresh one.
         **overrides: single :class:`BudgetConfig` fields to change.
 
     Example:
@@ -231,7 +235,9 @@ def preflight(
 
     try:
         with telemetry.compaction_span(task=classification.task, max_output_tokens=max_output, model=model) as span:
-            result = Compactor(resolved).compact(messages, format=format)
+            if compactor is None:
+                compactor = Compactor(resolved)
+            result = compactor.compact(messages, format=format, config=resolved)
             span.record(result)
     except BudgetExceededError as error:
         telemetry.budget_blocked(error, model=model, task=classification.task)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from tokensieve import _core
-from tokensieve.compaction import CompactionResult, Format
+from tokensieve.compaction import CompactionResult, Format, StepReport
 from tokensieve.config import BudgetConfig, resolve_config
 from tokensieve.errors import (
     BudgetExceededError,
@@ -941,9 +941,9 @@ def _only_stub_results(message: Message) -> bool:
     return bool(message.parts) and all(part.kind == RESULT and part.synthesized for part in message.parts)
 
 
-def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int]]:
+def _window_plan(history: list[Message], keep_pending: bool = False) -> tuple[list[int], list[int], list[int]]:
     """The messages with a system part, the messages with a prompt and the start of each
-    exchange (section 2)."""
+    exchange (section 2); with ``keep_pending``, also the pending request's start."""
     system = [i for i, m in enumerate(history) if any(p.kind == SYSTEM for p in m.parts)]
     with_prompt = [i for i, m in enumerate(history) if any(p.kind == PROMPT for p in m.parts)]
     n = len(history)
@@ -958,9 +958,75 @@ def _window_plan(history: list[Message]) -> tuple[list[int], list[int], list[int
             i = end
         else:
             i += 1
-    if n == 0 or all(history[j].side == REQUEST for j in range(starts[-1], n)):
+    if not keep_pending and (n == 0 or all(history[j].side == REQUEST for j in range(starts[-1], n))):
         starts.pop()  # the pending request
     return system, with_prompt, starts
+
+
+def _estimated_window(
+    history: list[Message], system: list[int], with_prompt: list[int], starts: list[int], config: BudgetConfig, most: int
+) -> int:
+    """The search's seed: the most exchanges whose window, before repair (messages from
+    its first exchange on, plus the system messages and the current task before it), fits
+    the target; 1 if none does."""
+    tokens = tokens_per_message(history)
+    task = with_prompt[-1] if with_prompt else None
+    pinned = set(system) | ({task} if task is not None else set())
+    pinned_before = sum(tokens[i] for i in pinned)
+    suffix = 0
+    at = len(history)
+    best = 1
+    for k in range(1, most + 1):
+        first = starts[-k]
+        while at > first:  # the window's start walks back; what it swallows leaves the pinned sum
+            at -= 1
+            suffix += tokens[at]
+            if at in pinned:
+                pinned_before -= tokens[at]
+        if suffix + pinned_before + config.reserved_tokens > config.target_input_tokens:
+            break
+        best = k
+    return best
+
+
+def _search_window(seed: int, most: int, try_k: Callable[[int], tuple[Any, bool]]) -> Any:
+    """The window of the most exchanges (at most ``most``) that fits, or of one: from the
+    seed, gallop up while windows fit (down while they do not), then bisect the bracket."""
+    tried: dict[int, tuple[Any, bool]] = {}
+
+    def fits(k: int) -> bool:
+        if k not in tried:
+            tried[k] = try_k(k)
+        return tried[k][1]
+
+    seed = max(1, min(seed, most))
+    if fits(seed):
+        lo, hi, step = seed, most + 1, 1
+        while lo < most:
+            nxt = min(lo + step, most)
+            if fits(nxt):
+                lo, step = nxt, step * 2
+            else:
+                hi = nxt
+                break
+    else:
+        lo, hi, step = 1, seed, 1
+        while hi > 1:
+            nxt = max(hi - step, 1)
+            if fits(nxt):
+                lo = nxt
+                break
+            hi, step = nxt, step * 2
+        if hi == 1:
+            lo, hi = 1, 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    fits(lo)
+    return tried[lo][0]
 
 
 class Repair:
@@ -1282,16 +1348,25 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
     return out
 
 
-def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple) -> Any:
-    """A kept message that lost parts or gained stub results, as a new object."""
+def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple, replaced: dict | None = None) -> Any:
+    """A kept message that lost parts, gained stub results or has parts whose content is
+    replaced (masked), as a new object."""
     _, i, parts, stubs, stub_at = entry
+    replaced = replaced or {}
     message = messages[i]
     read = history[i]
     kept = parts if parts is not None else list(range(len(read.parts)))
+    for j in kept:
+        if read.parts[j].slot is None and (i, j) in replaced and fmt in ("openai", "responses"):
+            copy = dict(message)
+            copy["content" if fmt == "openai" else "output"] = replaced[(i, j)]
+            return copy
     slots = [read.parts[j].slot for j in kept if read.parts[j].slot is not None]
+    texts = [replaced.get((i, j)) for j in kept if read.parts[j].slot is not None]
     new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
     if fmt == "pydantic-ai":
         items = [_item_at(message.parts, slot) for slot in slots]
+        items = [item if t is None else dataclasses.replace(item, content=t) for item, t in zip(items, texts)]
         at = min(stub_at, len(items))
         items[at:at] = new_results
         return dataclasses.replace(message, parts=items)
@@ -1300,6 +1375,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
         content = copy["content"]
         if isinstance(content, list):
             items = [_item_at(content, slot) for slot in slots]
+            items = [item if t is None else {**item, "content": t} for item, t in zip(items, texts)]
         else:
             # A plain-string user message that receives results: its text becomes a text block.
             items = [{"type": "text", "text": content}]
@@ -1323,7 +1399,10 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
     return message  # a Responses item has one part: kept whole or dropped
 
 
-def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) -> list[Any]:
+def _build(
+    messages: list[Any], history: list[Message], fmt: str, plan: Plan, replaced: dict | None = None
+) -> list[Any]:
+    replaced = replaced or {}
     out = []
     for entry in plan.entries:
         # A stub answers calls of the message it follows: errors name that one.
@@ -1331,15 +1410,303 @@ def _build(messages: list[Any], history: list[Message], fmt: str, plan: Plan) ->
         try:
             if entry[0] == "stub":
                 out.extend(_stub_messages(messages, history, fmt, entry[1]))
-            elif entry[2] is None and not entry[3]:
+            elif entry[2] is None and not entry[3] and not any((entry[1], j) in replaced for j in range(len(history[entry[1]].parts))):
                 out.append(messages[entry[1]])  # untouched: the caller's own object
             else:
-                out.append(_rebuild(messages, history, fmt, entry))
+                out.append(_rebuild(messages, history, fmt, entry, replaced))
         except (TokensieveError, MemoryError):
             raise
         except Exception as exc:  # the caller's objects changed or misbehave since read
             raise _wrapped(exc, index, "rebuilding it") from exc
     return out
+
+
+# ---- The pipeline's steps (rust/src/strategies/, docs/strategies.md) ---------------------
+
+KEY_FIELDS = (
+    "path", "file_path", "filepath", "filename", "file", "target_file",
+    "command", "cmd", "url", "query", "pattern", "name",
+)  # fmt: skip
+PLACEHOLDER_START = "[tokensieve masked the output of "
+PLACEHOLDER_END = " tokens]"
+
+
+PLACEHOLDER_PREFIX = "[tokensieve "
+
+
+@dataclass
+class _Detail:
+    tool: str | None = None
+    key: tuple[str, str] | None = None
+    args: Any = None  # calls: what identical calls share (the core hashes it), None if unknown
+    content_tokens: int = 0
+    lines: int = 0
+    placeholder: bool = False
+    error: bool = False
+    text: str | None = None  # results: the text (the core hashes it)
+
+
+def is_placeholder(text: str) -> bool:
+    return text.startswith(PLACEHOLDER_PREFIX) and text.endswith("]") and "\n" not in text
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _one_line(s: str, limit: int) -> str:
+    import unicodedata
+
+    flat = "".join(" " if unicodedata.category(c) == "Cc" else c for c in s)
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+def _call_label(tool: str | None, key: tuple[str, str] | None) -> str:
+    text = _one_line(tool, 64) if tool is not None else "a tool"
+    if key is not None:
+        text += f"({key[0]}={_one_line(key[1], 120)})"
+    return text
+
+
+def placeholder(tool: str | None, key: tuple[str, str] | None, lines: int, tokens: int) -> str:
+    return PLACEHOLDER_START + _call_label(tool, key) + f": {lines} line{'' if lines == 1 else 's'}, {tokens}{PLACEHOLDER_END}"
+
+
+def _read_like(tool: str) -> bool:
+    lowered = "".join(c.lower() if c.isascii() else c for c in tool)
+    return any(w in lowered for w in ("read", "cat", "view", "open", "show"))
+
+
+def pointer(tool: str, key: tuple[str, str] | None, same_output: bool) -> str:
+    reason = "the same call returned the same output later" if same_output else "superseded by a later identical read"
+    return f"{PLACEHOLDER_PREFIX}pruned the output of {_call_label(tool, key)}: {reason}]"
+
+
+def _json_string_field(text: str, key: str) -> str | None:
+    """The first ``"key": "<string>"`` of a JSON text, unescaped (no full parse)."""
+    needle = f'"{key}"'
+    start = 0
+    while True:
+        at = text.find(needle, start)
+        if at < 0:
+            return None
+        start = at + len(needle)
+        rest = text[start:].lstrip()
+        if not rest.startswith(":"):
+            continue
+        rest = rest[1:].lstrip()
+        if not rest.startswith('"'):
+            return None
+        out: list[str] = []
+        i = 1
+        while i < len(rest):
+            c = rest[i]
+            i += 1
+            if c == '"':
+                return "".join(out)
+            if c == "\\":
+                if i >= len(rest):
+                    return None
+                e = rest[i]
+                i += 1
+                if e == "u":
+                    digits = rest[i : i + 4]
+                    i += len(digits)
+                    try:
+                        code = int(digits, 16) if len(digits) == 4 and all(d in "0123456789abcdefABCDEF" for d in digits) else -1
+                    except ValueError:
+                        code = -1
+                    out.append(chr(code) if 0 <= code and not 0xD800 <= code <= 0xDFFF else "\ufffd")
+                else:
+                    out.append({"n": "\n", "t": "\t", "r": "\r"}.get(e, e))
+            else:
+                out.append(c)
+        return None
+
+
+def _get_field(obj: Any, key: str) -> Any:
+    try:
+        value = dict.get(obj, key) if isinstance(obj, dict) else getattr(obj, key)
+    except Exception:
+        return None
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return str.__str__(value) if isinstance(value, str) else None
+
+
+def _call_detail(fmt: str, source: Any) -> _Detail:
+    if fmt == "pydantic-ai":
+        name, args = _get_field(source, "tool_name"), _get_field(source, "args")
+    elif fmt == "anthropic":
+        name, args = _get_field(source, "name"), _get_field(source, "input")
+    elif fmt == "responses":
+        name = _get_field(source, "name")
+        args = _get_field(source, "arguments")
+        if args is None:
+            args = _get_field(source, "input")
+    else:
+        body = next((b for b in (_get_field(source, k) for k in ("function", "custom", "function_call")) if b is not None), None)
+        name = args = None
+        if body is not None:
+            name = _get_field(body, "name")
+            args = _get_field(body, "arguments")
+            if args is None:
+                args = _get_field(body, "input")
+    detail = _Detail(tool=_str(name))
+    if isinstance(args, dict):
+        try:
+            shared = tuple((str(k), str(v)) for k, v in dict.items(args))
+            detail.args = ("dict", shared) if all(_utf8(k) and _utf8(v) for k, v in shared) else None
+        except Exception:
+            detail.args = None
+    elif _str(args) is not None:
+        detail.args = ("str", _str(args)) if _utf8(_str(args)) else None  # type: ignore[arg-type]
+    if isinstance(args, dict):
+        for k in KEY_FIELDS:
+            value = _str(dict.get(args, k))
+            if value is not None:
+                detail.key = (k, value)
+                break
+    elif _str(args) is not None:
+        for k in KEY_FIELDS:
+            value = _json_string_field(_str(args), k)  # type: ignore[arg-type]
+            if value is not None:
+                detail.key = (k, value)
+                break
+    return detail
+
+
+def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detail:
+    detail = _Detail()
+    if fmt == "pydantic-ai":
+        kind = _str(_get_field(source, "part_kind")) or ""
+        detail.tool = _str(_get_field(source, "tool_name"))
+        outcome = _get_field(source, "outcome")
+        detail.error = kind != "tool-return" or (outcome is not None and _str(outcome) != "success")
+        content = _get_field(source, "content") if kind == "tool-return" else None
+    elif fmt == "anthropic":
+        flag = _get_field(source, "is_error")
+        try:
+            detail.error = flag is not None and bool(flag)
+        except Exception:
+            detail.error = False
+        content = _get_field(source, "content")
+    elif fmt == "responses":
+        content = _get_field(source, "output")
+    else:
+        content = _get_field(source, "content")
+    text = _str(content)
+    if text is not None and _utf8(text):
+        detail.text = text
+        detail.placeholder = is_placeholder(text)
+        detail.content_tokens = count(text)
+        detail.lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+    return detail
+
+
+def _details(messages: list[Any], history: list[Message], fmt: str, count: Callable[[str], int]) -> dict:
+    """The details of every call and result, by (message, part) (``rust/src/python/details.rs``)."""
+    details: dict[tuple[int, int], _Detail] = {}
+    for i, message in enumerate(history):
+        if not any(p.kind in (CALL, RESULT) for p in message.parts):
+            continue
+        obj = messages[i]
+        key = {"pydantic-ai": "parts", "anthropic": "content", "openai": "tool_calls"}.get(fmt)
+        container = None if key is None else _get_field(obj, key)
+        for j, part in enumerate(message.parts):
+            if part.kind not in (CALL, RESULT):
+                continue
+            if part.slot is None:
+                source = obj
+            elif isinstance(container, (list, tuple)) and part.slot < len(container):
+                source = container[part.slot]
+            else:
+                continue
+            details[(i, j)] = _call_detail(fmt, source) if part.kind == CALL else _result_detail(fmt, source, count)
+    return details
+
+
+def _mask_plan(
+    history: list[Message], details: dict, starts: list[int], keep: int, minimum: int, count: Callable[[str], int]
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """Results older than the last ``keep`` exchanges → (placeholder, tokens), all or none."""
+    old = len(starts) - keep
+    if old <= 0:
+        return {}
+    end = starts[old] if old < len(starts) else _pending_start(history, starts)
+    calls: dict[str | None, _Detail] = {}
+    plan: dict[tuple[int, int], tuple[str, int]] = {}
+    saved = 0
+    for i in range(end):
+        for j, part in enumerate(history[i].parts):
+            if part.kind == CALL:
+                calls[part.call_id] = details.get((i, j), _Detail())
+            elif part.kind == RESULT and not part.synthesized:
+                d = details.get((i, j), _Detail())
+                if d.content_tokens == 0 or d.placeholder:
+                    continue
+                call = calls.get(part.call_id)
+                tool = d.tool if d.tool is not None else (call.tool if call is not None else None)
+                text = placeholder(tool, call.key if call is not None else None, d.lines, d.content_tokens)
+                tokens = max(part.tokens - d.content_tokens, 0) + count(text)
+                if tokens < part.tokens:
+                    saved += part.tokens - tokens
+                    plan[(i, j)] = (text, tokens)
+    return plan if saved >= max(minimum, 1) else {}
+
+
+def _prune_plan(
+    history: list[Message],
+    details: dict,
+    starts: list[int],
+    repeated_calls: bool,
+    superseded_reads: bool,
+    skip: dict,
+    count: Callable[[str], int],
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """Earlier outputs a later identical call made redundant → (pointer, tokens)."""
+    if not starts:
+        return {}
+    protected = starts[-1]
+    calls: dict[str | None, tuple[int, int]] = {}
+    pairs = []
+    for i, message in enumerate(history):
+        for j, part in enumerate(message.parts):
+            if part.kind == CALL:
+                calls[part.call_id] = (i, j)
+            elif part.kind == RESULT and not part.synthesized and part.call_id in calls:
+                pairs.append((calls[part.call_id], (i, j)))
+    later: dict[tuple[str, Any], str] = {}
+    plan: dict[tuple[int, int], tuple[str, int]] = {}
+    for c, r in reversed(pairs):
+        call, result = details.get(c, _Detail()), details.get(r, _Detail())
+        if call.tool is None or call.args is None:
+            continue
+        key = (call.tool, call.args)
+        has_text = result.content_tokens > 0 and not result.placeholder and result.text is not None
+        if r[0] < protected and has_text and r not in skip and key in later:
+            same = later[key] == result.text
+            if (same and repeated_calls) or (not same and superseded_reads and _read_like(call.tool)):
+                text = pointer(call.tool, call.key, same)
+                part = history[r[0]].parts[r[1]]
+                tokens = max(part.tokens - result.content_tokens, 0) + count(text)
+                if tokens < part.tokens:
+                    plan[r] = (text, tokens)
+        if has_text and not result.error:
+            later[key] = result.text  # type: ignore[assignment]
+    return plan
+
+
+def _pending_start(history: list[Message], starts: list[int]) -> int:
+    """Where the last exchange ends: the pending request's start, or the end."""
+    _, _, all_starts = _window_plan(history, keep_pending=True)
+    return all_starts[-1] if len(all_starts) > len(starts) else len(history)
 
 
 # ---- Public API --------------------------------------------------------------------------
@@ -1398,10 +1765,37 @@ def compact(
         return float(tokens) > float(fraction) * limit
 
     tokens_before = sum(tokens_per_message(history)) + config.reserved_tokens
+    per_message = tokens_per_message(history)
+    # The pipeline's steps, over the threshold only (docs/strategies.md): they change the
+    # tokens of the parts they replace; the window then works on what they made.
+    replaced: dict[tuple[int, int], str] = {}
+    steps: list[tuple[str, int, int]] = []
+    mask, prune = config.context.mask, config.context.prune
+    pruning = prune.enabled and (prune.repeated_calls or prune.superseded_reads)
+    if (mask.enabled or pruning) and over(tokens_before, config.compaction_threshold):
+        details = _details(messages, history, fmt, count)
+        _, _, starts = _window_plan(history)
+        original = {(i, j): part.tokens for i, m in enumerate(history) for j, part in enumerate(m.parts)}
+        plans: list[tuple[str, dict | None]] = []
+        if mask.enabled:
+            plans.append(("mask", _mask_plan(history, details, starts, mask.keep_exchanges, mask.min_tokens_saved, count)))
+        if pruning:
+            plans.append(("prune", None))
+        for name, step in plans:
+            if step is None:  # pruning sees what masking replaced
+                step = _prune_plan(
+                    history, details, starts, prune.repeated_calls, prune.superseded_reads, replaced, count
+                )
+            steps.append((name, sum(original[r] - t for r, (_, t) in step.items()), len(step)))
+            for (i, j), (text, tokens) in step.items():
+                history[i].parts[j].tokens = tokens
+                replaced[(i, j)] = text
+    working_before = sum(tokens_per_message(history)) + config.reserved_tokens
     everything = [True] * len(history)
     plan = None
     action: Literal["none", "compacted"] = "none"
     repair = None
+    # Over the threshold the window runs on what the steps made, even if they brought it under.
     if not over(tokens_before, config.compaction_threshold):
         # The whole history repaired, unless its stubs push it over the threshold.
         repair = Repair(history, fmt, stub, everything)
@@ -1410,8 +1804,10 @@ def compact(
             repair = plan = None
     if plan is None:
         system, with_prompt, starts = _window_plan(history)
-        # Keep fewer and fewer exchanges until the result fits the target (or one is left).
-        for k in range(min(config.max_exchanges, len(starts)), 0, -1):
+        n_ex = len(starts)
+        most = n_ex if config.max_exchanges is None else min(config.max_exchanges, n_ex)
+
+        def try_window(k: int) -> tuple[tuple[Repair, Plan, str], bool]:
             first = starts[-k]
             selection = [i >= first for i in range(len(history))]
             if with_prompt:
@@ -1425,11 +1821,15 @@ def compact(
             trim = [i for i in system if not selection[i]]
             for i in trim:
                 selection[i] = True
-            action = "none" if all(selection) and not trim else "compacted"
-            repair = Repair(history, fmt, stub, selection, trim)
-            plan = _plan(repair, config.reserved_tokens)
-            if plan.tokens <= config.target_input_tokens:
-                break
+            window_action = "none" if all(selection) and not trim else "compacted"
+            window_repair = Repair(history, fmt, stub, selection, trim)
+            window_plan = _plan(window_repair, config.reserved_tokens)
+            return (window_repair, window_plan, window_action), window_plan.tokens <= config.target_input_tokens
+
+        if most > 0:
+            seed = _estimated_window(history, system, with_prompt, starts, config, most)
+            repair, plan, chosen_action = _search_window(seed, most, try_window)
+            action = "compacted" if chosen_action == "compacted" else "none"
     if plan is None or repair is None:
         action = "none"
         repair = Repair(history, fmt, stub, everything)
@@ -1447,8 +1847,11 @@ def compact(
         raise BudgetExceededError(
             tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
         )
-    out = _build(messages, history, fmt, plan)
-    per_message = tokens_per_message(history)
+    if replaced:
+        action = "compacted"
+    if working_before > plan.tokens or plan.dropped:
+        steps.append(("window", max(working_before - plan.tokens, 0), len(plan.dropped)))
+    out = _build(messages, history, fmt, plan, replaced)
     return CompactionResult(
         messages=out,
         action=action,
@@ -1464,6 +1867,12 @@ def compact(
         pairs_cut_by_window=len(repair.repaired) - defects,
         per_message_tokens=np.array(per_message, dtype=np.int64),
         format=fmt,
+        steps=tuple(StepReport(*step) for step in steps),
+        target_input_tokens=config.target_input_tokens,
+        unchanged_prefix=next(
+            (k for k in range(min(len(per_message), len(out))) if list.__getitem__(messages, k) is not out[k]),
+            min(len(per_message), len(out)),
+        ),
     )
 
 

@@ -8,8 +8,9 @@ only resolves the configuration and wraps the report. The algorithm is specified
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -32,6 +33,7 @@ __all__ = [
     "REPLY_PRIMING_TOKENS",
     "Api",
     "CompactionResult",
+    "StepReport",
     "Compactor",
     "compact_history",
     "compact_history_async",
@@ -55,6 +57,26 @@ _API_OF_FORMAT: dict[str, Api] = {
 #: Every reply is primed with ``<|start|>assistant<|message|>``: the 3 tokens OpenAI's
 #: published recipe ("How to count tokens with tiktoken") adds to every request.
 REPLY_PRIMING_TOKENS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """What one step of the compaction pipeline did (see ``docs/strategies.md``).
+
+    Attributes:
+        step: ``"mask"``, ``"prune"``, ``"summary"`` or ``"window"``.
+        tokens_saved: tokens the step took off the history it was given.
+        items: what it touched: results masked, parts pruned, messages the window dropped.
+
+    Example:
+        >>> from tokensieve import StepReport
+        >>> StepReport("mask", 1_200, 3).tokens_saved
+        1200
+    """
+
+    step: str
+    tokens_saved: int
+    items: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +108,12 @@ class CompactionResult:
             ``orphans_removed + calls_repaired == input_defects_repaired + pairs_cut_by_window``.
         per_message_tokens: tokens of each input message, as counted.
         format: the history format that was read.
+        steps: the pipeline's steps that ran, in order, with the tokens each saved
+            (empty under the compaction threshold).
+        target_input_tokens: the target the compaction aimed for.
+        unchanged_prefix: how many leading messages of the output are the input's own
+            first messages, unchanged: the prefix a provider's prompt cache can reuse
+            (all of them when nothing changed).
     """
 
     messages: list[Any]
@@ -102,11 +130,90 @@ class CompactionResult:
     pairs_cut_by_window: int
     per_message_tokens: npt.NDArray[np.int64]
     format: Format
+    steps: tuple[StepReport, ...] = ()
+    target_input_tokens: int | None = None
+    unchanged_prefix: int = 0
 
     @property
     def tokens_saved(self) -> int:
         """``tokens_before - tokens_after``."""
         return self.tokens_before - self.tokens_after
+
+    @property
+    def effective(self) -> bool:
+        """Whether the result is at or under the target (or nothing had to be done).
+
+        A compaction that ran and still left the history over ``target_input_tokens`` is
+        ineffective: compacting again will not help (see :class:`Compactor`)."""
+        return self.action == "none" or self.target_input_tokens is None or self.tokens_after <= self.target_input_tokens
+
+
+#: Writes the summary of the messages the window drops: called with those messages (the
+#: caller's own objects, in order) and the history's format; returns the text, or None
+#: for no summary. ``tokensieve.summarize`` provides the extractive and model summarizers.
+SummaryFunction = Callable[[list[Any], str], "str | None"]
+
+#: How an inserted summary begins: a reader (and a later compaction) can tell it apart.
+SUMMARY_MARK = "[tokensieve summary of {n} earlier messages]"
+
+
+def _insert_summary(out: list[Any], text: str, fmt: str, n: int, encoding: str) -> tuple[list[Any], int] | None:
+    """``out`` with the summary ``text`` inserted where the format expects it, and the
+    tokens that added; None if the format offers no place (an empty history).
+
+    pydantic-ai: a ``ModelRequest`` holding a ``CompactionPart`` (a summary the framework
+    sends as user-voice text; pydantic-ai's own harness does the same), after the first
+    request. OpenAI chat and Responses: a ``system`` / ``developer`` message after the
+    leading system messages. Anthropic (no system role, user first, tool results first in
+    a user turn): a text block appended to the first user message.
+    """
+    if not out:
+        return None
+    body = SUMMARY_MARK.format(n=n) + "\n" + text
+    if fmt == "pydantic-ai":
+        from pydantic_ai.messages import CompactionPart, ModelRequest
+
+        message: Any = ModelRequest(parts=[CompactionPart(content=body)])
+        at = 1 if getattr(out[0], "kind", None) == "request" else 0
+        cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
+        return [*out[:at], message, *out[at:]], cost
+    if fmt == "anthropic":
+        user = next((k for k, m in enumerate(out) if isinstance(m, dict) and m.get("role") == "user"), None)
+        if user is None:
+            return None
+        at = user
+        first = out[at]
+        content = first.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        merged = {**first, "content": [*blocks, {"type": "text", "text": body}]}
+        was = int(_core.count_history_tokens([first], encoding=encoding, format=fmt).sum())
+        now = int(_core.count_history_tokens([merged], encoding=encoding, format=fmt).sum())
+        return [*out[:at], merged, *out[at + 1 :]], now - was
+    role = "system" if fmt == "openai" else "developer"
+    message = {"role": role, "content": body}
+    at = 0
+    while at < len(out) and isinstance(out[at], dict) and out[at].get("role") in ("system", "developer"):
+        at += 1
+    cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
+    return [*out[:at], message, *out[at:]], cost
+
+
+def _item(messages: Sequence[Any], i: int) -> Any:
+    """``messages[i]`` read in place for a list or tuple (never a subclass's own methods:
+    the core read them so too)."""
+    if isinstance(messages, list):
+        return list.__getitem__(messages, i)
+    if isinstance(messages, tuple):
+        return tuple.__getitem__(messages, i)
+    return messages[i]
+
+
+def _unchanged_prefix(messages: Sequence[Any], out: list[Any], n_input: int) -> int:
+    """Leading output messages that are the input's own, in place."""
+    n = 0
+    while n < min(n_input, len(out)) and _item(messages, n) is out[n]:
+        n += 1
+    return n
 
 
 class Compactor:
@@ -129,16 +236,62 @@ class Compactor:
         ('none', True)
     """
 
-    __slots__ = ("config",)
+    __slots__ = ("config", "ineffective_streak", "model", "summarizer")
 
-    def __init__(self, config: BudgetConfig | str | None = None, **overrides: Unpack[BudgetOverrides]) -> None:
+    #: After this many ineffective compactions in a row, the costly steps are not retried.
+    INEFFECTIVE_LIMIT = 2
+
+    def __init__(
+        self,
+        config: BudgetConfig | str | None = None,
+        *,
+        summarizer: SummaryFunction | None = None,
+        **overrides: Unpack[BudgetOverrides],
+    ) -> None:
         self.config: BudgetConfig = resolve_config(config, overrides)
+        #: Writes the summary of what the window drops (see :data:`SummaryFunction`);
+        #: None: no summary is inserted.
+        self.summarizer = summarizer
+        #: Compactions in a row that ran and still left the history over its target.
+        self.ineffective_streak = 0
+        #: The model this compactor works for (telemetry only).
+        self.model: str | None = self.config.model
 
     def __repr__(self) -> str:
         return f"Compactor({self.config!r})"
 
-    def compact(self, messages: Sequence[M], *, format: Format | None = None) -> CompactionResult:
+    @property
+    def costly_steps_suspended(self) -> bool:
+        """Whether the costly steps (the model summary) are off because the last
+        compactions were ineffective: retrying them would loop, paying each time
+        (claude-code#24179). They are retried once a compaction gets under the target."""
+        return self.ineffective_streak >= self.INEFFECTIVE_LIMIT
+
+    def _observe(self, result: CompactionResult) -> None:
+        if result.effective:
+            self.ineffective_streak = 0
+            return
+        self.ineffective_streak += 1
+        if self.ineffective_streak == self.INEFFECTIVE_LIMIT:
+            from tokensieve import telemetry
+
+            telemetry.compaction_ineffective(
+                attempts=self.ineffective_streak,
+                tokens_after=result.tokens_after,
+                target_input_tokens=result.target_input_tokens or 0,
+                model=self.model,
+            )
+
+    def compact(
+        self, messages: Sequence[M], *, format: Format | None = None, config: BudgetConfig | None = None
+    ) -> CompactionResult:
         """Compact ``messages`` (never modified) and report what was done.
+
+        ``config`` replaces this compactor's budget for this call (``preflight`` adds the
+        request's overhead to it) while the ineffective-compaction streak is kept: after
+        two compactions in a row that leave the history over its target, the costly steps
+        are suspended (a ``compaction_ineffective`` telemetry event says so) until one gets
+        under the target again.
 
         ``messages`` may also be pydantic-ai's own JSON (``ModelMessagesTypeAdapter.dump_python(...,
         mode="json")`` or a JSON file of it): a list of dicts with ``kind`` and ``parts``,
@@ -151,18 +304,39 @@ class Compactor:
             InvalidMessageError: a message cannot be read (its index is in the error).
             InputTypeError: ``messages`` is not a list.
         """
-        config = self.config
+        config = config or self.config
+        if self.costly_steps_suspended and config.context.summary.enabled:
+            config = config.replace(context=dataclasses.replace(config.context, summary=False))  # type: ignore[arg-type]
+        summary = config.context.summary
+        summarizer = self.summarizer if summary.enabled else None
+        # The summary's room is reserved while the window decides, released once written.
+        room = summary.max_tokens if summarizer is not None else 0
+        core = config.replace(reserved_tokens=config.reserved_tokens + room) if room else config
         format = _format_argument(format)  # type: ignore[assignment]
         dumped = _pydantic_ai_dump(messages, format)
         if dumped is not None:
             messages = _load_pydantic_ai(dumped)
             format = "pydantic-ai"
-        (out, action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = (
-            _core.compact_history(messages, config._core_budget(), encoding=config.encoding, format=format)
+        out, report, steps = _core.compact_history(
+            messages,
+            core._core_budget(),
+            encoding=config.encoding,
+            format=format,
+            strategies=config.context._core_strategies(),
         )
+        (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
+        before, after = before - room, after - room
+        if summarizer is not None and dropped:
+            text = summarizer([_item(messages, i) for i in dropped], fmt)
+            if text:
+                inserted = _insert_summary(out, text, fmt, len(dropped), config.encoding)
+                if inserted is not None and inserted[1] <= summary.max_tokens:
+                    out, cost = inserted
+                    after += cost
+                    steps = [*steps, ("summary", -cost, len(dropped))]
         if dumped is not None:
             out = _dump_pydantic_ai(out, messages, dumped)
-        return CompactionResult(
+        result = CompactionResult(
             messages=out,
             action=action,
             tokens_before=before,
@@ -177,7 +351,12 @@ class Compactor:
             pairs_cut_by_window=cut,
             per_message_tokens=per_message,
             format=fmt,
+            steps=tuple(StepReport(name, saved, items) for name, saved, items in steps),
+            target_input_tokens=config.target_input_tokens,
+            unchanged_prefix=_unchanged_prefix(dumped if dumped is not None else messages, out, len(per_message)),
         )
+        self._observe(result)
+        return result
 
     def __call__(self, messages: Sequence[M]) -> list[M]:
         """The compacted messages: makes a Compactor usable as a history processor."""
@@ -195,8 +374,9 @@ def compact_history(
 
     Call it before every model request. Below the compaction threshold the history comes
     back whole (broken tool-call pairs repaired); above it, the system prompt, the current
-    task and the last ``max_exchanges`` exchanges are kept, the oldest dropped until the
-    target is met, and every tool call stays with its result. The input is never modified.
+    task and as many recent exchanges as fit the target are kept (at most
+    ``max_exchanges`` when that is set, always the last one), and every tool call stays
+    with its result. The input is never modified.
 
     Args:
         messages: pydantic-ai ``ModelMessage`` objects, OpenAI chat-completions dicts,

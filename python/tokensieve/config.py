@@ -40,6 +40,10 @@ __all__ = [
     "ROUTES",
     "BudgetConfig",
     "BudgetOverrides",
+    "ContextStrategies",
+    "MaskStrategy",
+    "PruneStrategy",
+    "SummaryStrategy",
     "OutputBudgets",
     "load_presets",
     "register_preset",
@@ -67,7 +71,7 @@ class BudgetOverrides(TypedDict, total=False):
     compaction_threshold: float
     hard_limit_threshold: float
     target_input_tokens: int
-    max_exchanges: int
+    max_exchanges: int | None
     encoding: str
     reserved_tokens: int
     dangling_calls: DanglingCalls
@@ -77,6 +81,7 @@ class BudgetOverrides(TypedDict, total=False):
     tokens_per_minute: int | None
     requests_per_minute: int | None
     tokens_per_day: int | None
+    context: ContextStrategies | Mapping[str, Any]
 
 
 class _BudgetFields(BudgetOverrides, total=False):
@@ -120,24 +125,163 @@ class OutputBudgets:
             raise ConfigurationError(f"unknown task class {task!r}; expected one of {', '.join(TASKS)}") from None
 
 
+def _non_negative_int(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigurationError(f"{owner}.{name} must be an int, 0 or more, got {value!r}")
+
+
+def _bool(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{owner}.{name} must be a bool, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MaskStrategy:
+    """Observation masking: tool outputs older than the last exchanges become a one-line
+    placeholder naming the tool, its key argument and what was omitted (the call stays).
+
+    Batched: nothing is masked until masking every waiting output saves at least
+    ``min_tokens_saved`` tokens, then all of them are, so the history's prefix (and the
+    provider's prompt cache) stays unchanged between batches.
+
+    Example:
+        >>> from tokensieve import MaskStrategy
+        >>> MaskStrategy(keep_exchanges=5).min_tokens_saved
+        1000
+    """
+
+    enabled: bool = True
+    #: Outputs in the last this many exchanges are never masked.
+    keep_exchanges: int = 3
+    #: A batch is masked only if it saves at least this many tokens.
+    min_tokens_saved: int = 1_000
+
+    def __post_init__(self) -> None:
+        _bool("mask", "enabled", self.enabled)
+        _non_negative_int("mask", "keep_exchanges", self.keep_exchanges)
+        _non_negative_int("mask", "min_tokens_saved", self.min_tokens_saved)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneStrategy:
+    """Selective pruning of low-value messages, each rule switchable.
+
+    ``repeated_calls`` and ``superseded_reads`` are implemented; ``acknowledgements`` and
+    ``superseded_failures`` are accepted and not applied yet (docs/strategies.md).
+
+    Example:
+        >>> from tokensieve import PruneStrategy
+        >>> PruneStrategy(acknowledgements=False).superseded_reads
+        True
+    """
+
+    enabled: bool = True
+    #: "ok", "thanks", "got it" turns (the classifier's languages) and the reply to them.
+    acknowledgements: bool = True
+    #: Failed tool calls a later success of the same tool superseded.
+    superseded_failures: bool = True
+    #: Earlier reads (a tool named like read/cat/view/open/show) made again later with
+    #: identical arguments become a pointer to the later read.
+    superseded_reads: bool = True
+    #: An output the same call (same tool, identical arguments) returned again later: a
+    #: pointer to the later call.
+    repeated_calls: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _bool("prune", f.name, getattr(self, f.name))
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryStrategy:
+    """A summary of what the window drops, inserted after the system prompt.
+
+    Example:
+        >>> from tokensieve import SummaryStrategy
+        >>> SummaryStrategy().max_tokens
+        1000
+    """
+
+    enabled: bool = True
+    #: Room reserved for the summary in the budget.
+    max_tokens: int = 1_000
+
+    def __post_init__(self) -> None:
+        _bool("summary", "enabled", self.enabled)
+        _non_negative_int("summary", "max_tokens", self.max_tokens)
+
+
+_STEPS: dict[str, type] = {"mask": MaskStrategy, "prune": PruneStrategy, "summary": SummaryStrategy}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextStrategies:
+    """The compaction pipeline's steps besides the window, cheapest first: ``mask``,
+    ``prune``, ``summary``. Every step is on by default; each is a strategy object, a
+    mapping of its fields (as in ``presets.json``), or a bool (False: off).
+
+    Example:
+        >>> from tokensieve import BudgetConfig, ContextStrategies
+        >>> config = BudgetConfig(context=ContextStrategies(mask={"keep_exchanges": 5}, prune=False))
+        >>> (config.context.mask.keep_exchanges, config.context.prune.enabled)
+        (5, False)
+        >>> ContextStrategies.off().mask.enabled
+        False
+    """
+
+    mask: MaskStrategy = field(default_factory=MaskStrategy)
+    prune: PruneStrategy = field(default_factory=PruneStrategy)
+    summary: SummaryStrategy = field(default_factory=SummaryStrategy)
+
+    def __post_init__(self) -> None:
+        for name, cls in _STEPS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                value = cls(enabled=value)
+            elif isinstance(value, Mapping):
+                try:
+                    value = cls(**value)
+                except TypeError as e:
+                    raise ConfigurationError(f"context.{name}: {e}") from None
+            if not isinstance(value, cls):
+                raise ConfigurationError(
+                    f"context.{name} must be a {cls.__name__}, a mapping of its fields or a bool, "
+                    f"got {type(value).__name__}"
+                )
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def off(cls) -> ContextStrategies:
+        """Every step off: the window alone, as before the pipeline."""
+        return cls(mask=False, prune=False, summary=False)  # type: ignore[arg-type]
+
+    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool] | None]:
+        mask = (self.mask.keep_exchanges, self.mask.min_tokens_saved) if self.mask.enabled else None
+        p = self.prune
+        prune = (p.repeated_calls, p.superseded_reads) if p.enabled else None
+        return (mask, prune)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetConfig:
     """How large a history may grow, and how far compaction cuts it back.
 
     The defaults are the reference design's values for a model with a 50K-token input
-    window (the ``"cerebras"`` preset): compaction starts above 30% of the window, cuts
-    the history down toward 15K tokens keeping at most 4 exchanges, and a history still
-    above 50% of the window is refused.
+    window: compaction starts above 30% of the window, cuts the history down toward 15K
+    tokens keeping as many recent exchanges as fit, and a history still above 50% of the
+    window is refused. (The ``"cerebras"`` preset also keeps at most 4 exchanges, the
+    reference design's setting.)
 
     Attributes:
         max_input_tokens: the model's input window.
         compaction_threshold: fraction of the window above which the history is compacted.
         hard_limit_threshold: fraction of the window above which a request is refused
             (``BudgetExceededError``) even after compaction.
-        target_input_tokens: compaction drops the oldest exchanges until the history is at
-            or below this (keeping at least one exchange).
-        max_exchanges: the most exchanges (a model response and the request that led to it)
-            a compacted history keeps.
+        target_input_tokens: compaction keeps as many recent exchanges as fit at or below
+            this (always at least the last one).
+        max_exchanges: an upper bound on the exchanges (a model response and the request
+            that led to it) a compacted history keeps; None (the default): no bound, the
+            target alone decides.
         encoding: the tokenizer counts are made with: an embedded encoding (``"o200k_base"``,
             ``"cl100k_base"``, ``"o200k_harmony"``, ``"qwen3"``), ``"llama3"``, or a name
             registered with ``load_encoding``; ``for_model`` picks the model's own.
@@ -155,6 +299,9 @@ class BudgetConfig:
         tool_output: how tool outputs are narrowed (:func:`tokensieve.narrow_tool_output`):
             a :class:`~tokensieve.ToolOutputPolicy`, the name of one in
             ``tool_output.json``, or None for ``"default"``.
+        context: the compaction pipeline's steps besides the window (masking, pruning,
+            the summary): a :class:`~tokensieve.ContextStrategies` or a mapping of its
+            fields; every step on by default (``ContextStrategies.off()``: the window alone).
 
     Relative and absolute fields: ``compaction_threshold`` and ``hard_limit_threshold``
     are fractions of ``max_input_tokens``; ``target_input_tokens`` is a number of tokens
@@ -177,7 +324,7 @@ class BudgetConfig:
     compaction_threshold: float = 0.30
     hard_limit_threshold: float = 0.50
     target_input_tokens: int = 15_000
-    max_exchanges: int = 4
+    max_exchanges: int | None = None
     encoding: str = "o200k_base"
     reserved_tokens: int = 0
     dangling_calls: DanglingCalls = "drop"
@@ -189,8 +336,15 @@ class BudgetConfig:
     tokens_per_day: int | None = None
     model: str | None = None
     tool_output: ToolOutputPolicy | str | None = None
+    context: ContextStrategies = field(default_factory=ContextStrategies)
 
     def __post_init__(self) -> None:
+        if isinstance(self.context, Mapping):
+            object.__setattr__(self, "context", ContextStrategies(**self.context))
+        if not isinstance(self.context, ContextStrategies):
+            raise ConfigurationError(
+                f"context must be a ContextStrategies or a mapping of its fields, got {type(self.context).__name__}"
+            )
         if self.tool_output is not None and not isinstance(self.tool_output, str):
             from tokensieve.narrow import ToolOutputPolicy
 
@@ -212,8 +366,11 @@ class BudgetConfig:
                 raise ConfigurationError(f"{name} must be a positive int or None, got {value!r}")
         for name in ("max_input_tokens", "target_input_tokens", "max_exchanges", "reserved_tokens"):
             value = getattr(self, name)
+            if name == "max_exchanges" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigurationError(f"{name} must be an int, got {type(value).__name__}")
+                kind = "an int or None" if name == "max_exchanges" else "an int"
+                raise ConfigurationError(f"{name} must be {kind}, got {type(value).__name__}")
             if value < 0:
                 raise ConfigurationError(f"{name} must be 0 or more, got {value}")
         if self.max_input_tokens == 0:
@@ -344,7 +501,7 @@ class BudgetConfig:
         """Max output tokens for a task class, capped by the model's own maximum."""
         return min(self.output_budgets.for_task(task), self.model_max_output_tokens)
 
-    def _core_budget(self) -> tuple[int, float, float, int, int, int, bool]:
+    def _core_budget(self) -> tuple[int, float, float, int, int | None, int, bool]:
         return (
             self.max_input_tokens,
             float(self.compaction_threshold),
@@ -357,8 +514,8 @@ class BudgetConfig:
 
 
 #: Named budgets, from ``presets.json`` plus any registered. ``"cerebras"``: the
-#: reference design's 50K-token window, with compaction at 30%, a 15K target, 4 exchanges
-#: and requests refused above 50%.
+#: reference design's 50K-token window, with compaction at 30%, a 15K target, at most 4
+#: exchanges (the reference's setting) and requests refused above 50%.
 PRESETS: dict[str, BudgetConfig] = {}
 #: (preset name, model-name patterns), in matching order.
 _PATTERNS: list[tuple[str, tuple[str, ...]]] = []

@@ -20,6 +20,8 @@ event                         level    attributes
                                        reason, preferred)
 ``budget_blocked``            error    tokens_before, tokens_after, limit, model, task
 ``summary_fallback``          warn     summarizer, reason, error, messages, model
+``compaction_ineffective``    warn     attempts, tokens_after, target_input_tokens, model,
+                                       suspended
 ============================  =======  ===================================================
 
 A ``compaction`` span per compaction (tokens_before, tokens_after, tokens_saved,
@@ -325,6 +327,42 @@ def failback(*, from_model: str | None, to_model: str, down_seconds: float | Non
         "failback",
         message,
         {**attributes, "from_model": from_model, "to_model": to_model, "down_seconds": down_seconds},
+    )
+
+
+def compaction_ineffective(
+    *,
+    attempts: int,
+    tokens_after: int,
+    target_input_tokens: int,
+    model: str | None = None,
+    suspended: tuple[str, ...] = ("summary",),
+    **attributes: Any,
+) -> None:
+    """Emit ``compaction_ineffective`` (level warn): ``attempts`` compactions in a row left
+    the history over its target, so the costly steps (``suspended``: the model summary)
+    are not retried until a compaction gets under the target again (no compaction loop).
+
+    Example:
+        >>> from tokensieve import telemetry
+        >>> telemetry.compaction_ineffective(attempts=2, tokens_after=16_000, target_input_tokens=15_000)
+    """
+    message = (
+        f"compaction_ineffective: {attempts} compactions in a row left {_fmt(tokens_after)} tokens, over the target "
+        f"{_fmt(target_input_tokens)}{_for(model)}; not retrying {', '.join(suspended) or 'nothing'}"
+    )
+    _log(
+        "warn",
+        "compaction_ineffective",
+        message,
+        {
+            **attributes,
+            "attempts": attempts,
+            "tokens_after": tokens_after,
+            "target_input_tokens": target_input_tokens,
+            "model": model,
+            "suspended": list(suspended),
+        },
     )
 
 

@@ -22,7 +22,8 @@ pub struct Budget {
     pub compaction_threshold: f64,
     pub hard_limit_threshold: f64,
     pub target_input_tokens: u64,
-    pub max_exchanges: usize,
+    /// An upper bound on the exchanges kept; `None`: as many as fit under the target.
+    pub max_exchanges: Option<usize>,
     pub reserved_tokens: u64,
     pub dangling: Dangling,
 }
@@ -81,13 +82,19 @@ pub fn history_tokens(history: &History, reserved: u64) -> u64 {
 
 /// Compact `history` under `budget`, following `rules`.
 pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outcome> {
+    compact_window(history, rules, budget, false)
+}
+
+/// [`compact`]; with `force`, the window runs whatever the history's tokens (the pipeline's
+/// input was over the threshold, and its steps may have brought it under).
+pub fn compact_window(history: &History, rules: Rules, budget: &Budget, force: bool) -> Result<Outcome> {
     let tokens_before = history_tokens(history, budget.reserved_tokens);
     let n = history.len();
     let all = vec![true; n];
     let whole = || Repair::run(history, rules, budget.dangling, &all, &[]);
     // Below the threshold the whole history is repaired; that stands unless its stubs push
     // it over the threshold (then compacting the result again would window it: compact now).
-    let repaired_whole = (!budget.over(tokens_before, budget.compaction_threshold))
+    let repaired_whole = (!force && !budget.over(tokens_before, budget.compaction_threshold))
         .then(|| {
             let repair = whole();
             let outcome = repair.outcome(budget, tokens_before, Action::None);
@@ -98,24 +105,23 @@ pub fn compact(history: &History, rules: Rules, budget: &Budget) -> Result<Outco
         Some(whole) => whole,
         None => {
             let shape = Shape::of(history);
-            let mut chosen = None;
-            for k in (1..=budget.max_exchanges.min(shape.exchanges.len())).rev() {
-                let (selection, trim) = shape.window(history, k, rules.user_first);
-                let action =
-                    if selection.iter().all(|&s| s) && trim.is_empty() { Action::None } else { Action::Compacted };
-                let repair = Repair::run(history, rules, budget.dangling, &selection, &trim);
-                let outcome = repair.outcome(budget, tokens_before, action);
-                let fits = outcome.tokens_after <= budget.target_input_tokens;
-                chosen = Some((repair, outcome));
-                if fits {
-                    break;
-                }
-            }
-            chosen.unwrap_or_else(|| {
+            let most = budget.max_exchanges.map_or(shape.exchanges.len(), |m| m.min(shape.exchanges.len()));
+            if most == 0 {
                 let repair = whole();
                 let outcome = repair.outcome(budget, tokens_before, Action::None);
                 (repair, outcome)
-            })
+            } else {
+                let seed = shape.estimated_window(history, budget, most);
+                search_window(seed, most, |k| {
+                    let (selection, trim) = shape.window(history, k, rules.user_first);
+                    let action =
+                        if selection.iter().all(|&s| s) && trim.is_empty() { Action::None } else { Action::Compacted };
+                    let repair = Repair::run(history, rules, budget.dangling, &selection, &trim);
+                    let outcome = repair.outcome(budget, tokens_before, action);
+                    let fits = outcome.tokens_after <= budget.target_input_tokens;
+                    ((repair, outcome), fits)
+                })
+            }
         }
     };
     // Which of the output's repairs are defects of the input: those a repair of the whole
@@ -166,6 +172,84 @@ fn check_something_to_send(history: &History, repair: &Repair<'_>) -> Result<()>
     })
 }
 
+/// Section 4, step 3: the window of the most exchanges (at most `most`) whose repaired
+/// result fits the target, or of one exchange if none fits. `try_k` repairs the window
+/// of `k` exchanges and tells whether it fits.
+///
+/// Found without repairing every window: from `seed` (the estimate of
+/// [`Shape::estimated_window`]), galloping up while windows fit (or down while they do
+/// not), then bisecting the bracket. More exchanges cost more tokens in practice (the
+/// selections are nested), so this finds the largest fitting window; where repair makes
+/// a larger window cheaper than a smaller one, the result is still a window that fits
+/// whose next larger one does not, the same one the baseline finds. A few repairs of
+/// the whole history instead of one per exchange: the 10,000-message benchmark keeps
+/// hundreds of exchanges.
+pub fn search_window<T>(seed: usize, most: usize, mut try_k: impl FnMut(usize) -> (T, bool)) -> T {
+    let mut tried: Vec<(usize, T, bool)> = Vec::new();
+    let mut fits = |k: usize, tried: &mut Vec<(usize, T, bool)>| -> bool {
+        if let Some(t) = tried.iter().find(|t| t.0 == k) {
+            return t.2;
+        }
+        let (value, ok) = try_k(k);
+        tried.push((k, value, ok));
+        ok
+    };
+    let seed = seed.clamp(1, most);
+    // Invariant once bracketed: `lo` fits (or is 1), `hi` does not (or is most + 1).
+    let (mut lo, mut hi);
+    if fits(seed, &mut tried) {
+        lo = seed;
+        hi = most + 1;
+        let mut step = 1;
+        while lo < most {
+            let next = (lo + step).min(most);
+            if fits(next, &mut tried) {
+                lo = next;
+                step *= 2;
+            } else {
+                hi = next;
+                break;
+            }
+        }
+    } else {
+        hi = seed;
+        lo = 1;
+        let mut step = 1;
+        while hi > 1 {
+            let next = hi.saturating_sub(step).max(1);
+            if fits(next, &mut tried) {
+                lo = next;
+                break;
+            }
+            hi = next;
+            step *= 2;
+        }
+        if hi == 1 {
+            lo = 1;
+            hi = 2;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid, &mut tried) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if !tried.iter().any(|t| t.0 == lo) {
+        fits(lo, &mut tried);
+    }
+    let at = tried.iter().position(|t| t.0 == lo).expect("tried above");
+    tried.swap_remove(at).1
+}
+
+/// The message ranges of a history's exchanges, oldest first (section 2; the pending
+/// request is in none).
+pub fn exchange_ranges(history: &History) -> Vec<std::ops::Range<usize>> {
+    Shape::of(history).exchanges
+}
+
 /// Pinned messages and exchange boundaries of a history (section 2).
 struct Shape {
     /// Messages with a system part, ascending.
@@ -214,6 +298,40 @@ impl Shape {
         let ends = starts.iter().skip(1).copied().chain(std::iter::once(pending.unwrap_or(n)));
         let exchanges = starts.iter().zip(ends).map(|(&s, e)| s..e).collect();
         Shape { system, prompts, exchanges }
+    }
+
+    /// The search's starting point: the most exchanges (at most `most`) whose window,
+    /// counted before repair as the messages from its first exchange on plus the pinned
+    /// messages before it (system messages whole, the current task; not the opener), fits
+    /// the target. 1 if none does. One pass over the history.
+    fn estimated_window(&self, history: &History, budget: &Budget, most: usize) -> usize {
+        let tokens = history.tokens_per_message();
+        let n = tokens.len();
+        let task = self.prompts.last().copied();
+        let pinned = |i: usize| self.system.binary_search(&i).is_ok() || Some(i) == task;
+        let pinned_total: u64 = (0..n).filter(|&i| pinned(i)).map(|i| tokens[i]).sum();
+        // Walking the window's start back one exchange at a time: the suffix grows, the
+        // pinned messages it swallows leave the pinned sum.
+        let mut suffix = 0u64;
+        let mut pinned_before = pinned_total;
+        let mut at = n;
+        let mut best = 1;
+        for k in 1..=most {
+            let from = self.exchanges[self.exchanges.len() - k].start;
+            while at > from {
+                at -= 1;
+                suffix += tokens[at];
+                if pinned(at) {
+                    pinned_before -= tokens[at];
+                }
+            }
+            if budget.reserved_tokens + suffix + pinned_before <= budget.target_input_tokens {
+                best = k;
+            } else {
+                break;
+            }
+        }
+        best
     }
 
     /// Section 2: pinned messages, the last `k` exchanges and the pending request. Where
@@ -592,7 +710,7 @@ mod tests {
             compaction_threshold: 0.3,
             hard_limit_threshold: 1.0,
             target_input_tokens: 300,
-            max_exchanges,
+            max_exchanges: Some(max_exchanges),
             reserved_tokens: 0,
             dangling: Dangling::Drop,
         }
@@ -627,6 +745,61 @@ mod tests {
             v.push(format!("Q:r{i}"));
         }
         v
+    }
+
+    #[test]
+    fn without_a_bound_the_window_keeps_as_many_exchanges_as_fit_the_target() {
+        // Issue 11, item 4: 40 exchanges of 3 messages of 10 tokens (14 with overhead).
+        let spec = tool_loop(40);
+        let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+        let h = history(&spec, 10);
+        for rules in ALL {
+            for target in [30, 100, 300, 555, 1000] {
+                let b =
+                    Budget { max_exchanges: None, target_input_tokens: target, max_input_tokens: 2000, ..budget(1) };
+                let o = compact(&h, rules, &b).unwrap();
+                // The largest k whose window fits, found by trying them all.
+                let fitting = (1..=40)
+                    .rev()
+                    .find(|&k| {
+                        let o = compact(&h, rules, &Budget { max_exchanges: Some(k), ..b }).unwrap();
+                        o.tokens_after <= target
+                    })
+                    .unwrap_or(1);
+                let exact = compact(&h, rules, &Budget { max_exchanges: Some(fitting), ..b }).unwrap();
+                assert_eq!(o, exact, "{rules:?} target {target}");
+                assert!(o.tokens_after <= target || fitting == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_window_search_finds_the_largest_fitting_k_from_any_seed() {
+        for most in 1..=40 {
+            for limit in 0..=most + 1 {
+                for seed in 0..=most + 2 {
+                    let mut calls = 0;
+                    let k = search_window(seed, most, |k| {
+                        calls += 1;
+                        (k, k <= limit)
+                    });
+                    assert_eq!(k, limit.clamp(1, most), "most {most} limit {limit} seed {seed}");
+                    assert!(calls <= 2 * (usize::BITS - most.leading_zeros()) as usize + 2, "{calls}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bound_on_exchanges_still_caps_a_window_the_target_has_room_for() {
+        let spec = tool_loop(10);
+        let spec: Vec<&str> = spec.iter().map(String::as_str).collect();
+        let h = history(&spec, 1);
+        let b = Budget { compaction_threshold: 0.0, target_input_tokens: 1000, ..budget(3) };
+        assert_eq!(compact(&h, ANTHROPIC, &b).unwrap().exchanges_kept, 3);
+        let o = compact(&h, ANTHROPIC, &Budget { max_exchanges: None, ..b }).unwrap();
+        assert_eq!(o.exchanges_kept, 10);
+        assert_eq!(o.action, Action::None);
     }
 
     #[test]

@@ -529,7 +529,7 @@ class BudgetPlan:
     threshold_share: float  # of the total: where the compaction threshold is (when compacting)
     target_share: float  # of the total: the target
     headroom: float  # max_input_tokens = total * headroom (+ 1000 with stubs)
-    max_exchanges: int
+    max_exchanges: int | None
     reserved_tokens: int
     encoding: str
     dangling_calls: str
@@ -562,7 +562,7 @@ def budget_plans(draw, dangling_calls: str = "drop") -> BudgetPlan:
         threshold_share=draw(st.sampled_from([0.05, 0.3, 0.6, 0.9, 0.99])),
         target_share=draw(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.8, 1.0, 1.2])),
         headroom=draw(st.sampled_from([1.0, 1.5, 3.0])) if dangling_calls == "drop" else draw(st.sampled_from([2.0, 3.0])),
-        max_exchanges=draw(st.integers(1, 6)),
+        max_exchanges=draw(st.none() | st.integers(1, 6)),
         reserved_tokens=draw(st.sampled_from([0, 0, 0, 7, 500])),
         encoding=draw(st.sampled_from(["o200k_base", "o200k_base", "cl100k_base"])),
         dangling_calls=dangling_calls,

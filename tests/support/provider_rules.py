@@ -106,11 +106,52 @@ def _is_subsequence(small: list, big: list) -> bool:
     return all(any(x is y for y in it) for x in small)
 
 
+PLACEHOLDER_PREFIX = "[tokensieve "
+
+
+def _is_placeholder(value: Any) -> bool:
+    """A text the pipeline wrote in place of a tool output (a mask placeholder, a prune pointer)."""
+    return isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX) and value.endswith("]") and "\n" not in value
+
+
+def _masked_from(out: Any, original: Any, field: str) -> bool:
+    """``out`` is ``original`` (a dict or a dataclass) with ``field`` replaced by a mask
+    placeholder, everything else the same (docs/strategies.md)."""
+    if type(out) is not type(original):
+        return False
+    if isinstance(original, dict):
+        fields = set(out) | set(original)
+        get = dict.get
+    elif dataclasses.is_dataclass(original):
+        fields = {f.name for f in dataclasses.fields(original)}
+
+        def get(obj: Any, name: str) -> Any:
+            return getattr(obj, name, None)
+
+    else:
+        return False
+    return _is_placeholder(get(out, field)) and all(
+        get(out, k) is get(original, k) or get(out, k) == get(original, k) for k in fields if k != field
+    )
+
+
+def _unmasked(fmt: str, items: list, originals: list) -> list:
+    """``items`` with each masked tool result taken back to the original it masks."""
+    field = "content"
+    result = []
+    for item in items:
+        match = next((o for o in originals if o is not item and _masked_from(item, o, field)), None)
+        result.append(item if match is None else match)
+    return result
+
+
 def _rebuilt_from(fmt: str, out: Any, original: Any) -> str | None:
-    """Why ``out`` is not ``original`` with some items removed (and stubs added), or None
-    if it is."""
+    """Why ``out`` is not ``original`` with some items removed (and stubs added), or a
+    tool result masked, or None if it is."""
     if fmt == "responses":
-        return "Responses items are never rebuilt"
+        return None if _masked_from(out, original, "output") else "Responses items are never rebuilt"
+    if fmt == "openai" and isinstance(original, dict) and original.get("role") in ("tool", "function"):
+        return None if _masked_from(out, original, "content") else "a tool message is never rebuilt but masked"
     if fmt == "pydantic-ai":
         if type(out) is not type(original):
             return "another class"
@@ -143,6 +184,7 @@ def _rebuilt_from(fmt: str, out: Any, original: Any) -> str | None:
             return None
     originals = _items(fmt, original)
     kept = [item for item in _items(fmt, out) if not (_is_stub_item(fmt, item) and not any(item is o for o in originals))]
+    kept = _unmasked(fmt, kept, originals)
     if not _is_subsequence(kept, originals):
         return "its items are not a subsequence of the original's"
     removed = [o for o in originals if not any(o is k for k in kept)]

@@ -55,6 +55,7 @@ from pydantic_ai.capabilities import AbstractCapability
 
 from tokensieve._preflight import Preflight, preflight
 from tokensieve.classify import classify_task
+from tokensieve.compaction import Compactor
 from tokensieve.config import BudgetConfig, resolve_config
 from tokensieve.integrations.tool_output import ToolOutputBudget as ToolOutputBudget  # re-export
 
@@ -149,11 +150,14 @@ class TokenBudget(AbstractCapability[Any]):
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _primary: str | None = field(default=None, init=False, repr=False, compare=False)
     _routing: Routing | None = field(default=None, init=False, repr=False, compare=False)
+    _compactor: Compactor = field(default_factory=Compactor, init=False, repr=False, compare=False)
 
     async def for_run(self, ctx: RunContext[Any]) -> TokenBudget:
-        """A copy of this capability for one run: its state (``last``) is the run's own."""
+        """A copy of this capability for one run: its state (``last``, the compaction
+        pipeline's ineffective-compaction guard) is the run's own."""
         run = dataclasses.replace(self)
         run._shared = self._shared or self
+        run._compactor = Compactor()
         return run
 
     def last_for(self, run_id: str) -> Preflight | None:
@@ -243,6 +247,8 @@ class TokenBudget(AbstractCapability[Any]):
             tools = [*getattr(params, "function_tools", ()), *getattr(params, "output_tools", ())]
         messages = request_context.messages
 
+        self._compactor.model = model or config.model
+
         def check_request() -> Preflight:
             return preflight(
                 messages,
@@ -253,6 +259,7 @@ class TokenBudget(AbstractCapability[Any]):
                 tools=tools,
                 api="pydantic-ai",
                 route=False,  # the model selector chose the model already
+                compactor=self._compactor,
             )
 
         # A large history is read and compacted in a worker thread (the native call releases

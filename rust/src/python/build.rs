@@ -3,6 +3,10 @@
 //! Untouched messages are the caller's own objects. A message that lost parts is a new
 //! object of the same type: pydantic-ai messages through `dataclasses.replace` (same
 //! class, every other field kept), dicts as a shallow copy with the filtered list.
+//! A kept part whose content the pipeline replaced (a masked tool result) is a new
+//! object the same way: a `dataclasses.replace` of the pydantic-ai part, a copy of the
+//! dict (tool message, `tool_result` block, `function_call_output` item) with its
+//! `content` / `output` replaced. The caller's objects are never mutated.
 
 use super::read::{At, Format, Read, NO_SLOT};
 use crate::compact::OutMessage;
@@ -12,16 +16,21 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use rustc_hash::FxHashMap;
+
+/// Parts whose content is replaced (global part index → new text).
+pub type Replaced = FxHashMap<usize, String>;
 
 pub fn build<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyList>,
     read: &Read,
     plan: &[OutMessage],
+    replaced: &Replaced,
 ) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for item in plan {
-        build_one(py, messages, read, item, &out).map_err(|err| {
+        build_one(py, messages, read, item, replaced, &out).map_err(|err| {
             // A stub answers calls of the message it follows: errors name that one.
             let index = match item {
                 OutMessage::Kept { index, .. } => *index,
@@ -40,10 +49,14 @@ fn build_one<'py>(
     messages: &Bound<'py, PyList>,
     read: &Read,
     item: &OutMessage,
+    replaced: &Replaced,
     out: &Bound<'py, PyList>,
 ) -> PyResult<()> {
+    let touched = |index: usize| {
+        !replaced.is_empty() && read.history.messages[index].parts.clone().any(|p| replaced.contains_key(&p))
+    };
     match item {
-        OutMessage::Kept { index, parts: None, stubs, .. } if stubs.is_empty() => {
+        OutMessage::Kept { index, parts: None, stubs, .. } if stubs.is_empty() && !touched(*index) => {
             out.append(messages.get_item(*index)?)?;
         }
         OutMessage::Kept { index, parts, stubs, stub_at } => {
@@ -53,7 +66,7 @@ fn build_one<'py>(
                 Some(p) => p.iter().map(|&local| range.start + local).collect(),
                 None => range.collect(),
             };
-            out.append(rebuild(py, read, messages, &message, &kept, stubs, *stub_at)?)?;
+            out.append(rebuild(py, read, messages, &message, &kept, stubs, *stub_at, replaced)?)?;
         }
         OutMessage::Stub { calls, .. } => {
             for message in stub_messages(py, read, messages, calls)? {
@@ -71,6 +84,33 @@ fn kept_items<'py>(list: &Bound<'py, PyAny>, read: &Read, kept: &[usize]) -> PyR
         .filter(|&slot| slot != NO_SLOT)
         .map(|slot| item_at(list, slot as usize))
         .collect()
+}
+
+/// Like [`kept_items`], with each item whose part's content is replaced rebuilt by `with`.
+fn kept_items_replaced<'py>(
+    list: &Bound<'py, PyAny>,
+    read: &Read,
+    kept: &[usize],
+    replaced: &Replaced,
+    with: impl Fn(&Bound<'py, PyAny>, &str) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    kept.iter()
+        .filter(|&&p| read.slots[p] != NO_SLOT)
+        .map(|&p| {
+            let item = item_at(list, read.slots[p] as usize)?;
+            match replaced.get(&p) {
+                Some(text) => with(&item, text),
+                None => Ok(item),
+            }
+        })
+        .collect()
+}
+
+/// A copy of a dict with `key` set to `text`.
+fn dict_with<'py>(d: &Bound<'py, PyAny>, key: &Bound<'py, PyString>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let copy = d.cast::<PyDict>()?.copy()?;
+    copy.set_item(key, text)?;
+    Ok(copy.into_any())
 }
 
 /// Item `slot` of a list of parts, taken as the reader took it (`each` in `read/mod.rs`):
@@ -104,11 +144,25 @@ fn rebuild<'py>(
     kept: &[usize],
     stubs: &[usize],
     stub_at: usize,
+    replaced: &Replaced,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // A message of one part without a slot whose content is replaced: a tool message,
+    // a Responses output item.
+    if let Some(text) = kept.iter().find_map(|&p| (read.slots[p] == NO_SLOT).then(|| replaced.get(&p)).flatten()) {
+        match read.format {
+            Format::OpenAi => return dict_with(message, intern!(py, "content"), text),
+            Format::Responses => return dict_with(message, intern!(py, "output"), text),
+            _ => {}
+        }
+    }
     match read.format {
         Format::PydanticAi => {
             let parts = message.getattr(intern!(py, "parts"))?;
-            let mut items = kept_items(&parts, read, kept)?;
+            let mut items = kept_items_replaced(&parts, read, kept, replaced, |part, text| {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(intern!(py, "content"), text)?;
+                dataclasses_replace(py)?.call((part,), Some(&kwargs))
+            })?;
             let stub_parts =
                 stubs.iter().map(|&c| pydantic_ai_stub_part(py, read, messages, c)).collect::<PyResult<Vec<_>>>()?;
             splice(&mut items, stub_at, stub_parts);
@@ -127,7 +181,9 @@ fn rebuild<'py>(
                 text.set_item("text", &content)?;
                 vec![text.into_any()]
             } else {
-                kept_items(&content, read, kept)?
+                kept_items_replaced(&content, read, kept, replaced, |block, text| {
+                    dict_with(block, intern!(py, "content"), text)
+                })?
             };
             let stub_blocks = stubs
                 .iter()

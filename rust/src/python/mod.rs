@@ -9,6 +9,7 @@
 mod build;
 mod events;
 mod loading;
+mod details;
 mod memo;
 mod narrow;
 mod part_memo;
@@ -16,10 +17,11 @@ mod read;
 mod value_memo;
 
 use crate::cache::{self, CacheInfo};
-use crate::compact::{self, Action, Budget, Dangling};
+use crate::compact::{Action, Budget, Dangling};
 use crate::counting;
 use crate::encoding::{self, Encoding, EncodingId};
 use crate::error::Error;
+use crate::strategies::{self, mask::MaskConfig, prune::PruneConfig, Details, Strategies};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -283,6 +285,7 @@ fn install_memo_reset() {
     static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     extern "C" fn in_child() {
         memo::after_fork_in_child();
+        details::after_fork_in_child();
         part_memo::after_fork_in_child();
         value_memo::after_fork_in_child();
     }
@@ -291,9 +294,11 @@ fn install_memo_reset() {
     }
 }
 
-/// What `compact_history` hands back to Python: the messages, then the report.
-type CompactReturn<'py> = (
-    Bound<'py, PyList>,
+/// What `compact_history` hands back to Python: the messages, the report, and the
+/// pipeline's steps `(name, tokens_saved, items)`.
+type CompactReturn<'py> = (Bound<'py, PyList>, CompactReport<'py>, Vec<(&'static str, u64, usize)>);
+
+type CompactReport<'py> = (
     &'static str,
     u64,
     u64,
@@ -306,6 +311,11 @@ type CompactReturn<'py> = (
     Bound<'py, numpy::PyArray1<i64>>,
     &'static str,
 );
+
+/// The pipeline's steps as Python passes them: `mask = (keep_exchanges,
+/// min_tokens_saved)`, `prune = (repeated_calls, superseded_reads)`, `None` for a step
+/// that is off.
+type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool)>);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -577,6 +587,7 @@ pub mod _core {
     fn clear_cache() {
         cache::global().clear();
         memo::clear();
+        details::clear();
         value_memo::clear();
         part_memo::clear();
     }
@@ -646,15 +657,17 @@ pub mod _core {
 
     /// Compact a history. `budget` is `(max_input_tokens, compaction_threshold,
     /// hard_limit_threshold, target_input_tokens, max_exchanges, reserved_tokens,
-    /// stub_dangling_calls)`, validated by `BudgetConfig`.
+    /// stub_dangling_calls)`, validated by `BudgetConfig`; `strategies` the pipeline's
+    /// steps (`ContextStrategies._core_strategies()`), None for the window alone.
     #[pyfunction]
-    #[pyo3(signature = (messages, budget, *, encoding = None, format = None))]
+    #[pyo3(signature = (messages, budget, *, encoding = None, format = None, strategies = None))]
     fn compact_history<'py>(
         py: Python<'py>,
         messages: &Bound<'py, PyAny>,
-        budget: (u64, f64, f64, u64, usize, u64, bool),
+        budget: (u64, f64, f64, u64, Option<usize>, u64, bool),
         encoding: Option<&Bound<'py, PyAny>>,
         format: Option<&Bound<'py, PyAny>>,
+        strategies: Option<StrategiesArg>,
     ) -> PyResult<CompactReturn<'py>> {
         let enc = match encoding {
             Some(e) => resolve_encoding(py, e)?,
@@ -670,12 +683,28 @@ pub mod _core {
             reserved_tokens: budget.5,
             dangling: if budget.6 { Dangling::Stub } else { Dangling::Drop },
         };
+        let strategies = Strategies {
+            mask: strategies
+                .and_then(|s| s.0)
+                .map(|(keep_exchanges, min_tokens_saved)| MaskConfig { keep_exchanges, min_tokens_saved }),
+            prune: strategies
+                .and_then(|s| s.1)
+                .map(|(repeated_calls, superseded_reads)| PruneConfig { repeated_calls, superseded_reads })
+                .filter(|p| p.repeated_calls || p.superseded_reads),
+        };
         let rules = read.format.rules();
         let history = &read.history;
-        let outcome = py.detach(|| compact::compact(history, rules, &budget))?;
-        let out = build::build(py, &list, &read, &outcome.messages)?;
-        Ok((
-            out,
+        // What the steps need from the parts, read only when they will run.
+        let details = if strategies.any() && strategies::over_threshold(history, &budget) {
+            details::read_details(py, &list, &read, enc)
+        } else {
+            Details::default()
+        };
+        let count = |text: &str| counting::count(enc, text) as u64;
+        let pipeline = py.detach(|| strategies::run(history, &details, rules, &budget, &strategies, &count))?;
+        let outcome = &pipeline.outcome;
+        let out = build::build(py, &list, &read, &outcome.messages, &pipeline.replaced)?;
+        let report = (
             match outcome.action {
                 Action::None => "none",
                 Action::Compacted => "compacted",
@@ -683,14 +712,15 @@ pub mod _core {
             outcome.tokens_before,
             outcome.tokens_after,
             outcome.exchanges_kept,
-            outcome.dropped,
+            outcome.dropped.clone(),
             outcome.orphans_removed,
             outcome.calls_repaired,
             outcome.input_defects_repaired,
             outcome.pairs_cut_by_window,
             per_message_tokens(py, &read),
             read.format.name(),
-        ))
+        );
+        Ok((out, report, pipeline.steps.iter().map(|s| (s.step, s.tokens_saved, s.items)).collect()))
     }
 
     #[pyfunction]

@@ -1,3 +1,174 @@
-//! Compaction strategies beyond the window, each a pure module.
+//! The compaction pipeline: composable steps, cheapest first.
+//!
+//! `mask` (old tool outputs become a placeholder) → `prune` (low-value messages go) →
+//! [a summary of what the window drops, written by the caller] → the window and the
+//! hard limit ([`crate::compact`]). Each step is its own module working on a
+//! [`History`] and the [`Details`] the readers found in its parts, and returns a plan
+//! with the tokens it saves. The pipeline runs only over the compaction threshold: under
+//! it the history comes back as [`compact::compact`] returns it (repaired, unchanged).
+//! Pure Rust: the Python glue reads the details and builds the plan back into messages.
 
+pub mod mask;
+pub mod prune;
 pub mod summary;
+
+/// How every text a step writes in place of a tool output begins: such a text is never
+/// replaced again (the steps are idempotent).
+pub const PLACEHOLDER_PREFIX: &str = "[tokensieve ";
+
+use crate::compact::{self, Budget, Outcome};
+use crate::error::{Error, Result};
+use crate::history::{History, Rules};
+use rustc_hash::FxHashMap;
+
+/// What the readers know of a part beyond its kind and tokens (all empty when unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartDetail {
+    /// Calls, and results that name their tool: the tool's name (a [`Details`] string).
+    pub tool: Option<u32>,
+    /// Calls: the key argument (field name, value), e.g. `("path", "src/app.py")`.
+    pub key: Option<(u32, u32)>,
+    /// Calls: a hash of the arguments (0: unknown), to find identical calls.
+    pub args_hash: u64,
+    /// Results with a text content: the tokens of that text (0: no replaceable content)
+    /// and its line count.
+    pub content_tokens: u64,
+    pub lines: u32,
+    /// Results: the content is a placeholder written by the mask step.
+    pub placeholder: bool,
+    /// Results: the tool reported an error (`is_error`, a retry prompt).
+    pub error: bool,
+    /// Results: a hash of the content (0: unknown), to find identical repeats.
+    pub hash: u64,
+    /// Prompts: the text is only an acknowledgement ("ok", "thanks").
+    pub ack: bool,
+}
+
+/// Per-part details, by global part index, and the strings they name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    pub parts: Vec<PartDetail>,
+    strings: Vec<String>,
+    index: FxHashMap<String, u32>,
+}
+
+impl Details {
+    /// Details for `n` parts, all unknown.
+    pub fn with_parts(n: usize) -> Details {
+        Details { parts: vec![PartDetail::default(); n], ..Default::default() }
+    }
+
+    /// The number standing for `s` (equal strings, equal numbers).
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&n) = self.index.get(s) {
+            return n;
+        }
+        let n = self.strings.len() as u32;
+        self.strings.push(s.to_owned());
+        self.index.insert(s.to_owned(), n);
+        n
+    }
+
+    pub fn string(&self, n: u32) -> &str {
+        &self.strings[n as usize]
+    }
+}
+
+/// Which steps run, and how (`ContextStrategies` in Python). `None`: the step is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strategies {
+    pub mask: Option<mask::MaskConfig>,
+    pub prune: Option<prune::PruneConfig>,
+}
+
+impl Strategies {
+    pub fn any(&self) -> bool {
+        self.mask.is_some() || self.prune.is_some()
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub tokens_saved: u64,
+    /// Parts or messages it touched (results masked, messages dropped, ...).
+    pub items: usize,
+}
+
+/// The pipeline's plan: the window's outcome over the history the steps made, the parts
+/// whose content is replaced (global part index → new text), and the steps that ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    pub outcome: Outcome,
+    pub replaced: FxHashMap<usize, String>,
+    pub steps: Vec<StepReport>,
+}
+
+/// Whether the pipeline's steps run on `history`: over the compaction threshold.
+pub fn over_threshold(history: &History, budget: &Budget) -> bool {
+    let tokens = compact::history_tokens(history, budget.reserved_tokens);
+    tokens as f64 > budget.compaction_threshold * budget.max_input_tokens as f64
+}
+
+/// Run the pipeline. `details` must describe `history`'s parts when a step is on and the
+/// history is over the threshold (see [`over_threshold`]); `count` counts a text.
+pub fn run(
+    history: &History,
+    details: &Details,
+    rules: Rules,
+    budget: &Budget,
+    strategies: &Strategies,
+    count: &dyn Fn(&str) -> u64,
+) -> Result<Pipeline> {
+    if !strategies.any() || !over_threshold(history, budget) {
+        let outcome = compact::compact(history, rules, budget)?;
+        let steps = window_report(&outcome, outcome.tokens_before);
+        return Ok(Pipeline { outcome, replaced: FxHashMap::default(), steps });
+    }
+    let tokens_before = compact::history_tokens(history, budget.reserved_tokens);
+    let mut working = history.clone();
+    let mut replaced = FxHashMap::default();
+    let mut steps = Vec::new();
+    let exchanges = compact::exchange_ranges(history);
+    if let Some(config) = &strategies.mask {
+        let plan = mask::plan(history, details, &exchanges, config, count);
+        steps.push(plan.report(history));
+        for (p, text, tokens) in plan.replaced {
+            working.parts[p].tokens = tokens;
+            replaced.insert(p, text);
+        }
+    }
+    if let Some(config) = &strategies.prune {
+        let plan = prune::plan(history, details, &exchanges, config, &replaced, count);
+        steps.push(plan.report(history));
+        for (p, text, tokens) in plan.replaced {
+            working.parts[p].tokens = tokens;
+            replaced.insert(p, text);
+        }
+    }
+    let before_window = compact::history_tokens(&working, budget.reserved_tokens);
+    let mut outcome = match compact::compact_window(&working, rules, budget, true) {
+        Ok(outcome) => outcome,
+        Err(Error::BudgetExceeded { tokens_after, limit, .. }) => {
+            return Err(Error::BudgetExceeded { tokens_before, tokens_after, limit })
+        }
+        Err(err) => return Err(err),
+    };
+    outcome.tokens_before = tokens_before;
+    if !replaced.is_empty() {
+        // The history changed even where the window kept it all.
+        outcome.action = compact::Action::Compacted;
+    }
+    steps.extend(window_report(&outcome, before_window));
+    Ok(Pipeline { outcome, replaced, steps })
+}
+
+/// The window's step report: what it saved from the `before` tokens it was given.
+fn window_report(outcome: &Outcome, before: u64) -> Vec<StepReport> {
+    let tokens_saved = before.saturating_sub(outcome.tokens_after);
+    if tokens_saved == 0 && outcome.dropped.is_empty() {
+        return Vec::new();
+    }
+    vec![StepReport { step: "window", tokens_saved, items: outcome.dropped.len() }]
+}

@@ -1,0 +1,342 @@
+//! Reading what the pipeline's steps need from the parts of a history already read:
+//! tool names, the key argument of each call, and the size and state of each result's
+//! text (see `strategies::PartDetail`).
+//!
+//! Read only when a step will run (the history is over the compaction threshold), from
+//! the objects the reader walked (by the slots it noted), with the GIL held. Strings are
+//! borrowed; a result's text is counted through the content cache (a hash lookup, as it
+//! was counted when the history was read). Whatever a caller's object does meanwhile is
+//! tolerated: a part whose details cannot be read simply has none (its step skips it).
+//!
+//! A result's text is measured once per string object: an identity memo (the pattern of
+//! `memo.rs`: a strong reference keeps the address from being reused, strings are
+//! immutable) keeps its tokens, lines, hash and whether it is a placeholder, so the warm
+//! path of a long history reads an attribute and looks up an address per result instead
+//! of counting and hashing megabytes again (measured: 30 ms → a few on the 10,000-message
+//! benchmark).
+
+use super::read::{Format, Read, NO_SLOT};
+use crate::counting;
+use crate::encoding::Encoding;
+use crate::history::PartKind;
+use crate::strategies::mask::is_placeholder;
+use crate::strategies::{Details, PartDetail};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use std::sync::Mutex;
+
+use crate::fork::Global;
+use crate::slab::Slab;
+
+/// The most result text the memo keeps alive.
+const MAX_MEMO_BYTES: usize = 64 << 20;
+
+struct Entry {
+    _string: Py<PyString>,
+    encoding: crate::encoding::EncodingId,
+    tokens: u64,
+    lines: u32,
+    placeholder: bool,
+    hash: u64,
+}
+
+static MEMO: Global<Mutex<Option<Slab<Entry>>>> = Global::new(|| Mutex::new(None));
+
+fn with_memo<R>(f: impl FnOnce(&mut Slab<Entry>) -> R) -> R {
+    f(MEMO.lock().get_or_insert_with(Slab::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
+}
+
+/// Forget every text (with `clear_cache`).
+pub fn clear() {
+    let old = with_memo(std::mem::take);
+    drop(old);
+}
+
+/// Tokens, lines, placeholder flag and hash of a result's text, memoized by identity.
+fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding) -> Option<(u64, u32, bool, u64)> {
+    let address = string.as_ptr() as usize;
+    let known = with_memo(|m| {
+        m.get_mut(address).filter(|e| e.encoding == enc.id()).map(|e| (e.tokens, e.lines, e.placeholder, e.hash))
+    });
+    if known.is_some() {
+        return known;
+    }
+    let text = string.to_str().ok()?;
+    let tokens = counting::count(enc, text) as u64;
+    let lines = line_count(text);
+    let placeholder = is_placeholder(text);
+    let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes()) | 1;
+    if crate::cache::global().info().enabled {
+        let entry = Entry { _string: string.clone().unbind(), encoding: enc.id(), tokens, lines, placeholder, hash };
+        let mut evicted = Vec::new();
+        with_memo(|m| {
+            // Present under another encoding: kept as it is (measured anew each time).
+            if m.get_mut(address).is_none() {
+                m.insert(address, text.len(), entry, MAX_MEMO_BYTES, &mut evicted);
+            } else {
+                evicted.push(entry);
+            }
+        });
+        drop(evicted); // decrefs outside the lock
+    }
+    Some((tokens, lines, placeholder, hash))
+}
+
+/// The argument that names what a call works on, by preference.
+const KEY_FIELDS: [&str; 12] = [
+    "path",
+    "file_path",
+    "filepath",
+    "filename",
+    "file",
+    "target_file",
+    "command",
+    "cmd",
+    "url",
+    "query",
+    "pattern",
+    "name",
+];
+
+/// The details of every call and result of `read`'s history.
+pub fn read_details(py: Python<'_>, messages: &Bound<'_, PyList>, read: &Read, enc: &'static Encoding) -> Details {
+    let history = &read.history;
+    let mut details = Details::with_parts(history.parts.len());
+    for (i, message) in history.messages.iter().enumerate() {
+        let wanted = history.parts[message.parts.clone()]
+            .iter()
+            .any(|p| matches!(p.kind, PartKind::Call(_) | PartKind::Result(_)));
+        if !wanted {
+            continue;
+        }
+        let Ok(object) = messages.get_item(i) else { continue };
+        let container = match read.format {
+            Format::PydanticAi => object.getattr(intern!(py, "parts")).ok(),
+            Format::Anthropic => object.get_item(intern!(py, "content")).ok(),
+            Format::OpenAi => object.get_item(intern!(py, "tool_calls")).ok(),
+            Format::Responses => None,
+        };
+        for p in message.parts.clone() {
+            let kind = history.parts[p].kind;
+            if !matches!(kind, PartKind::Call(_) | PartKind::Result(_)) {
+                continue;
+            }
+            let slot = read.slots[p];
+            let source = match (&container, slot) {
+                (_, NO_SLOT) => Some(object.clone()),
+                (Some(items), slot) => item_at(items, slot as usize),
+                (None, _) => None,
+            };
+            let Some(source) = source else { continue };
+            let detail = match kind {
+                PartKind::Call(_) => call_detail(py, read.format, &source, &mut details),
+                _ => result_detail(py, read.format, &source, enc, &mut details),
+            };
+            details.parts[p] = detail;
+        }
+    }
+    details
+}
+
+/// Item `slot` of a list or tuple (the reader took other iterables the same way; those
+/// are not read again here).
+fn item_at<'py>(items: &Bound<'py, PyAny>, slot: usize) -> Option<Bound<'py, PyAny>> {
+    if let Ok(list) = items.cast::<PyList>() {
+        return list.get_item(slot).ok();
+    }
+    if let Ok(tuple) = items.cast::<PyTuple>() {
+        return tuple.get_item(slot).ok();
+    }
+    None
+}
+
+/// Field `key` of a dict, or attribute `key` of an object.
+fn field<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    match obj.cast::<PyDict>() {
+        Ok(d) => d.get_item(key).ok().flatten(),
+        Err(_) => obj.getattr(key).ok(),
+    }
+    .filter(|v| !v.is_none())
+}
+
+/// Intern a string value into `details` without copying it first.
+fn intern_str(value: &Bound<'_, PyAny>, details: &mut Details) -> Option<u32> {
+    let s = value.cast::<PyString>().ok()?;
+    Some(details.intern(s.to_str().ok()?))
+}
+
+/// Whether a value is the string `expected`.
+fn is_str(value: Option<Bound<'_, PyAny>>, expected: &str) -> bool {
+    value.is_some_and(|v| v.cast::<PyString>().is_ok_and(|s| s.to_str().is_ok_and(|s| s == expected)))
+}
+
+/// [`KEY_FIELDS`] as interned Python strings.
+fn key_names(py: Python<'_>) -> [&Bound<'_, PyString>; 12] {
+    [
+        intern!(py, "path"),
+        intern!(py, "file_path"),
+        intern!(py, "filepath"),
+        intern!(py, "filename"),
+        intern!(py, "file"),
+        intern!(py, "target_file"),
+        intern!(py, "command"),
+        intern!(py, "cmd"),
+        intern!(py, "url"),
+        intern!(py, "query"),
+        intern!(py, "pattern"),
+        intern!(py, "name"),
+    ]
+}
+
+fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, details: &mut Details) -> PartDetail {
+    // (name, arguments) where the format keeps them.
+    let (name, args) = match format {
+        Format::PydanticAi => (field(source, intern!(py, "tool_name")), field(source, intern!(py, "args"))),
+        Format::Anthropic => (field(source, intern!(py, "name")), field(source, intern!(py, "input"))),
+        Format::Responses => (
+            field(source, intern!(py, "name")),
+            field(source, intern!(py, "arguments")).or_else(|| field(source, intern!(py, "input"))),
+        ),
+        Format::OpenAi => {
+            let body = field(source, intern!(py, "function"))
+                .or_else(|| field(source, intern!(py, "custom")))
+                .or_else(|| field(source, intern!(py, "function_call")));
+            match body {
+                Some(b) => (
+                    field(&b, intern!(py, "name")),
+                    field(&b, intern!(py, "arguments")).or_else(|| field(&b, intern!(py, "input"))),
+                ),
+                None => (None, None),
+            }
+        }
+    };
+    let mut detail = PartDetail::default();
+    if let Some(name) = &name {
+        detail.tool = intern_str(name, details);
+    }
+    if let Some(args) = args {
+        detail.args_hash = args_hash(&args);
+        if let Ok(d) = args.cast::<PyDict>() {
+            for (k, key) in KEY_FIELDS.iter().zip(key_names(py)) {
+                if let Some(v) = d.get_item(key).ok().flatten() {
+                    if let Some(v) = intern_str(&v, details) {
+                        detail.key = Some((details.intern(k), v));
+                        break;
+                    }
+                }
+            }
+        } else if let Some(text) = args.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            if let Some((k, v)) = KEY_FIELDS.iter().find_map(|&k| json_string_field(text, k).map(|v| (k, v))) {
+                detail.key = Some((details.intern(k), details.intern(&v)));
+            }
+        }
+    }
+    detail
+}
+
+fn result_detail(
+    py: Python<'_>,
+    format: Format,
+    source: &Bound<'_, PyAny>,
+    enc: &'static Encoding,
+    details: &mut Details,
+) -> PartDetail {
+    let mut detail = PartDetail::default();
+    let content = match format {
+        Format::PydanticAi => {
+            let tool_return = is_str(field(source, intern!(py, "part_kind")), "tool-return");
+            let outcome = field(source, intern!(py, "outcome"));
+            detail.error = !tool_return || outcome.is_some_and(|o| !is_str(Some(o), "success"));
+            if let Some(name) = field(source, intern!(py, "tool_name")) {
+                detail.tool = intern_str(&name, details);
+            }
+            // A retry prompt's text is pydantic-ai's own feedback: not masked.
+            if tool_return {
+                field(source, intern!(py, "content"))
+            } else {
+                None
+            }
+        }
+        Format::Anthropic => {
+            detail.error = field(source, intern!(py, "is_error")).is_some_and(|e| e.is_truthy().unwrap_or(false));
+            field(source, intern!(py, "content"))
+        }
+        Format::OpenAi => field(source, intern!(py, "content")),
+        Format::Responses => field(source, intern!(py, "output")),
+    };
+    if let Some(text) = content.and_then(|c| c.cast_into::<PyString>().ok()) {
+        if let Some((tokens, lines, placeholder, hash)) = measure(&text, enc) {
+            detail.content_tokens = tokens;
+            detail.lines = lines;
+            detail.placeholder = placeholder;
+            detail.hash = hash;
+        }
+    }
+    detail
+}
+
+/// A hash of a call's arguments (0: not hashable here): of a JSON string, its bytes; of
+/// a dict, each key and the `str()` of each value in order (what identical calls share).
+fn args_hash(args: &Bound<'_, PyAny>) -> u64 {
+    use std::hash::Hasher;
+    if let Ok(s) = args.cast::<PyString>() {
+        return s.to_str().map_or(0, |t| xxhash_rust::xxh3::xxh3_64(t.as_bytes()) | 1);
+    }
+    let Ok(d) = args.cast::<PyDict>() else { return 0 };
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (k, v) in d.iter() {
+        let (Ok(k), Ok(v)) = (k.str(), v.str()) else { return 0 };
+        let (Ok(k), Ok(v)) = (k.to_str(), v.to_str()) else { return 0 };
+        hasher.write(k.as_bytes());
+        hasher.write(&[0]);
+        hasher.write(v.as_bytes());
+        hasher.write(&[0]);
+    }
+    hasher.finish() | 1
+}
+
+/// Lines of a text: its newlines, plus one for a last line without one.
+fn line_count(text: &str) -> u32 {
+    let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    (newlines + usize::from(!text.is_empty() && !text.ends_with('\n'))) as u32
+}
+
+/// The string value of `key` in a JSON object's text, if it has one (the first
+/// occurrence of `"key":` followed by a string; escapes decoded). No full parse: only
+/// the one field is needed, and arguments are usually small.
+fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(at) = json[from..].find(&needle) {
+        let rest = json[from + at + needle.len()..].trim_start();
+        from += at + needle.len();
+        let Some(rest) = rest.strip_prefix(':') else { continue };
+        let rest = rest.trim_start();
+        let Some(body) = rest.strip_prefix('"') else { return None };
+        let mut out = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Some(out),
+                '\\' => match chars.next()? {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'u' => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        out.push(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).unwrap_or('\u{fffd}'));
+                    }
+                    other => out.push(other),
+                },
+                c => out.push(c),
+            }
+        }
+        return None;
+    }
+    None
+}

@@ -1,0 +1,217 @@
+//! Selective pruning: tool outputs a later identical call made redundant.
+//!
+//! Two rules, each switchable (`PruneStrategy` in Python), both replacing the **earlier**
+//! output with a one-line pointer to the later call (the later one is what the model saw
+//! last, and the window, which drops the oldest first, never keeps a pointer without what
+//! it points to):
+//!
+//! - `repeated_calls`: the same tool called again later with identical arguments returned
+//!   an identical output (the reference's "token caching for repeated tool calls");
+//! - `superseded_reads`: a read-like tool (its name has `read`, `cat`, `view`, `open` or
+//!   `show`) called again later with identical arguments returned a successful output:
+//!   the earlier read of that file is stale (Cline's superseded reads, the harness's
+//!   `DeduplicateFileReads`). Arguments must be identical, so a later read of another
+//!   range of the file never supersedes an earlier one.
+//!
+//! Outputs in the last exchange and the pending request are never touched, nor outputs
+//! already replaced (a mask placeholder, a pointer): the step is idempotent.
+
+use super::{Details, StepReport, PLACEHOLDER_PREFIX};
+use crate::history::{History, PartKind};
+use rustc_hash::FxHashMap;
+use std::ops::Range;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneConfig {
+    pub repeated_calls: bool,
+    pub superseded_reads: bool,
+}
+
+/// Whether a tool reads something (a file, a page) that may change between reads.
+pub fn read_like(tool: &str) -> bool {
+    let t = tool.to_ascii_lowercase();
+    ["read", "cat", "view", "open", "show"].iter().any(|w| t.contains(w))
+}
+
+/// The pointer replacing an output made redundant by a later call.
+pub fn pointer(tool: &str, key: Option<(&str, &str)>, same_output: bool) -> String {
+    let call = super::mask::call_label(Some(tool), key);
+    let reason = if same_output {
+        "the same call returned the same output later"
+    } else {
+        "superseded by a later identical read"
+    };
+    format!("{PLACEHOLDER_PREFIX}pruned the output of {call}: {reason}]")
+}
+
+/// Result parts (global indices) to replace, with their pointer and tokens once replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunePlan {
+    pub replaced: Vec<(usize, String, u64)>,
+}
+
+impl PrunePlan {
+    pub fn report(&self, history: &History) -> StepReport {
+        StepReport {
+            step: "prune",
+            tokens_saved: self.replaced.iter().map(|(p, _, t)| history.parts[*p].tokens - t).sum(),
+            items: self.replaced.len(),
+        }
+    }
+}
+
+/// Plan pruning; `skip` holds parts already replaced by an earlier step.
+pub fn plan(
+    history: &History,
+    details: &Details,
+    exchanges: &[Range<usize>],
+    config: &PruneConfig,
+    skip: &FxHashMap<usize, String>,
+    count: &dyn Fn(&str) -> u64,
+) -> PrunePlan {
+    let Some(last) = exchanges.last() else { return PrunePlan::default() };
+    let protected = last.start;
+    // (call part, result part, result message) in order.
+    let mut calls: FxHashMap<u32, usize> = FxHashMap::default();
+    let mut pairs = Vec::new();
+    for (i, message) in history.messages.iter().enumerate() {
+        for p in message.parts.clone() {
+            match history.parts[p].kind {
+                PartKind::Call(id) => {
+                    calls.insert(id, p);
+                }
+                PartKind::Result(id) => {
+                    if let Some(&c) = calls.get(&id) {
+                        pairs.push((c, p, i));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // Walking back: the nearest later successful call of each (tool, arguments).
+    let mut later: FxHashMap<(u32, u64), u64> = FxHashMap::default(); // -> its output's hash
+    let mut replaced = Vec::new();
+    for &(c, r, i) in pairs.iter().rev() {
+        let (call, result) = (&details.parts[c], &details.parts[r]);
+        let Some(tool) = call.tool else { continue };
+        if call.args_hash == 0 {
+            continue;
+        }
+        let key = (tool, call.args_hash);
+        let has_text = result.content_tokens > 0 && !result.placeholder && result.hash != 0;
+        if i < protected && has_text && !skip.contains_key(&r) {
+            if let Some(&later_hash) = later.get(&key) {
+                let same = later_hash == result.hash;
+                let name = details.string(tool);
+                if (same && config.repeated_calls) || (!same && config.superseded_reads && read_like(name)) {
+                    let k = call.key.map(|(f, v)| (details.string(f), details.string(v)));
+                    let text = pointer(name, k, same);
+                    let part = &history.parts[r];
+                    let tokens = part.tokens.saturating_sub(result.content_tokens) + count(&text);
+                    if tokens < part.tokens {
+                        replaced.push((r, text, tokens));
+                    }
+                }
+            }
+        }
+        if has_text && !result.error {
+            later.insert(key, result.hash);
+        }
+    }
+    replaced.reverse();
+    PrunePlan { replaced }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Part, Side};
+    use crate::strategies::PartDetail;
+
+    fn count(s: &str) -> u64 {
+        s.split_whitespace().count() as u64
+    }
+
+    /// A prompt, then one exchange per `(tool, args, output)` call, then a final answer
+    /// and a prompt (so every call's exchange is older than the last one).
+    fn session(calls: &[(&str, u64, u64)]) -> (History, Details, Vec<Range<usize>>) {
+        let mut h = History::default();
+        let mut d = Details::default();
+        h.begin(Side::Request);
+        h.push(Part::new(PartKind::Prompt, 5));
+        d.parts.push(PartDetail::default());
+        for (k, &(tool, args, output)) in calls.iter().enumerate() {
+            let tool = d.intern(tool);
+            let (f, v) = (d.intern("path"), d.intern("a.py"));
+            h.begin(Side::Response);
+            h.push(Part::new(PartKind::Call(k as u32), 10));
+            d.parts.push(PartDetail { tool: Some(tool), key: Some((f, v)), args_hash: args, ..Default::default() });
+            h.begin(Side::Request);
+            h.push(Part::new(PartKind::Result(k as u32), 105));
+            d.parts.push(PartDetail { content_tokens: 100, lines: 40, hash: output, ..Default::default() });
+        }
+        h.begin(Side::Response);
+        h.push(Part::new(PartKind::Content, 5));
+        d.parts.push(PartDetail::default());
+        h.begin(Side::Request);
+        h.push(Part::new(PartKind::Prompt, 5));
+        d.parts.push(PartDetail::default());
+        let n = calls.len();
+        let mut exchanges: Vec<Range<usize>> = (0..n).map(|k| 2 * k..2 * k + 2).collect();
+        exchanges.push(2 * n..2 * n + 2);
+        (h, d, exchanges)
+    }
+
+    const ALL: PruneConfig = PruneConfig { repeated_calls: true, superseded_reads: true };
+
+    fn pruned(h: &History, d: &Details, ex: &[Range<usize>], config: PruneConfig) -> Vec<(usize, String)> {
+        plan(h, d, ex, &config, &FxHashMap::default(), &count).replaced.into_iter().map(|(p, t, _)| (p, t)).collect()
+    }
+
+    #[test]
+    fn an_identical_call_with_an_identical_output_later_replaces_the_earlier_output_by_a_pointer() {
+        let (h, d, ex) = session(&[("grep", 7, 70), ("bash", 8, 80), ("grep", 7, 70)]);
+        let out = pruned(&h, &d, &ex, ALL);
+        assert_eq!(
+            out,
+            vec![(
+                2,
+                "[tokensieve pruned the output of grep(path=a.py): the same call returned the same output later]"
+                    .to_owned()
+            )]
+        );
+        assert!(pruned(&h, &d, &ex, PruneConfig { repeated_calls: false, ..ALL }).is_empty());
+    }
+
+    #[test]
+    fn a_file_read_again_later_points_to_the_later_read_but_other_tools_keep_their_history() {
+        let (h, d, ex) =
+            session(&[("read_file", 7, 70), ("read_file", 7, 71), ("run_tests", 9, 90), ("run_tests", 9, 91)]);
+        let out = pruned(&h, &d, &ex, ALL);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, 2);
+        assert!(out[0].1.ends_with("superseded by a later identical read]"));
+        assert!(pruned(&h, &d, &ex, PruneConfig { superseded_reads: false, ..ALL }).is_empty());
+    }
+
+    #[test]
+    fn different_arguments_a_failed_later_call_and_the_last_exchange_are_left_alone() {
+        let (h, mut d, ex) = session(&[("read_file", 7, 70), ("read_file", 8, 70), ("read_file", 8, 71)]);
+        d.parts[6].error = true; // the later read of args 8 failed
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+        // Outputs in the last exchange are never touched: with both greps in it, none is.
+        let (h, d, mut ex) = session(&[("grep", 7, 70), ("grep", 7, 70)]);
+        assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
+        ex.truncate(1);
+        ex.push(2..6);
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn an_output_replaced_before_is_not_replaced_again() {
+        let (h, mut d, ex) = session(&[("grep", 7, 70), ("grep", 7, 70)]);
+        d.parts[2].placeholder = true;
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+}

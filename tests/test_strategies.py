@@ -1,0 +1,242 @@
+"""The compaction pipeline's steps besides the window (docs/strategies.md): masking."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+import tokensieve
+from tokensieve import BudgetConfig, Compactor, ContextStrategies, baseline
+
+BIG = "\n".join(f"line {i} of a file with some content" for i in range(200))
+CONFIG = BudgetConfig(max_input_tokens=50_000, target_input_tokens=15_000, compaction_threshold=0.3)
+
+
+def openai(n: int) -> list:
+    h: list = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        args = json.dumps({"path": f"src/f{k}.py"})
+        call = {"id": f"c{k}", "type": "function", "function": {"name": "read_file", "arguments": args}}
+        h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        h.append({"role": "tool", "tool_call_id": f"c{k}", "content": BIG})
+    return h
+
+
+def anthropic(n: int) -> list:
+    h: list = [{"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        h.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{k}", "name": "bash", "input": {"command": f"cat f{k}"}}]})
+        h.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": BIG}]})
+    return h
+
+
+def responses(n: int) -> list:
+    h: list = [{"role": "user", "content": "fix the bug"}]
+    for k in range(n):
+        h.append({"type": "function_call", "call_id": f"f{k}", "name": "grep", "arguments": json.dumps({"pattern": f"x{k}"})})
+        h.append({"type": "function_call_output", "call_id": f"f{k}", "output": BIG})
+    return h
+
+
+def pydantic_ai(n: int) -> list:
+    from pydantic_ai.messages import ModelRequest, ModelResponse, SystemPromptPart, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    h: list = [ModelRequest(parts=[SystemPromptPart("sys"), UserPromptPart("fix the bug")])]
+    for k in range(n):
+        h.append(ModelResponse(parts=[ToolCallPart("read_file", {"path": f"a{k}.py"}, tool_call_id=f"c{k}")]))
+        h.append(ModelRequest(parts=[ToolReturnPart("read_file", BIG, tool_call_id=f"c{k}")]))
+    return h
+
+
+def result_text(fmt: str, message) -> str | None:
+    if fmt == "openai":
+        return message["content"] if message["role"] == "tool" else None
+    if fmt == "responses":
+        return message.get("output")
+    if fmt == "anthropic":
+        blocks = message["content"]
+        return blocks[0].get("content") if isinstance(blocks, list) and blocks[0]["type"] == "tool_result" else None
+    part = message.parts[0]
+    return part.content if part.part_kind == "tool-return" else None
+
+
+HISTORIES = {"openai": openai, "anthropic": anthropic, "responses": responses, "pydantic-ai": pydantic_ai}
+KEYS = {
+    "openai": "read_file(path=src/f0.py)",
+    "anthropic": "bash(command=cat f0)",
+    "responses": "grep(pattern=x0)",
+    "pydantic-ai": "read_file(path=a0.py)",
+}
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_old_tool_outputs_become_a_placeholder_naming_the_tool_its_key_argument_and_what_was_omitted(fmt):
+    history = HISTORIES[fmt](20)
+    before = copy.deepcopy(history) if fmt != "pydantic-ai" else None
+    result = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in result.messages) if t is not None]
+    assert texts[0] == f"[tokensieve masked the output of {KEYS[fmt]}: 200 lines, 1999 tokens]"
+    # The last 3 exchanges and the pending request keep their outputs (a result opens the
+    # exchange after its call's); every call is still there.
+    assert texts[-4:] == [BIG] * 4 and all(t != BIG for t in texts[:-4])
+    assert len(result.messages) == len(history) and result.dropped == ()
+    assert result.action == "compacted" and result.tokens_after < 15_000
+    # Every output differs (different paths): pruning has nothing to do.
+    assert [(s.step, s.items) for s in result.steps] == [("mask", 16), ("prune", 0)]
+    assert result.steps[0].tokens_saved == result.tokens_before - result.tokens_after
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    if before is not None:
+        assert history == before, "the input was modified"
+    else:
+        assert history[2].parts[0].content == BIG
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_masking_is_idempotent_and_equal_to_the_baseline(fmt):
+    history = HISTORIES[fmt](20)
+    result = Compactor(CONFIG).compact(history)
+    again = Compactor(CONFIG).compact(result.messages)
+    assert all(a is b for a, b in zip(result.messages, again.messages)) and len(again.messages) == len(result.messages)
+    python = baseline.compact(history, CONFIG)
+    assert (python.steps, python.tokens_after, python.action) == (result.steps, result.tokens_after, result.action)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in result.messages]
+
+
+def test_the_masked_prefix_stays_unchanged_until_the_next_batch():
+    """A kept output masks nothing new until a batch saves min_tokens_saved: the requests
+    in between send the same prefix (the provider's prompt cache holds)."""
+    config = CONFIG.replace(context=ContextStrategies(mask={"keep_exchanges": 3, "min_tokens_saved": 5_000}))
+    sent = Compactor(config).compact(openai(20)).messages
+    batches = []
+    for k in range(20, 32):  # one more exchange per request: one more output waits (~1,980 tokens)
+        sent = sent + openai(k + 1)[-2:]
+        result = Compactor(config).compact(sent)
+        masked = sum(s.items for s in result.steps if s.step == "mask")
+        if masked == 0:
+            assert result.unchanged_prefix == len(sent), f"request {k}: the prefix changed without a batch"
+        else:
+            batches.append(masked)
+            assert result.unchanged_prefix < len(sent)
+        sent = result.messages
+    assert batches and all(n >= 3 for n in batches), batches  # 3 outputs make the 5,000 tokens
+
+
+def test_masking_can_be_switched_off_and_then_only_the_window_works():
+    history = openai(20)
+    result = Compactor(CONFIG.replace(context=ContextStrategies.off())).compact(history)
+    assert all(result_text("openai", m) in (None, BIG) for m in result.messages)
+    assert [s.step for s in result.steps] == ["window"] and result.dropped  # no mask, no prune
+
+
+def test_under_the_threshold_nothing_is_masked():
+    history = openai(5)
+    result = Compactor(CONFIG).compact(history)
+    assert result.steps == () and all(a is b for a, b in zip(result.messages, history))
+
+
+def test_after_two_ineffective_compactions_the_costly_steps_stop_and_telemetry_says_so(monkeypatch):
+    from tokensieve import telemetry
+
+    events = []
+    monkeypatch.setattr(telemetry, "compaction_ineffective", lambda **kw: events.append(kw))
+    # A target nothing can reach: the last exchange alone is over it.
+    compactor = Compactor(CONFIG.replace(target_input_tokens=1_000))
+    history = openai(20)
+    first = compactor.compact(history)
+    assert first.action == "compacted" and not first.effective
+    assert not compactor.costly_steps_suspended and events == []
+    compactor.compact(history)
+    assert compactor.costly_steps_suspended
+    assert [e["attempts"] for e in events] == [2] and events[0]["target_input_tokens"] == 1_000
+    compactor.compact(history)
+    assert len(events) == 1, "said once, not on every request"
+    # A compaction that gets under the target again lifts the suspension.
+    compactor.compact(openai(20), config=CONFIG)
+    assert compactor.ineffective_streak == 0 and not compactor.costly_steps_suspended
+
+
+def test_preflight_and_the_pydantic_ai_capability_run_the_pipeline():
+    from tokensieve import preflight
+
+    check = preflight(openai(20), CONFIG)
+    assert check.decision == "compact" and [s.step for s in check.compaction.steps] == ["mask", "prune"]
+    compactor = Compactor(CONFIG.replace(target_input_tokens=1_000))
+    for _ in range(2):
+        preflight(openai(20), CONFIG.replace(target_input_tokens=1_000), compactor=compactor)
+    assert compactor.costly_steps_suspended
+
+
+def reads(paths: list[str], outputs: list[str]) -> list:
+    """An OpenAI session reading ``paths`` in turn (outputs as given), then a question."""
+    h: list = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix the bug"}]
+    for k, (path, output) in enumerate(zip(paths, outputs)):
+        call = {"id": f"r{k}", "type": "function", "function": {"name": "read_file", "arguments": json.dumps({"path": path})}}
+        h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        h.append({"role": "tool", "tool_call_id": f"r{k}", "content": output})
+    h.append({"role": "assistant", "content": "Done."})
+    h.append({"role": "user", "content": "and now?"})
+    return h
+
+
+PRUNE_ONLY = CONFIG.replace(
+    max_input_tokens=10_000, target_input_tokens=5_000, context=ContextStrategies(mask=False, summary=False)
+)
+
+
+@pytest.mark.parametrize("later", [BIG, BIG + "\nchanged"])
+def test_an_earlier_read_of_a_file_read_again_later_points_to_the_later_read(later):
+    history = reads(["a.py", "b.py", "a.py"], [BIG, "short", later])
+    result = Compactor(PRUNE_ONLY).compact(history)
+    reason = "the same call returned the same output later" if later == BIG else "superseded by a later identical read"
+    assert result.messages[3]["content"] == f"[tokensieve pruned the output of read_file(path=a.py): {reason}]"
+    assert result.messages[7]["content"] == later and result.messages[5]["content"] == "short"
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
+    python = baseline.compact(history, PRUNE_ONLY)
+    assert (python.steps, python.messages) == (result.steps, result.messages)
+    again = Compactor(PRUNE_ONLY).compact(result.messages)
+    assert all(a is b for a, b in zip(again.messages, result.messages))
+
+
+def test_each_prune_rule_can_be_switched_off():
+    history = reads(["a.py", "a.py"], [BIG, BIG + "\nchanged"])
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_reads": False}))
+    assert Compactor(off).compact(history).messages[3]["content"] == BIG
+    same = reads(["a.py", "a.py"], [BIG, BIG])
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"repeated_calls": False}))
+    assert Compactor(off).compact(same).messages[3]["content"] == BIG
+    assert Compactor(PRUNE_ONLY).compact(same).messages[3]["content"] != BIG
+
+
+SUMMARY = CONFIG.replace(context=ContextStrategies(mask=False, prune=False, summary={"max_tokens": 200}))
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_a_summary_of_what_the_window_drops_goes_where_the_format_expects_it_and_is_counted(fmt):
+    from tests.support.provider_rules import violations
+
+    seen = []
+
+    def summarize(dropped, format):
+        seen.append((len(dropped), format))
+        return f"task: fix the bug; {len(dropped)} messages"
+
+    history = HISTORIES[fmt](20)
+    result = Compactor(SUMMARY, summarizer=summarize).compact(history)
+    assert seen == [(len(result.dropped), fmt)] and result.dropped
+    assert result.steps[-1].step == "summary" and result.steps[-1].tokens_saved < 0
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    assert result.tokens_after <= SUMMARY.target_input_tokens
+    text = repr(result.messages)
+    assert f"[tokensieve summary of {len(result.dropped)} earlier messages]" in text
+    # Valid for the provider (the summary is new: the shared origin rules do not apply).
+    assert violations(fmt, result.messages) == []
+
+
+def test_no_summary_text_no_summary_and_a_summarizer_is_not_called_when_nothing_is_dropped():
+    calls = []
+    result = Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(20))
+    assert len(calls) == 1 and "summary" not in [s.step for s in result.steps]
+    Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(3))
+    assert len(calls) == 1

@@ -166,7 +166,7 @@ def responses_histories() -> list[list]:
             {"type": "web_search_call", "id": "ws", "status": "completed"},
             {"type": "web_search_call", "id": "ws2", "call_id": "w2"},
             {"type": "item_reference", "id": "msg_0"},
-            {"type": None, "content": ODD_VALUES},
+            {"type": None, "role": "user", "content": ODD_VALUES},
             {"type": "function_call", "call_id": 12, "name": "f", "arguments": ODD_VALUES},
             {"type": "shell_call", "call_id": "s1", "action": {"commands": ["ls"]}},
             {"type": "shell_call_output", "call_id": "s1", "output": [{"type": "output_text", "text": "ok"}, "x"]},

@@ -52,7 +52,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -95,21 +94,11 @@ class Policy:
 
 
 def _window_only() -> BudgetConfig:
-    """The reference budget (``cerebras``) with every compaction step but the window off:
-    the boolean switches of the config's ``context`` steps (when the config has them)
-    set to False."""
-    config = BudgetConfig.preset("cerebras")
-    context: Any = getattr(config, "context", None)
-    if context is None or not dataclasses.is_dataclass(context) or isinstance(context, type):
-        return config  # no pipeline in this build: the window is all there is
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(context):
-        value: Any = getattr(context, f.name)
-        if isinstance(value, bool):
-            changes[f.name] = False
-        elif dataclasses.is_dataclass(value) and isinstance(getattr(value, "enabled", None), bool):
-            changes[f.name] = dataclasses.replace(value, enabled=False)  # type: ignore[type-var, unused-ignore]
-    return config.replace(context=dataclasses.replace(context, **changes))  # type: ignore[call-arg, unused-ignore]
+    """The reference budget (``cerebras``) with every compaction step but the window off
+    (:meth:`ContextStrategies.off`): the window alone, as before the pipeline."""
+    from tokensieve import ContextStrategies
+
+    return BudgetConfig.preset("cerebras").replace(context=ContextStrategies.off())
 
 
 #: Policies known by name besides the presets.

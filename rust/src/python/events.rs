@@ -48,20 +48,7 @@ pub fn read_events(
     messages: &Bound<'_, PyAny>,
     format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyEvents> {
-    let list = if let Ok(list) = messages.cast::<PyList>() {
-        list.clone()
-    } else if let Ok(tuple) = messages.cast::<PyTuple>() {
-        PyList::new(py, tuple)?
-    } else {
-        return Err(Error::NotAHistory { what: "messages".to_owned(), got: type_name(messages) }.into());
-    };
-    let format = match format.filter(|f| !f.is_none()) {
-        None => read::detect(py, &list)?,
-        Some(name) => match name.cast::<PyString>() {
-            Ok(name) => Format::from_name(&name.to_cow().map(|n| n.into_owned()).unwrap_or_default())?,
-            Err(_) => return Err(Error::NotAString { what: "format".to_owned(), got: type_name(name) }.into()),
-        },
-    };
+    let (list, format) = super::history_and_format(py, messages, format)?;
     let mut reader =
         EventReader { py, format, index: 0, at: At::key(""), walker: Walker::default(), legacy_call: None };
     let mut messages = Vec::with_capacity(list.len());
@@ -419,32 +406,14 @@ impl<'py> EventReader<'py> {
 
     /// A message of another format than the one read (the readers' rule, `read/mod.rs`).
     fn foreign(&self, what: &str, other: Format) -> PyErr {
-        self.invalid(format!(
-            "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
-            other.name(),
-            self.format.name()
-        ))
+        self.invalid(read::foreign_message(what, other, self.format))
     }
 
     fn check_keys(&self, d: &Bound<'py, PyDict>) -> PyResult<()> {
-        let py = self.py;
-        if self.format != Format::Responses {
-            for key in [intern!(py, "type"), intern!(py, "call_id")] {
-                if d.contains(key)? {
-                    return Err(
-                        self.foreign(&format!("a dict with {:?} (a Responses item)", key.to_str()?), Format::Responses)
-                    );
-                }
-            }
+        match read::foreign_keys(self.py, d, self.format)? {
+            Some((what, other)) => Err(self.foreign(&what, other)),
+            None => Ok(()),
         }
-        if self.format != Format::OpenAi {
-            for key in [intern!(py, "tool_calls"), intern!(py, "function_call")] {
-                if d.get_item(key)?.is_some_and(|v| !v.is_none()) {
-                    return Err(self.foreign(&format!("a message with {:?}", key.to_str()?), Format::OpenAi));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The blocks of a message's content must not tell another format.

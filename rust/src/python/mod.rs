@@ -7,9 +7,9 @@
 //! `tokensieve/errors.py`.
 
 mod build;
+mod details;
 mod events;
 mod loading;
-mod details;
 mod memo;
 mod narrow;
 mod part_memo;
@@ -190,19 +190,13 @@ fn next_chunk(rx: &std::sync::mpsc::Receiver<read::Chunk>) -> Option<read::Chunk
     }
 }
 
-/// Phases one and two of a history call: the caller's list (a tuple is read as a list),
-/// its format, and the history read from it with every text counted. Strings are
-/// borrowed, not copied. A chunk of little text (a history met before: its parts are
-/// memoized) is counted as it comes, without the GIL from 4 KiB of text; in a long
-/// history, the first chunk with much to count starts a thread that counts it and every
-/// later one while reading goes on.
-fn read_history<'py>(
+/// The caller's `messages` as a list (a tuple is read as one) and their format: the one
+/// named, or the one detected.
+pub(crate) fn history_and_format<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
     format: Option<&Bound<'py, PyAny>>,
-    stubs: bool,
-    enc: &'static Encoding,
-) -> PyResult<(Bound<'py, PyList>, Read)> {
+) -> PyResult<(Bound<'py, PyList>, Format)> {
     let list = if let Ok(list) = messages.cast::<PyList>() {
         list.clone()
     } else if let Ok(tuple) = messages.cast::<PyTuple>() {
@@ -217,6 +211,23 @@ fn read_history<'py>(
             Err(_) => return Err(Error::NotAString { what: "format".to_owned(), got: type_name(name) }.into()),
         },
     };
+    Ok((list, format))
+}
+
+/// Phases one and two of a history call: the caller's list (a tuple is read as a list),
+/// its format, and the history read from it with every text counted. Strings are
+/// borrowed, not copied. A chunk of little text (a history met before: its parts are
+/// memoized) is counted as it comes, without the GIL from 4 KiB of text; in a long
+/// history, the first chunk with much to count starts a thread that counts it and every
+/// later one while reading goes on.
+fn read_history<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyAny>,
+    format: Option<&Bound<'py, PyAny>>,
+    stubs: bool,
+    enc: &'static Encoding,
+) -> PyResult<(Bound<'py, PyList>, Read)> {
+    let (list, format) = history_and_format(py, messages, format)?;
     let pipeline = list.len() >= PIPELINE_MIN_MESSAGES && counting::parallelism_allowed();
     let (mut read, counts) = std::thread::scope(|scope| {
         let mut counts = Vec::new();

@@ -236,6 +236,40 @@ fn detect_one(py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Option<For
     Ok(None)
 }
 
+/// What is said of a message of format `other` met in a history of format `read`.
+pub(super) fn foreign_message(what: &str, other: Format, read: Format) -> String {
+    format!(
+        "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
+        other.name(),
+        read.name()
+    )
+}
+
+/// Whether dict message `d` carries the keys of another format than `format`: `type` /
+/// `call_id` (Responses items) or `tool_calls` / `function_call` (OpenAI chat). Returns
+/// what it carries and that format.
+pub(super) fn foreign_keys(
+    py: Python<'_>,
+    d: &Bound<'_, PyDict>,
+    format: Format,
+) -> PyResult<Option<(String, Format)>> {
+    if format != Format::Responses {
+        for key in [intern!(py, "type"), intern!(py, "call_id")] {
+            if d.contains(key)? {
+                return Ok(Some((format!("a dict with {:?} (a Responses item)", key.to_str()?), Format::Responses)));
+            }
+        }
+    }
+    if format != Format::OpenAi {
+        for key in [intern!(py, "tool_calls"), intern!(py, "function_call")] {
+            if present(d, key)? {
+                return Ok(Some((format!("a message with {:?}", key.to_str()?), Format::OpenAi)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Whether `d` has `key` with a value other than None.
 fn present(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
     Ok(d.get_item(key)?.is_some_and(|v| !v.is_none()))
@@ -560,34 +594,15 @@ impl<'py> Reader<'py> {
 
     /// A message that belongs to another format than the one read (detected or named).
     fn foreign(&self, what: &str, other: Format) -> PyErr {
-        self.invalid(format!(
-            "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
-            other.name(),
-            self.format.name()
-        ))
+        self.invalid(foreign_message(what, other, self.format))
     }
 
-    /// A dict message that carries the keys of another format: `type` / `call_id`
-    /// (Responses items) or `tool_calls` / `function_call` (OpenAI chat).
+    /// A dict message that carries the keys of another format (see [`foreign_keys`]).
     fn check_keys(&self, d: &Bound<'py, PyDict>) -> PyResult<()> {
-        let py = self.py;
-        if self.format != Format::Responses {
-            for key in [intern!(py, "type"), intern!(py, "call_id")] {
-                if d.contains(key)? {
-                    return Err(
-                        self.foreign(&format!("a dict with {:?} (a Responses item)", key.to_str()?), Format::Responses)
-                    );
-                }
-            }
+        match foreign_keys(self.py, d, self.format)? {
+            Some((what, other)) => Err(self.foreign(&what, other)),
+            None => Ok(()),
         }
-        if self.format != Format::OpenAi {
-            for key in [intern!(py, "tool_calls"), intern!(py, "function_call")] {
-                if present(d, key)? {
-                    return Err(self.foreign(&format!("a message with {:?}", key.to_str()?), Format::OpenAi));
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -240,3 +240,21 @@ def test_no_summary_text_no_summary_and_a_summarizer_is_not_called_when_nothing_
     assert len(calls) == 1 and "summary" not in [s.step for s in result.steps]
     Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(3))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("fmt", ["pydantic-ai", "anthropic"])
+def test_a_call_whose_arguments_changed_since_the_last_request_is_read_again(fmt):
+    # The call details are memoized by the arguments' identity (details.rs): a dict
+    # changed in place between two requests must not be read from the memo.
+    history = HISTORIES[fmt](20)
+    first = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in first.messages) if t is not None]
+    assert KEYS[fmt] in texts[0]
+    call = history[1].parts[0].args if fmt == "pydantic-ai" else history[1]["content"][0]["input"]
+    key = "path" if fmt == "pydantic-ai" else "command"
+    call[key] = "renamed.py"
+    again = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in again.messages) if t is not None]
+    assert texts[0].startswith("[tokensieve masked the output of ") and f"({key}=renamed.py)" in texts[0]
+    python = baseline.compact(history, CONFIG)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in again.messages]

@@ -700,7 +700,9 @@ pub mod _core {
         } else {
             Details::default()
         };
-        let count = |text: &str| counting::count(enc, text) as u64;
+        // Through the content cache: a warm request writes the same placeholders and
+        // pointers again, and counts each from a hash lookup.
+        let count = |text: &str| cache::global().get_or_count(enc.id(), text, |t| counting::count(enc, t)) as u64;
         let pipeline = py.detach(|| strategies::run(history, &details, rules, &budget, &strategies, &count))?;
         let outcome = &pipeline.outcome;
         let out = build::build(py, &list, &read, &outcome.messages, &pipeline.replaced)?;

@@ -194,13 +194,29 @@ const KEY_FIELDS: [&str; 12] = [
 ];
 
 /// The details of every call and result of `read`'s history.
-pub fn read_details(py: Python<'_>, messages: &Bound<'_, PyList>, read: &Read, enc: &'static Encoding) -> Details {
+/// `acknowledgements`: also read whether each request of a single prompt only
+/// acknowledges (the text of a prompt that is a plain string; see [`prompt_text`]).
+pub fn read_details(
+    py: Python<'_>,
+    messages: &Bound<'_, PyList>,
+    read: &Read,
+    enc: &'static Encoding,
+    acknowledgements: bool,
+) -> Details {
     let history = &read.history;
     let mut details = Details::with_parts(history.parts.len());
     for (i, message) in history.messages.iter().enumerate() {
-        let wanted = history.parts[message.parts.clone()]
-            .iter()
-            .any(|p| matches!(p.kind, PartKind::Call(_) | PartKind::Result(_)));
+        let parts = &history.parts[message.parts.clone()];
+        // A request of one prompt: is it an acknowledgement (the prune step's rule)?
+        if acknowledgements && parts.len() == 1 && parts[0].kind == PartKind::Prompt {
+            let p = message.parts.start;
+            if let Ok(object) = messages.get_item(i) {
+                details.parts[p].ack = prompt_text(py, read.format, &object, read.slots[p])
+                    .is_some_and(|t| t.to_str().is_ok_and(crate::strategies::prune::is_acknowledgement));
+            }
+            continue;
+        }
+        let wanted = parts.iter().any(|p| matches!(p.kind, PartKind::Call(_) | PartKind::Result(_)));
         if !wanted {
             continue;
         }
@@ -231,6 +247,35 @@ pub fn read_details(py: Python<'_>, messages: &Bound<'_, PyList>, read: &Read, e
         }
     }
     details
+}
+
+/// The text of the prompt at `slot` of `object`, when it is a plain string: a
+/// pydantic-ai `UserPromptPart`'s `content`, a message's `content` (OpenAI, Responses,
+/// Anthropic), an Anthropic `text` block's `text`. Other prompts (images, lists of
+/// blocks elsewhere) are never acknowledgements.
+fn prompt_text<'py>(
+    py: Python<'py>,
+    format: Format,
+    object: &Bound<'py, PyAny>,
+    slot: u32,
+) -> Option<Bound<'py, PyString>> {
+    let text = match (format, slot) {
+        (Format::PydanticAi, NO_SLOT) => None,
+        (Format::PydanticAi, slot) => {
+            let part = item_at(&field(object, intern!(py, "parts"))?, slot as usize)?;
+            field(&part, intern!(py, "content"))
+        }
+        (_, NO_SLOT) => field(object, intern!(py, "content")),
+        (Format::Anthropic, slot) => {
+            let block = item_at(&field(object, intern!(py, "content"))?, slot as usize)?;
+            if !is_str(field(&block, intern!(py, "type")), "text") {
+                return None;
+            }
+            field(&block, intern!(py, "text"))
+        }
+        _ => None,
+    };
+    text?.cast_into::<PyString>().ok()
 }
 
 /// Item `slot` of a list or tuple (the reader took other iterables the same way; those

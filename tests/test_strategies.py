@@ -334,3 +334,10 @@ def test_the_first_exchange_the_last_one_and_the_current_task_are_never_pruned_a
 )  # fmt: skip
 def test_acknowledgements_are_whole_prompts_of_thanks_and_ok(text, ack):
     assert baseline.is_acknowledgement(text) is ack
+
+
+def test_acknowledgement_turns_pruned_alone_are_not_summarized():
+    calls = []
+    config = ACKS_ONLY.replace(context=ContextStrategies(mask=False, summary={"max_tokens": 200}))
+    result = Compactor(config, summarizer=lambda dropped, fmt: calls.append(dropped) or "s").compact(acked("openai"))
+    assert len(result.dropped) == 2 and calls == [] and [s.step for s in result.steps] == ["prune"]

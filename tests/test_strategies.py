@@ -240,3 +240,104 @@ def test_no_summary_text_no_summary_and_a_summarizer_is_not_called_when_nothing_
     assert len(calls) == 1 and "summary" not in [s.step for s in result.steps]
     Compactor(SUMMARY, summarizer=lambda d, f: calls.append(d)).compact(openai(3))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("fmt", ["pydantic-ai", "anthropic"])
+def test_a_call_whose_arguments_changed_since_the_last_request_is_read_again(fmt):
+    # The call details are memoized by the arguments' identity (details.rs): a dict
+    # changed in place between two requests must not be read from the memo.
+    history = HISTORIES[fmt](20)
+    first = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in first.messages) if t is not None]
+    assert KEYS[fmt] in texts[0]
+    call = history[1].parts[0].args if fmt == "pydantic-ai" else history[1]["content"][0]["input"]
+    key = "path" if fmt == "pydantic-ai" else "command"
+    call[key] = "renamed.py"
+    again = Compactor(CONFIG).compact(history)
+    texts = [t for t in (result_text(fmt, m) for m in again.messages) if t is not None]
+    assert texts[0].startswith("[tokensieve masked the output of ") and f"({key}=renamed.py)" in texts[0]
+    python = baseline.compact(history, CONFIG)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in again.messages]
+
+
+def acked(fmt: str) -> list:
+    """A session in ``fmt``: a task, a tool loop, an acknowledgement turn ("Thanks!" and a
+    reply), a near miss ("ok, now add a test") with its reply, another tool loop and the
+    pending request. Prompts and replies are built as the format writes them."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+    h = HISTORIES[fmt](4)
+    if fmt == "pydantic-ai":
+        user = lambda text: ModelRequest(parts=[UserPromptPart(text)])  # noqa: E731
+        reply = lambda text: ModelResponse(parts=[TextPart(text)])  # noqa: E731
+    elif fmt == "anthropic":
+        user = lambda text: {"role": "user", "content": [{"type": "text", "text": text}]}  # noqa: E731
+        reply = lambda text: {"role": "assistant", "content": text}  # noqa: E731
+    elif fmt == "responses":
+        user = lambda text: {"role": "user", "content": text}  # noqa: E731
+        reply = lambda text: {"role": "assistant", "content": text}  # noqa: E731
+    else:
+        user = lambda text: {"role": "user", "content": text}  # noqa: E731
+        reply = lambda text: {"role": "assistant", "content": text}  # noqa: E731
+    tail = HISTORIES[fmt](8)[len(HISTORIES[fmt](4)) :]
+    return [*h, reply("Read them."), user("Thanks!"), reply("You're welcome."), user("ok, now add a test"),
+            reply("Adding it."), user("Got it, thanks"), *tail, reply("Done."), user("what next?")]  # fmt: skip
+
+
+ACKS_ONLY = CONFIG.replace(
+    compaction_threshold=0.2,
+    target_input_tokens=25_000,
+    context=ContextStrategies(mask=False, summary=False, prune={"repeated_calls": False, "superseded_reads": False}),
+)
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_an_acknowledgement_turn_goes_with_its_reply_and_the_output_stays_valid(fmt):
+    from tests.support.provider_rules import violations
+
+    history = acked(fmt)
+    start = len(HISTORIES[fmt](4))
+    result = Compactor(ACKS_ONLY).compact(history)
+    # "Thanks!" and its reply go; "ok, now add a test" directs the work and stays; "Got it,
+    # thanks" opens a tool loop (its reply is a tool call): it stays too.
+    assert result.dropped == (start + 1, start + 2)
+    assert [m for i, m in enumerate(history) if i not in result.dropped] == result.messages
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 2)]
+    assert result.steps[0].tokens_saved == result.tokens_before - result.tokens_after > 0
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    assert violations(fmt, result.messages, history) == []
+    python = baseline.compact(history, ACKS_ONLY)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in result.messages]
+    assert (python.steps, python.dropped, python.tokens_after) == (result.steps, result.dropped, result.tokens_after)
+    again = Compactor(ACKS_ONLY).compact(result.messages)
+    assert len(again.messages) == len(result.messages) and all(a is b for a, b in zip(again.messages, result.messages))
+    off = ACKS_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune=False))
+    assert Compactor(off).compact(history).dropped == ()
+
+
+def test_the_first_exchange_the_last_one_and_the_current_task_are_never_pruned_as_acknowledgements():
+    history = [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "Hello."}]
+    history += [{"role": "user", "content": "fix the bug"}, {"role": "assistant", "content": "x " * 500}]
+    history += [{"role": "user", "content": "thanks"}, {"role": "assistant", "content": "np"}]
+    small = ACKS_ONLY.replace(max_input_tokens=2_000, compaction_threshold=0.1, hard_limit_threshold=1.0, target_input_tokens=1_500)
+    result = Compactor(small).compact(history)
+    assert result.tokens_before > 200 and result.dropped == () and result.messages == history
+    more = [*history, {"role": "user", "content": "and now?"}, {"role": "assistant", "content": "done"}]
+    result = Compactor(small).compact([*more, {"role": "user", "content": "thanks"}])  # the pending one stays
+    assert result.dropped == (4, 5)  # the "thanks" in the middle goes
+
+
+@pytest.mark.parametrize(
+    ("text", "ack"),
+    [("ok", True), ("Thanks!", True), ("got it, thanks", True), ("OK.", True), ("  thank you\n", True),
+     ("ok, now fix it", False), ("yes", False), ("continue", False), ("okay 🙂", False), ("", False)],
+)  # fmt: skip
+def test_acknowledgements_are_whole_prompts_of_thanks_and_ok(text, ack):
+    assert baseline.is_acknowledgement(text) is ack
+
+
+def test_acknowledgement_turns_pruned_alone_are_not_summarized():
+    calls = []
+    config = ACKS_ONLY.replace(context=ContextStrategies(mask=False, summary={"max_tokens": 200}))
+    result = Compactor(config, summarizer=lambda dropped, fmt: calls.append(dropped) or "s").compact(acked("openai"))
+    assert len(result.dropped) == 2 and calls == [] and [s.step for s in result.steps] == ["prune"]

@@ -1444,6 +1444,31 @@ class _Detail:
     placeholder: bool = False
     error: bool = False
     text: str | None = None  # results: the text (the core hashes it)
+    ack: bool = False  # prompts: the text is only an acknowledgement
+
+
+# Whole prompts that only acknowledge (``rust/src/strategies/prune.rs``, ``ACKNOWLEDGEMENTS``).
+ACKNOWLEDGEMENTS = frozenset(
+    {
+        "ok", "okay", "k", "kk", "thanks", "thank you", "thanks a lot", "thank you so much", "thx", "ty",
+        "tysm", "cheers", "got it", "great", "cool", "nice", "perfect", "awesome", "alright", "noted",
+        "understood", "sounds good", "good", "ok thanks", "ok thank you", "okay thanks", "okay thank you",
+        "great thanks", "great thank you", "perfect thanks", "got it thanks", "cool thanks", "nice thanks",
+        "thanks great",
+    }
+)  # fmt: skip
+
+
+def is_acknowledgement(text: str) -> bool:
+    """Whether a prompt only acknowledges ("OK!", "thanks.", "got it, thanks").
+
+    >>> is_acknowledgement("Got it, thanks!"), is_acknowledgement("ok, now fix the test")
+    (True, False)
+    """
+    if not text.isascii() or len(text) > 64:
+        return False
+    mapped = "".join(c if c.isalnum() or c == "'" else " " for c in text.lower())
+    return " ".join(mapped.split()) in ACKNOWLEDGEMENTS
 
 
 def is_placeholder(text: str) -> bool:
@@ -1610,10 +1635,39 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
     return detail
 
 
-def _details(messages: list[Any], history: list[Message], fmt: str, count: Callable[[str], int]) -> dict:
-    """The details of every call and result, by (message, part) (``rust/src/python/details.rs``)."""
+def _prompt_text(fmt: str, obj: Any, slot: int | None) -> str | None:
+    """The text of a prompt when it is a plain string (``details.rs``, ``prompt_text``)."""
+    if fmt == "pydantic-ai":
+        if slot is None:
+            return None
+        parts = _get_field(obj, "parts")
+        item = parts[slot] if isinstance(parts, (list, tuple)) and slot < len(parts) else None
+        return None if item is None else _str(_get_field(item, "content"))
+    if slot is None:
+        return _str(_get_field(obj, "content"))
+    if fmt == "anthropic":
+        blocks = _get_field(obj, "content")
+        block = blocks[slot] if isinstance(blocks, (list, tuple)) and slot < len(blocks) else None
+        if block is None or _str(_get_field(block, "type")) != "text":
+            return None
+        return _str(_get_field(block, "text"))
+    return None
+
+
+def _details(
+    messages: list[Any], history: list[Message], fmt: str, count: Callable[[str], int], acknowledgements: bool = False
+) -> dict:
+    """The details of every call and result, by (message, part) (``rust/src/python/details.rs``);
+    with ``acknowledgements``, also whether each request of a single prompt only acknowledges."""
     details: dict[tuple[int, int], _Detail] = {}
     for i, message in enumerate(history):
+        if acknowledgements and len(message.parts) == 1 and message.parts[0].kind == PROMPT:
+            try:
+                text = _prompt_text(fmt, messages[i], message.parts[0].slot)
+            except Exception:
+                text = None
+            details[(i, 0)] = _Detail(ack=text is not None and is_acknowledgement(text))
+            continue
         if not any(p.kind in (CALL, RESULT) for p in message.parts):
             continue
         obj = messages[i]
@@ -1703,6 +1757,33 @@ def _prune_plan(
     return plan
 
 
+def _acknowledged(history: list[Message], details: dict, starts: list[int]) -> list[int]:
+    """Messages the ``acknowledgements`` rule removes (``prune.rs``, ``acknowledged``): whole
+    exchanges of acknowledgement prompts and replies without a tool call, never the first,
+    the last, or the one holding the current task."""
+    n = len(starts)
+    if n < 3:
+        return []
+    ends = [*starts[1:], _pending_start(history, starts)]
+    task = next((i for i in range(len(history) - 1, -1, -1) if any(p.kind == PROMPT for p in history[i].parts)), None)
+    gone: list[int] = []
+    for k in range(1, n - 1):
+        lo, hi = starts[k], ends[k]
+        if (task is not None and lo <= task < hi) or history[lo - 1].bonded_to_next or history[hi - 1].bonded_to_next:
+            continue
+        acks = 0
+        only = True
+        for i in range(lo, hi):
+            for j, part in enumerate(history[i].parts):
+                if history[i].side == REQUEST and part.kind == PROMPT and details.get((i, j), _Detail()).ack:
+                    acks += 1
+                elif not (history[i].side == RESPONSE and part.kind in (CONTENT, THINKING)):
+                    only = False
+        if only and acks:
+            gone.extend(range(lo, hi))
+    return gone
+
+
 def _pending_start(history: list[Message], starts: list[int]) -> int:
     """Where the last exchange ends: the pending request's start, or the end."""
     _, _, all_starts = _window_plan(history, keep_pending=True)
@@ -1771,9 +1852,10 @@ def compact(
     replaced: dict[tuple[int, int], str] = {}
     steps: list[tuple[str, int, int]] = []
     mask, prune = config.context.mask, config.context.prune
-    pruning = prune.enabled and (prune.repeated_calls or prune.superseded_reads)
+    pruning = prune.enabled and (prune.repeated_calls or prune.superseded_reads or prune.acknowledgements)
+    gone: list[int] = []  # messages removed whole before the window (acknowledgements)
     if (mask.enabled or pruning) and over(tokens_before, config.compaction_threshold):
-        details = _details(messages, history, fmt, count)
+        details = _details(messages, history, fmt, count, pruning and prune.acknowledgements)
         _, _, starts = _window_plan(history)
         original = {(i, j): part.tokens for i, m in enumerate(history) for j, part in enumerate(m.parts)}
         plans: list[tuple[str, dict | None]] = []
@@ -1786,10 +1868,28 @@ def compact(
                 step = _prune_plan(
                     history, details, starts, prune.repeated_calls, prune.superseded_reads, replaced, count
                 )
-            steps.append((name, sum(original[r] - t for r, (_, t) in step.items()), len(step)))
+            saved, items = sum(original[r] - t for r, (_, t) in step.items()), len(step)
             for (i, j), (text, tokens) in step.items():
                 history[i].parts[j].tokens = tokens
                 replaced[(i, j)] = text
+            if name == "prune" and prune.acknowledgements:
+                gone = _acknowledged(history, details, starts)
+                if gone:
+                    removed = set(gone)
+                    kept = [m for i, m in enumerate(history) if i not in removed]
+                    saved += sum(tokens_per_message(history)) - sum(tokens_per_message(kept))
+                    items += len(gone)
+            steps.append((name, saved, items))
+    all_messages = messages
+    keep = list(range(len(history)))
+    if gone:
+        # The window works on the history without them; its plan is mapped back below.
+        removed = set(gone)
+        keep = [i for i in keep if i not in removed]
+        new_index = {old: new for new, old in enumerate(keep)}
+        messages = [list.__getitem__(messages, i) for i in keep]
+        history = [history[i] for i in keep]
+        replaced = {(new_index[i], j): text for (i, j), text in replaced.items()}
     working_before = sum(tokens_per_message(history)) + config.reserved_tokens
     everything = [True] * len(history)
     plan = None
@@ -1847,11 +1947,12 @@ def compact(
         raise BudgetExceededError(
             tokens_before, plan.tokens, int(float(config.hard_limit_threshold) * float(config.max_input_tokens))
         )
-    if replaced:
+    if replaced or gone:
         action = "compacted"
     if working_before > plan.tokens or plan.dropped:
         steps.append(("window", max(working_before - plan.tokens, 0), len(plan.dropped)))
     out = _build(messages, history, fmt, plan, replaced)
+    messages = all_messages
     return CompactionResult(
         messages=out,
         action=action,
@@ -1860,7 +1961,7 @@ def compact(
         messages_before=len(messages),
         messages_after=len(out),
         exchanges_kept=_exchanges_in(history, plan),
-        dropped=tuple(plan.dropped),
+        dropped=tuple(sorted([keep[i] for i in plan.dropped] + gone)),
         orphans_removed=plan.orphans_removed,
         calls_repaired=plan.calls_repaired,
         input_defects_repaired=defects,

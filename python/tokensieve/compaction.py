@@ -326,7 +326,8 @@ class Compactor:
         )
         (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
         before, after = before - room, after - room
-        if summarizer is not None and dropped:
+        # Only when the window dropped messages: acknowledgement turns pruned alone need no summary.
+        if summarizer is not None and any(step == "window" and items for step, _, items in steps):
             text = summarizer([_item(messages, i) for i in dropped], fmt)
             if text:
                 inserted = _insert_summary(out, text, fmt, len(dropped), config.encoding)

@@ -166,8 +166,8 @@ class MaskStrategy:
 class PruneStrategy:
     """Selective pruning of low-value messages, each rule switchable.
 
-    ``repeated_calls`` and ``superseded_reads`` are implemented; ``acknowledgements`` and
-    ``superseded_failures`` are accepted and not applied yet (docs/strategies.md).
+    ``repeated_calls``, ``superseded_reads`` and ``acknowledgements`` are implemented;
+    ``superseded_failures`` is accepted and not applied yet (docs/strategies.md).
 
     Example:
         >>> from tokensieve import PruneStrategy
@@ -176,7 +176,8 @@ class PruneStrategy:
     """
 
     enabled: bool = True
-    #: "ok", "thanks", "got it" turns (the classifier's languages) and the reply to them.
+    #: "ok", "thanks", "got it" turns (English, the classifier's language) and the reply
+    #: to them when it calls no tool: removed whole, before the window.
     acknowledgements: bool = True
     #: Failed tool calls a later success of the same tool superseded.
     superseded_failures: bool = True
@@ -255,10 +256,10 @@ class ContextStrategies:
         """Every step off: the window alone, as before the pipeline."""
         return cls(mask=False, prune=False, summary=False)  # type: ignore[arg-type]
 
-    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool] | None]:
+    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool, bool] | None]:
         mask = (self.mask.keep_exchanges, self.mask.min_tokens_saved) if self.mask.enabled else None
         p = self.prune
-        prune = (p.repeated_calls, p.superseded_reads) if p.enabled else None
+        prune = (p.repeated_calls, p.superseded_reads, p.acknowledgements) if p.enabled else None
         return (mask, prune)
 
 

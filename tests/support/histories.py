@@ -78,6 +78,10 @@ def huge_texts(draw) -> str:
     return (snippet + "\n") * max(1, size // (len(snippet) + 1))
 
 
+# Prompts that only acknowledge, and near misses that must be kept.
+acknowledgements = st.sampled_from(["ok", "Thanks!", "got it, thanks", "OK.", "thank you", "ok, now fix it", "okay 🙂"])
+
+
 ARG_KEYS = ("path", "query", "n", "flag", "items", "pattern", "ünïcode", "nested")
 
 
@@ -185,7 +189,11 @@ def sessions(draw, defects: bool = True) -> list:
     for turn in range(turns):
         if turn > 0 and chance(draw, 8):
             session.append(System(draw(nonempty_texts)))  # a system message in the middle
-        session.append(User(draw(texts), images=draw(st.integers(1, 2)) if chance(draw, 15) else 0))
+        if turn > 0 and chance(draw, 20):
+            # An acknowledgement-only turn (the prune step's `acknowledgements` rule).
+            session.append(User(draw(acknowledgements)))
+        else:
+            session.append(User(draw(texts), images=draw(st.integers(1, 2)) if chance(draw, 15) else 0))
         interrupted = False
         for _ in range(draw(st.integers(0, 4))):
             calls = []

@@ -47,14 +47,104 @@ fn with_memo<R>(f: impl FnOnce(&mut Slab<Entry>) -> R) -> R {
     f(MEMO.lock().get_or_insert_with(Slab::default))
 }
 
-pub(super) fn after_fork_in_child() {
-    MEMO.reset_if_held();
+/// What a call's arguments give the steps: their hash and key argument (an index into
+/// [`KEY_FIELDS`] and its value).
+#[derive(Clone)]
+struct ArgsFacts {
+    hash: u64,
+    key: Option<(u8, Box<str>)>,
 }
 
-/// Forget every text (with `clear_cache`).
+/// A call's arguments already read, by identity: a string (immutable), or a dict the
+/// value memo knows (`stamp`: its stamp then; the value memo checks on every lookup that
+/// the dict still holds the very objects it held, so an equal stamp means the same
+/// contents). The strong reference keeps the address from being reused.
+struct ArgsEntry {
+    _args: Py<PyAny>,
+    stamp: u64,
+    facts: ArgsFacts,
+}
+
+static ARGS_MEMO: Global<Mutex<Option<Slab<ArgsEntry>>>> = Global::new(|| Mutex::new(None));
+
+fn with_args_memo<R>(f: impl FnOnce(&mut Slab<ArgsEntry>) -> R) -> R {
+    f(ARGS_MEMO.lock().get_or_insert_with(Slab::default))
+}
+
+pub(super) fn after_fork_in_child() {
+    MEMO.reset_if_held();
+    ARGS_MEMO.reset_if_held();
+}
+
+/// Forget every text and arguments (with `clear_cache`).
 pub fn clear() {
     let old = with_memo(std::mem::take);
     drop(old);
+    let old = with_args_memo(std::mem::take);
+    drop(old);
+}
+
+/// The facts of a call's arguments, memoized by identity (see [`ArgsEntry`]): a warm
+/// request reads no argument again, it looks up two addresses.
+fn args_facts(py: Python<'_>, args: &Bound<'_, PyAny>, enc: &'static Encoding) -> ArgsFacts {
+    let memoizable = crate::cache::global().enabled();
+    // 0: a string; a dict's value-memo stamp; None: not memoizable.
+    let stamp = if !memoizable {
+        None
+    } else if args.is_exact_instance_of::<PyString>() {
+        Some(0)
+    } else if args.is_exact_instance_of::<PyDict>() {
+        super::value_memo::lookup(args, enc.id()).map(|k| k.stamp | 1 << 63)
+    } else {
+        None
+    };
+    let address = args.as_ptr() as usize;
+    if let Some(stamp) = stamp {
+        let known = with_args_memo(|m| m.get_mut(address).filter(|e| e.stamp == stamp).map(|e| e.facts.clone()));
+        if let Some(facts) = known {
+            return facts;
+        }
+    }
+    let facts = read_args(py, args);
+    if let Some(stamp) = stamp {
+        let cost = 64 + facts.key.as_ref().map_or(0, |(_, v)| v.len());
+        let entry = ArgsEntry { _args: args.clone().unbind(), stamp, facts: facts.clone() };
+        let mut evicted = Vec::new();
+        with_args_memo(|m| {
+            if let Some(old) = m.remove(address) {
+                evicted.push(old);
+            }
+            m.insert(address, cost, entry, MAX_ARGS_MEMO_BYTES, &mut evicted);
+        });
+        drop(evicted); // decrefs outside the lock
+    }
+    facts
+}
+
+/// The most the arguments memo may account for (entries are small: it holds the
+/// arguments alive, which the caller's history holds anyway).
+const MAX_ARGS_MEMO_BYTES: usize = 16 << 20;
+
+/// [`ArgsFacts`] read from the arguments.
+fn read_args(py: Python<'_>, args: &Bound<'_, PyAny>) -> ArgsFacts {
+    let hash = args_hash(args);
+    let mut key = None;
+    if let Ok(d) = args.cast::<PyDict>() {
+        for (k, name) in key_names(py).into_iter().enumerate() {
+            if let Some(v) = d.get_item(name).ok().flatten() {
+                if let Some(v) = v.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(Box::from)) {
+                    key = Some((k as u8, v));
+                    break;
+                }
+            }
+        }
+    } else if let Some(text) = args.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+        key = KEY_FIELDS
+            .iter()
+            .enumerate()
+            .find_map(|(k, &f)| json_string_field(text, f).map(|v| (k as u8, v.into_boxed_str())));
+    }
+    ArgsFacts { hash, key }
 }
 
 /// Tokens, lines, placeholder flag and hash of a result's text, memoized by identity.
@@ -104,13 +194,29 @@ const KEY_FIELDS: [&str; 12] = [
 ];
 
 /// The details of every call and result of `read`'s history.
-pub fn read_details(py: Python<'_>, messages: &Bound<'_, PyList>, read: &Read, enc: &'static Encoding) -> Details {
+/// `acknowledgements`: also read whether each request of a single prompt only
+/// acknowledges (the text of a prompt that is a plain string; see [`prompt_text`]).
+pub fn read_details(
+    py: Python<'_>,
+    messages: &Bound<'_, PyList>,
+    read: &Read,
+    enc: &'static Encoding,
+    acknowledgements: bool,
+) -> Details {
     let history = &read.history;
     let mut details = Details::with_parts(history.parts.len());
     for (i, message) in history.messages.iter().enumerate() {
-        let wanted = history.parts[message.parts.clone()]
-            .iter()
-            .any(|p| matches!(p.kind, PartKind::Call(_) | PartKind::Result(_)));
+        let parts = &history.parts[message.parts.clone()];
+        // A request of one prompt: is it an acknowledgement (the prune step's rule)?
+        if acknowledgements && parts.len() == 1 && parts[0].kind == PartKind::Prompt {
+            let p = message.parts.start;
+            if let Ok(object) = messages.get_item(i) {
+                details.parts[p].ack = prompt_text(py, read.format, &object, read.slots[p])
+                    .is_some_and(|t| t.to_str().is_ok_and(crate::strategies::prune::is_acknowledgement));
+            }
+            continue;
+        }
+        let wanted = parts.iter().any(|p| matches!(p.kind, PartKind::Call(_) | PartKind::Result(_)));
         if !wanted {
             continue;
         }
@@ -134,13 +240,42 @@ pub fn read_details(py: Python<'_>, messages: &Bound<'_, PyList>, read: &Read, e
             };
             let Some(source) = source else { continue };
             let detail = match kind {
-                PartKind::Call(_) => call_detail(py, read.format, &source, &mut details),
+                PartKind::Call(_) => call_detail(py, read.format, &source, enc, &mut details),
                 _ => result_detail(py, read.format, &source, enc, &mut details),
             };
             details.parts[p] = detail;
         }
     }
     details
+}
+
+/// The text of the prompt at `slot` of `object`, when it is a plain string: a
+/// pydantic-ai `UserPromptPart`'s `content`, a message's `content` (OpenAI, Responses,
+/// Anthropic), an Anthropic `text` block's `text`. Other prompts (images, lists of
+/// blocks elsewhere) are never acknowledgements.
+fn prompt_text<'py>(
+    py: Python<'py>,
+    format: Format,
+    object: &Bound<'py, PyAny>,
+    slot: u32,
+) -> Option<Bound<'py, PyString>> {
+    let text = match (format, slot) {
+        (Format::PydanticAi, NO_SLOT) => None,
+        (Format::PydanticAi, slot) => {
+            let part = item_at(&field(object, intern!(py, "parts"))?, slot as usize)?;
+            field(&part, intern!(py, "content"))
+        }
+        (_, NO_SLOT) => field(object, intern!(py, "content")),
+        (Format::Anthropic, slot) => {
+            let block = item_at(&field(object, intern!(py, "content"))?, slot as usize)?;
+            if !is_str(field(&block, intern!(py, "type")), "text") {
+                return None;
+            }
+            field(&block, intern!(py, "text"))
+        }
+        _ => None,
+    };
+    text?.cast_into::<PyString>().ok()
 }
 
 /// Item `slot` of a list or tuple (the reader took other iterables the same way; those
@@ -193,7 +328,13 @@ fn key_names(py: Python<'_>) -> [&Bound<'_, PyString>; 12] {
     ]
 }
 
-fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, details: &mut Details) -> PartDetail {
+fn call_detail(
+    py: Python<'_>,
+    format: Format,
+    source: &Bound<'_, PyAny>,
+    enc: &'static Encoding,
+    details: &mut Details,
+) -> PartDetail {
     // (name, arguments) where the format keeps them.
     let (name, args) = match format {
         Format::PydanticAi => (field(source, intern!(py, "tool_name")), field(source, intern!(py, "args"))),
@@ -220,20 +361,10 @@ fn call_detail(py: Python<'_>, format: Format, source: &Bound<'_, PyAny>, detail
         detail.tool = intern_str(name, details);
     }
     if let Some(args) = args {
-        detail.args_hash = args_hash(&args);
-        if let Ok(d) = args.cast::<PyDict>() {
-            for (k, key) in KEY_FIELDS.iter().zip(key_names(py)) {
-                if let Some(v) = d.get_item(key).ok().flatten() {
-                    if let Some(v) = intern_str(&v, details) {
-                        detail.key = Some((details.intern(k), v));
-                        break;
-                    }
-                }
-            }
-        } else if let Some(text) = args.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
-            if let Some((k, v)) = KEY_FIELDS.iter().find_map(|&k| json_string_field(text, k).map(|v| (k, v))) {
-                detail.key = Some((details.intern(k), details.intern(&v)));
-            }
+        let facts = args_facts(py, &args, enc);
+        detail.args_hash = facts.hash;
+        if let Some((k, v)) = &facts.key {
+            detail.key = Some((details.intern(KEY_FIELDS[*k as usize]), details.intern(v)));
         }
     }
     detail

@@ -326,7 +326,7 @@ type CompactReport<'py> = (
 /// The pipeline's steps as Python passes them: `mask = (keep_exchanges,
 /// min_tokens_saved)`, `prune = (repeated_calls, superseded_reads)`, `None` for a step
 /// that is off.
-type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool)>);
+type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool, bool)>);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -700,18 +700,24 @@ pub mod _core {
                 .map(|(keep_exchanges, min_tokens_saved)| MaskConfig { keep_exchanges, min_tokens_saved }),
             prune: strategies
                 .and_then(|s| s.1)
-                .map(|(repeated_calls, superseded_reads)| PruneConfig { repeated_calls, superseded_reads })
-                .filter(|p| p.repeated_calls || p.superseded_reads),
+                .map(|(repeated_calls, superseded_reads, acknowledgements)| PruneConfig {
+                    repeated_calls,
+                    superseded_reads,
+                    acknowledgements,
+                })
+                .filter(|p| p.repeated_calls || p.superseded_reads || p.acknowledgements),
         };
         let rules = read.format.rules();
         let history = &read.history;
         // What the steps need from the parts, read only when they will run.
         let details = if strategies.any() && strategies::over_threshold(history, &budget) {
-            details::read_details(py, &list, &read, enc)
+            details::read_details(py, &list, &read, enc, strategies.prune.is_some_and(|p| p.acknowledgements))
         } else {
             Details::default()
         };
-        let count = |text: &str| counting::count(enc, text) as u64;
+        // Through the content cache: a warm request writes the same placeholders and
+        // pointers again, and counts each from a hash lookup.
+        let count = |text: &str| cache::global().get_or_count(enc.id(), text, |t| counting::count(enc, t)) as u64;
         let pipeline = py.detach(|| strategies::run(history, &details, rules, &budget, &strategies, &count))?;
         let outcome = &pipeline.outcome;
         let out = build::build(py, &list, &read, &outcome.messages, &pipeline.replaced)?;

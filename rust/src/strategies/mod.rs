@@ -139,14 +139,39 @@ pub fn run(
             replaced.insert(p, text);
         }
     }
+    // Messages removed whole before the window (the acknowledgements rule).
+    let mut gone = vec![false; history.len()];
+    let mut any_gone = false;
     if let Some(config) = &strategies.prune {
         let plan = prune::plan(history, details, &exchanges, config, &replaced, count);
-        steps.push(plan.report(history));
+        let mut report = plan.report(history);
         for (p, text, tokens) in plan.replaced {
             working.parts[p].tokens = tokens;
             replaced.insert(p, text);
         }
+        if config.acknowledgements {
+            let before = compact::history_tokens(&working, budget.reserved_tokens);
+            for k in prune::acknowledged(history, details, &exchanges) {
+                for i in exchanges[k].clone() {
+                    gone[i] = true;
+                    report.items += 1;
+                    any_gone = true;
+                }
+            }
+            if any_gone {
+                let (reduced, _, _) = without(&working, &gone);
+                report.tokens_saved += before - compact::history_tokens(&reduced, budget.reserved_tokens);
+            }
+        }
+        steps.push(report);
     }
+    let (window_input, messages_of, parts_of) = if any_gone {
+        let (reduced, m, p) = without(&working, &gone);
+        (reduced, Some(m), Some(p))
+    } else {
+        (working, None, None)
+    };
+    let working = window_input;
     let before_window = compact::history_tokens(&working, budget.reserved_tokens);
     let mut outcome = match compact::compact_window(&working, rules, budget, true) {
         Ok(outcome) => outcome,
@@ -156,12 +181,61 @@ pub fn run(
         Err(err) => return Err(err),
     };
     outcome.tokens_before = tokens_before;
-    if !replaced.is_empty() {
+    if !replaced.is_empty() || any_gone {
         // The history changed even where the window kept it all.
         outcome.action = compact::Action::Compacted;
     }
     steps.extend(window_report(&outcome, before_window));
+    if let (Some(messages_of), Some(parts_of)) = (messages_of, parts_of) {
+        remap(&mut outcome, &messages_of, &parts_of, &gone);
+    }
     Ok(Pipeline { outcome, replaced, steps })
+}
+
+/// `history` without the messages marked `gone`, with the input index of each message and
+/// part it keeps.
+fn without(history: &History, gone: &[bool]) -> (History, Vec<usize>, Vec<usize>) {
+    let mut out = History {
+        messages: Vec::new(),
+        parts: Vec::new(),
+        message_overhead: history.message_overhead,
+        response_overhead: history.response_overhead,
+    };
+    let (mut messages_of, mut parts_of) = (Vec::new(), Vec::new());
+    for (i, message) in history.messages.iter().enumerate() {
+        if gone[i] {
+            continue;
+        }
+        out.begin(message.side);
+        out.messages.last_mut().expect("begun").bonded_to_next = message.bonded_to_next;
+        for p in message.parts.clone() {
+            out.push(history.parts[p]);
+            parts_of.push(p);
+        }
+        messages_of.push(i);
+    }
+    (out, messages_of, parts_of)
+}
+
+/// An outcome over [`without`]'s history, in the input's indices: the messages removed
+/// before the window are dropped too.
+fn remap(outcome: &mut Outcome, messages_of: &[usize], parts_of: &[usize], gone: &[bool]) {
+    for message in &mut outcome.messages {
+        match message {
+            compact::OutMessage::Kept { index, stubs, .. } => {
+                *index = messages_of[*index];
+                stubs.iter_mut().for_each(|p| *p = parts_of[*p]);
+            }
+            compact::OutMessage::Stub { after, calls } => {
+                *after = messages_of[*after];
+                calls.iter_mut().for_each(|p| *p = parts_of[*p]);
+            }
+        }
+    }
+    let mut dropped: Vec<usize> = outcome.dropped.iter().map(|&i| messages_of[i]).collect();
+    dropped.extend((0..gone.len()).filter(|&i| gone[i]));
+    dropped.sort_unstable();
+    outcome.dropped = dropped;
 }
 
 /// The window's step report: what it saved from the `before` tokens it was given.

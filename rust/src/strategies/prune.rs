@@ -15,9 +15,14 @@
 //!
 //! Outputs in the last exchange and the pending request are never touched, nor outputs
 //! already replaced (a mask placeholder, a pointer): the step is idempotent.
+//!
+//! A third rule removes whole messages: `acknowledgements`, an exchange whose requests
+//! are only acknowledgement prompts ("ok", "thanks", "got it": [`is_acknowledgement`])
+//! and whose reply holds no tool call goes, requests and reply together (see
+//! [`acknowledged`]); the pipeline hands the window a history without them.
 
 use super::{Details, StepReport, PLACEHOLDER_PREFIX};
-use crate::history::{History, PartKind};
+use crate::history::{History, PartKind, Side};
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 
@@ -25,6 +30,103 @@ use std::ops::Range;
 pub struct PruneConfig {
     pub repeated_calls: bool,
     pub superseded_reads: bool,
+    pub acknowledgements: bool,
+}
+
+/// Whole prompts that only acknowledge (English, the classifier's language). Prompts that
+/// direct the work ("yes", "continue", "go ahead") are not in it: their reply matters.
+pub const ACKNOWLEDGEMENTS: [&str; 34] = [
+    "ok",
+    "okay",
+    "k",
+    "kk",
+    "thanks",
+    "thank you",
+    "thanks a lot",
+    "thank you so much",
+    "thx",
+    "ty",
+    "tysm",
+    "cheers",
+    "got it",
+    "great",
+    "cool",
+    "nice",
+    "perfect",
+    "awesome",
+    "alright",
+    "noted",
+    "understood",
+    "sounds good",
+    "good",
+    "ok thanks",
+    "ok thank you",
+    "okay thanks",
+    "okay thank you",
+    "great thanks",
+    "great thank you",
+    "perfect thanks",
+    "got it thanks",
+    "cool thanks",
+    "nice thanks",
+    "thanks great",
+];
+
+/// Whether a prompt's text is only an acknowledgement: ASCII, at most 64 bytes, and once
+/// lowercased, with every character but letters, digits and `'` read as a space, one of
+/// [`ACKNOWLEDGEMENTS`] ("OK!", "Thanks.", "got it, thanks").
+pub fn is_acknowledgement(text: &str) -> bool {
+    if !text.is_ascii() || text.len() > 64 {
+        return false;
+    }
+    let mapped: String = text
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect();
+    let words: Vec<&str> = mapped.split_whitespace().collect();
+    ACKNOWLEDGEMENTS.contains(&words.join(" ").as_str())
+}
+
+/// The exchanges (indices into `exchanges`) the `acknowledgements` rule removes: every
+/// request message of the exchange holds only acknowledgement prompts (at least one), its
+/// replies hold only text or thinking (no tool call), and it is neither the first
+/// exchange (the original task, the system prompt), nor the last one, nor the one holding
+/// the current task (the last prompt); no message outside it is bonded to one of its own
+/// (a Responses reasoning item). Removing a whole exchange (a run of requests and the run
+/// of replies after it) keeps every provider's turn order and every pair.
+pub fn acknowledged(history: &History, details: &Details, exchanges: &[Range<usize>]) -> Vec<usize> {
+    let n = exchanges.len();
+    if n < 3 {
+        return Vec::new();
+    }
+    let msgs = &history.messages;
+    let kinds = |i: usize| history.parts[msgs[i].parts.clone()].iter().map(|p| p.kind);
+    let task = (0..msgs.len()).rev().find(|&i| kinds(i).any(|k| k == PartKind::Prompt));
+    let mut out = Vec::new();
+    for (k, range) in exchanges.iter().enumerate().take(n - 1).skip(1) {
+        if task.is_some_and(|t| range.contains(&t))
+            || msgs[range.start - 1].bonded_to_next
+            || msgs[range.end - 1].bonded_to_next
+        {
+            continue;
+        }
+        let mut acks = 0;
+        let only = range.clone().all(|i| {
+            msgs[i].parts.clone().all(|p| match (msgs[i].side, history.parts[p].kind) {
+                (Side::Request, PartKind::Prompt) if details.parts[p].ack => {
+                    acks += 1;
+                    true
+                }
+                (Side::Response, PartKind::Content | PartKind::Thinking) => true,
+                _ => false,
+            })
+        });
+        if only && acks > 0 {
+            out.push(k);
+        }
+    }
+    out
 }
 
 /// Whether a tool reads something (a file, a page) that may change between reads.
@@ -163,7 +265,7 @@ mod tests {
         (h, d, exchanges)
     }
 
-    const ALL: PruneConfig = PruneConfig { repeated_calls: true, superseded_reads: true };
+    const ALL: PruneConfig = PruneConfig { repeated_calls: true, superseded_reads: true, acknowledgements: true };
 
     fn pruned(h: &History, d: &Details, ex: &[Range<usize>], config: PruneConfig) -> Vec<(usize, String)> {
         plan(h, d, ex, &config, &FxHashMap::default(), &count).replaced.into_iter().map(|(p, t, _)| (p, t)).collect()
@@ -213,5 +315,101 @@ mod tests {
         let (h, mut d, ex) = session(&[("grep", 7, 70), ("grep", 7, 70)]);
         d.parts[2].placeholder = true;
         assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn acknowledgements_are_whole_prompts_of_thanks_and_ok() {
+        for text in ["ok", "Thanks!", "got it, thanks", "OK.", "  thank you\n", "Great, thanks"] {
+            assert!(is_acknowledgement(text), "{text:?}");
+        }
+        for text in ["ok, now fix it", "yes", "continue", "okay 🙂", "", "thanks for nothing"] {
+            assert!(!is_acknowledgement(text), "{text:?}");
+        }
+    }
+
+    /// Exchanges of (prompt is an ack, reply has a call), each one request and one reply;
+    /// a call's result would open the next exchange, so replies with a call are followed
+    /// by a result-only request.
+    fn turns(spec: &[(bool, bool)]) -> (History, Details, Vec<Range<usize>>) {
+        let mut h = History::default();
+        let mut d = Details::default();
+        let mut exchanges = Vec::new();
+        for (k, &(ack, call)) in spec.iter().enumerate() {
+            let start = h.len();
+            h.begin(Side::Request);
+            h.push(Part::new(PartKind::Prompt, 3));
+            d.parts.push(PartDetail { ack, ..Default::default() });
+            h.begin(Side::Response);
+            h.push(Part::new(if call { PartKind::Call(k as u32) } else { PartKind::Content }, 4));
+            d.parts.push(PartDetail::default());
+            if call {
+                exchanges.push(start..h.len());
+                let start = h.len();
+                h.begin(Side::Request);
+                h.push(Part::new(PartKind::Result(k as u32), 9));
+                d.parts.push(PartDetail::default());
+                h.begin(Side::Response);
+                h.push(Part::new(PartKind::Content, 4));
+                d.parts.push(PartDetail::default());
+                exchanges.push(start..h.len());
+            } else {
+                exchanges.push(start..h.len());
+            }
+        }
+        (h, d, exchanges)
+    }
+
+    #[test]
+    fn an_acknowledgement_turn_goes_with_its_reply_unless_the_reply_calls_a_tool() {
+        // 0: the task; 1: "thanks" + text; 2: "ok" + a call (and its result's exchange);
+        // 4: a prompt; 5: "thanks" + text, the last exchange.
+        let (h, d, ex) = turns(&[(false, false), (true, false), (true, true), (false, false), (true, false)]);
+        assert_eq!(acknowledged(&h, &d, &ex), vec![1]);
+    }
+
+    #[test]
+    fn the_first_exchange_the_last_one_and_the_current_task_are_never_removed() {
+        let (h, d, ex) = turns(&[(true, false), (false, false), (true, false)]);
+        assert!(acknowledged(&h, &d, &ex).is_empty());
+        // The current task is the last prompt: an ack followed only by tool exchanges.
+        let (h, d, ex) = turns(&[(false, false), (false, false), (true, true)]);
+        assert_eq!(ex.len(), 4);
+        assert!(acknowledged(&h, &d, &ex).is_empty());
+    }
+
+    #[test]
+    fn the_pipeline_drops_acknowledgement_turns_before_the_window_and_reports_them_in_input_indices() {
+        use crate::compact::{Budget, Dangling, OutMessage};
+        use crate::history::Rules;
+        use crate::strategies::{run, Strategies};
+        let (h, d, _) = turns(&[(false, false), (true, false), (false, true), (true, false), (false, false)]);
+        let budget = Budget {
+            max_input_tokens: 1_000,
+            compaction_threshold: 0.01,
+            hard_limit_threshold: 1.0,
+            target_input_tokens: 1_000,
+            max_exchanges: None,
+            reserved_tokens: 0,
+            dangling: Dangling::Drop,
+        };
+        let strategies = Strategies { mask: None, prune: Some(ALL) };
+        let out = run(&h, &d, Rules::OPENAI_CHAT, &budget, &strategies, &count).unwrap();
+        // Messages: 0-1 task, 2-3 thanks, 4-5 call, 6-7 result, 8-9 thanks, 10-11 last.
+        assert_eq!(out.outcome.dropped, vec![2, 3, 8, 9]);
+        let kept: Vec<usize> = out
+            .outcome
+            .messages
+            .iter()
+            .map(|m| match m {
+                OutMessage::Kept { index, .. } => *index,
+                OutMessage::Stub { .. } => usize::MAX,
+            })
+            .collect();
+        assert_eq!(kept, vec![0, 1, 4, 5, 6, 7, 10, 11]);
+        let prune = out.steps.iter().find(|s| s.step == "prune").unwrap();
+        assert_eq!((prune.items, prune.tokens_saved), (4, out.outcome.tokens_before - out.outcome.tokens_after));
+        // Switched off, nothing goes.
+        let off = Strategies { mask: None, prune: Some(PruneConfig { acknowledgements: false, ..ALL }) };
+        assert!(run(&h, &d, Rules::OPENAI_CHAT, &budget, &off, &count).unwrap().outcome.dropped.is_empty());
     }
 }

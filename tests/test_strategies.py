@@ -341,3 +341,69 @@ def test_acknowledgement_turns_pruned_alone_are_not_summarized():
     config = ACKS_ONLY.replace(context=ContextStrategies(mask=False, summary={"max_tokens": 200}))
     result = Compactor(config, summarizer=lambda dropped, fmt: calls.append(dropped) or "s").compact(acked("openai"))
     assert len(result.dropped) == 2 and calls == [] and [s.step for s in result.steps] == ["prune"]
+
+
+ERROR = "\n".join(f"error: line {i} does not match the file's content" for i in range(120))
+
+
+def failed_then_fixed(fmt: str, later_path: str = "a.py") -> list:
+    """A session in ``fmt``: edit_file(path=a.py) fails (as the format flags a failure, if it
+    can), bash runs, edit_file(path=``later_path``) succeeds, a final answer, a new request."""
+    from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart
+
+    calls = [("edit_file", "path", "a.py", ERROR, True), ("bash", "command", "pytest", BIG, False),
+             ("edit_file", "path", later_path, "edited", False)]  # fmt: skip
+    if fmt == "pydantic-ai":
+        h: list = [ModelRequest(parts=[UserPromptPart("fix the bug")])]
+        for k, (tool, field, value, output, failed) in enumerate(calls):
+            h.append(ModelResponse(parts=[ToolCallPart(tool, {field: value}, tool_call_id=f"c{k}")]))
+            outcome = "failed" if failed else "success"
+            h.append(ModelRequest(parts=[ToolReturnPart(tool, output, tool_call_id=f"c{k}", outcome=outcome)]))
+        return [*h, ModelResponse(parts=[TextPart("Done.")]), ModelRequest(parts=[UserPromptPart("and now?")])]
+    h = [{"role": "user", "content": "fix the bug"}]
+    for k, (tool, field, value, output, failed) in enumerate(calls):
+        if fmt == "anthropic":
+            h.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{k}", "name": tool, "input": {field: value}}]})
+            block = {"type": "tool_result", "tool_use_id": f"t{k}", "content": output, **({"is_error": True} if failed else {})}
+            h.append({"role": "user", "content": [block]})
+        elif fmt == "responses":
+            h.append({"type": "function_call", "call_id": f"f{k}", "name": tool, "arguments": json.dumps({field: value})})
+            h.append({"type": "function_call_output", "call_id": f"f{k}", "output": output})
+        else:
+            call = {"id": f"c{k}", "type": "function", "function": {"name": tool, "arguments": json.dumps({field: value})}}
+            h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            h.append({"role": "tool", "tool_call_id": f"c{k}", "content": output})
+    return [*h, {"role": "assistant", "content": "Done."}, {"role": "user", "content": "and now?"}]
+
+
+@pytest.mark.parametrize("fmt", list(HISTORIES))
+def test_a_failed_attempt_a_later_success_superseded_becomes_a_pointer_and_its_call_stays(fmt):
+    from tests.support.provider_rules import violations
+
+    history = failed_then_fixed(fmt)
+    result = Compactor(PRUNE_ONLY).compact(history)
+    texts = [result_text(fmt, m) for m in result.messages]
+    # OpenAI chat and Responses outputs carry no failure flag: nothing says the edit failed.
+    flagged = fmt in ("anthropic", "pydantic-ai")
+    pointer = "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
+    assert texts[2] == (pointer if flagged else ERROR)
+    assert texts[4] == BIG and texts[6] == "edited"
+    assert len(result.messages) == len(history) and result.dropped == ()
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1 if flagged else 0)]
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    assert violations(fmt, result.messages, history) == []
+    python = baseline.compact(history, PRUNE_ONLY)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in result.messages]
+    assert (python.steps, python.tokens_after) == (result.steps, result.tokens_after)
+    again = Compactor(PRUNE_ONLY).compact(result.messages)
+    assert len(again.messages) == len(result.messages) and all(a is b for a, b in zip(again.messages, result.messages))
+
+
+@pytest.mark.parametrize("fmt", ["anthropic", "pydantic-ai"])
+def test_a_failure_with_no_later_success_of_the_same_call_is_kept_and_the_rule_switches_off(fmt):
+    other = Compactor(PRUNE_ONLY).compact(failed_then_fixed(fmt, later_path="b.py"))
+    assert result_text(fmt, other.messages[2]) == ERROR
+    assert baseline.compact(failed_then_fixed(fmt, later_path="b.py"), PRUNE_ONLY).steps == other.steps
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_failures": False}))
+    assert result_text(fmt, Compactor(off).compact(failed_then_fixed(fmt)).messages[2]) == ERROR
+    assert result_text(fmt, baseline.compact(failed_then_fixed(fmt), off).messages[2]) == ERROR

@@ -89,7 +89,7 @@ def compact_history(
     *,
     encoding: str | Encoding | None = None,
     format: str | None = None,
-    strategies: tuple[tuple[int, int] | None, tuple[bool, bool, bool] | None] | None = None,
+    strategies: tuple[tuple[int, int] | None, tuple[bool, bool, bool, bool] | None] | None = None,
 ) -> tuple[
     list[Any],
     tuple[

@@ -1511,6 +1511,10 @@ def pointer(tool: str, key: tuple[str, str] | None, same_output: bool) -> str:
     return f"{PLACEHOLDER_PREFIX}pruned the output of {_call_label(tool, key)}: {reason}]"
 
 
+def failure_pointer(tool: str, key: tuple[str, str] | None) -> str:
+    return f"{PLACEHOLDER_PREFIX}pruned a failed attempt of {_call_label(tool, key)}: superseded by a later successful call]"
+
+
 def _json_string_field(text: str, key: str) -> str | None:
     """The first ``"key": "<string>"`` of a JSON text, unescaped (no full parse)."""
     needle = f'"{key}"'
@@ -1723,8 +1727,9 @@ def _prune_plan(
     superseded_reads: bool,
     skip: dict,
     count: Callable[[str], int],
+    superseded_failures: bool = False,
 ) -> dict[tuple[int, int], tuple[str, int]]:
-    """Earlier outputs a later identical call made redundant → (pointer, tokens)."""
+    """Earlier outputs a later call made redundant → (pointer, tokens)."""
     if not starts:
         return {}
     protected = starts[-1]
@@ -1737,23 +1742,31 @@ def _prune_plan(
             elif part.kind == RESULT and not part.synthesized and part.call_id in calls:
                 pairs.append((calls[part.call_id], (i, j)))
     later: dict[tuple[str, Any], str] = {}
+    succeeded: set[tuple[str, tuple[str, str] | None]] = set()  # (tool, key argument) that succeeded later
     plan: dict[tuple[int, int], tuple[str, int]] = {}
     for c, r in reversed(pairs):
         call, result = details.get(c, _Detail()), details.get(r, _Detail())
-        if call.tool is None or call.args is None:
+        if call.tool is None:
             continue
-        key = (call.tool, call.args)
         has_text = result.content_tokens > 0 and not result.placeholder and result.text is not None
-        if r[0] < protected and has_text and r not in skip and key in later:
+        open_ = r[0] < protected and has_text and r not in skip
+        key = (call.tool, call.args)
+        text = None
+        if open_ and result.error and superseded_failures and (call.tool, call.key) in succeeded:
+            text = failure_pointer(call.tool, call.key)
+        elif open_ and call.args is not None and key in later:
             same = later[key] == result.text
             if (same and repeated_calls) or (not same and superseded_reads and _read_like(call.tool)):
                 text = pointer(call.tool, call.key, same)
-                part = history[r[0]].parts[r[1]]
-                tokens = max(part.tokens - result.content_tokens, 0) + count(text)
-                if tokens < part.tokens:
-                    plan[r] = (text, tokens)
+        if text is not None:
+            part = history[r[0]].parts[r[1]]
+            tokens = max(part.tokens - result.content_tokens, 0) + count(text)
+            if tokens < part.tokens:
+                plan[r] = (text, tokens)
         if has_text and not result.error:
-            later[key] = result.text  # type: ignore[assignment]
+            if call.args is not None:
+                later[key] = result.text  # type: ignore[assignment]
+            succeeded.add((call.tool, call.key))
     return plan
 
 
@@ -1852,7 +1865,9 @@ def compact(
     replaced: dict[tuple[int, int], str] = {}
     steps: list[tuple[str, int, int]] = []
     mask, prune = config.context.mask, config.context.prune
-    pruning = prune.enabled and (prune.repeated_calls or prune.superseded_reads or prune.acknowledgements)
+    pruning = prune.enabled and (
+        prune.repeated_calls or prune.superseded_reads or prune.acknowledgements or prune.superseded_failures
+    )
     gone: list[int] = []  # messages removed whole before the window (acknowledgements)
     if (mask.enabled or pruning) and over(tokens_before, config.compaction_threshold):
         details = _details(messages, history, fmt, count, pruning and prune.acknowledgements)
@@ -1866,7 +1881,14 @@ def compact(
         for name, step in plans:
             if step is None:  # pruning sees what masking replaced
                 step = _prune_plan(
-                    history, details, starts, prune.repeated_calls, prune.superseded_reads, replaced, count
+                    history,
+                    details,
+                    starts,
+                    prune.repeated_calls,
+                    prune.superseded_reads,
+                    replaced,
+                    count,
+                    prune.superseded_failures,
                 )
             saved, items = sum(original[r] - t for r, (_, t) in step.items()), len(step)
             for (i, j), (text, tokens) in step.items():

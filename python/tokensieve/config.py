@@ -166,8 +166,10 @@ class MaskStrategy:
 class PruneStrategy:
     """Selective pruning of low-value messages, each rule switchable.
 
-    ``repeated_calls``, ``superseded_reads`` and ``acknowledgements`` are implemented;
-    ``superseded_failures`` is accepted and not applied yet (docs/strategies.md).
+    Every rule is implemented (docs/strategies.md, "Prune"). The rules that replace an
+    output (``repeated_calls``, ``superseded_reads``, ``superseded_failures``) keep the call
+    and put a one-line pointer in place of the earlier result, so pairing holds for every
+    provider and the model still sees the call was made.
 
     Example:
         >>> from tokensieve import PruneStrategy
@@ -179,7 +181,9 @@ class PruneStrategy:
     #: "ok", "thanks", "got it" turns (English, the classifier's language) and the reply
     #: to them when it calls no tool: removed whole, before the window.
     acknowledgements: bool = True
-    #: Failed tool calls a later success of the same tool superseded.
+    #: A failed tool result (an error, a retry prompt) followed later by a success of the
+    #: same tool (same key argument, e.g. path or command, when the call has one): the
+    #: failed result becomes a pointer to the later success; the call stays.
     superseded_failures: bool = True
     #: Earlier reads (a tool named like read/cat/view/open/show) made again later with
     #: identical arguments become a pointer to the later read.
@@ -256,10 +260,10 @@ class ContextStrategies:
         """Every step off: the window alone, as before the pipeline."""
         return cls(mask=False, prune=False, summary=False)  # type: ignore[arg-type]
 
-    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool, bool] | None]:
+    def _core_strategies(self) -> tuple[tuple[int, int] | None, tuple[bool, bool, bool, bool] | None]:
         mask = (self.mask.keep_exchanges, self.mask.min_tokens_saved) if self.mask.enabled else None
         p = self.prune
-        prune = (p.repeated_calls, p.superseded_reads, p.acknowledgements) if p.enabled else None
+        prune = (p.repeated_calls, p.superseded_reads, p.acknowledgements, p.superseded_failures) if p.enabled else None
         return (mask, prune)
 
 

@@ -324,9 +324,9 @@ type CompactReport<'py> = (
 );
 
 /// The pipeline's steps as Python passes them: `mask = (keep_exchanges,
-/// min_tokens_saved)`, `prune = (repeated_calls, superseded_reads)`, `None` for a step
-/// that is off.
-type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool, bool)>);
+/// min_tokens_saved)`, `prune = (repeated_calls, superseded_reads, acknowledgements,
+/// superseded_failures)`, `None` for a step that is off.
+type StrategiesArg = (Option<(usize, u64)>, Option<(bool, bool, bool, bool)>);
 
 /// A tiktoken encoding loaded for repeated use.
 #[pyclass(frozen, name = "Encoding", module = "tokensieve")]
@@ -700,12 +700,13 @@ pub mod _core {
                 .map(|(keep_exchanges, min_tokens_saved)| MaskConfig { keep_exchanges, min_tokens_saved }),
             prune: strategies
                 .and_then(|s| s.1)
-                .map(|(repeated_calls, superseded_reads, acknowledgements)| PruneConfig {
+                .map(|(repeated_calls, superseded_reads, acknowledgements, superseded_failures)| PruneConfig {
                     repeated_calls,
                     superseded_reads,
                     acknowledgements,
+                    superseded_failures,
                 })
-                .filter(|p| p.repeated_calls || p.superseded_reads || p.acknowledgements),
+                .filter(|p| p.repeated_calls || p.superseded_reads || p.acknowledgements || p.superseded_failures),
         };
         let rules = read.format.rules();
         let history = &read.history;

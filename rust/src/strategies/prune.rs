@@ -1,6 +1,6 @@
-//! Selective pruning: tool outputs a later identical call made redundant.
+//! Selective pruning: tool outputs a later call made redundant.
 //!
-//! Two rules, each switchable (`PruneStrategy` in Python), both replacing the **earlier**
+//! Three rules, each switchable (`PruneStrategy` in Python), both replacing the **earlier**
 //! output with a one-line pointer to the later call (the later one is what the model saw
 //! last, and the window, which drops the oldest first, never keeps a pointer without what
 //! it points to):
@@ -13,6 +13,11 @@
 //!   `DeduplicateFileReads`). Arguments must be identical, so a later read of another
 //!   range of the file never supersedes an earlier one.
 //!
+//! - `superseded_failures`: a failed result (`is_error`, a retry prompt, an outcome
+//!   `failed`/`retried`) of a tool that later succeeded (same tool, same key argument when
+//!   the call has one, e.g. the same path or command): the failed attempt is stale. The
+//!   call stays, so pairing holds and the model still sees it tried.
+//!
 //! Outputs in the last exchange and the pending request are never touched, nor outputs
 //! already replaced (a mask placeholder, a pointer): the step is idempotent.
 //!
@@ -23,7 +28,7 @@
 
 use super::{Details, StepReport, PLACEHOLDER_PREFIX};
 use crate::history::{History, PartKind, Side};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::ops::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +36,7 @@ pub struct PruneConfig {
     pub repeated_calls: bool,
     pub superseded_reads: bool,
     pub acknowledgements: bool,
+    pub superseded_failures: bool,
 }
 
 /// Whole prompts that only acknowledge (English, the classifier's language). Prompts that
@@ -146,6 +152,12 @@ pub fn pointer(tool: &str, key: Option<(&str, &str)>, same_output: bool) -> Stri
     format!("{PLACEHOLDER_PREFIX}pruned the output of {call}: {reason}]")
 }
 
+/// The pointer replacing a failed attempt a later success of the same tool superseded.
+pub fn failure_pointer(tool: &str, key: Option<(&str, &str)>) -> String {
+    let call = super::mask::call_label(Some(tool), key);
+    format!("{PLACEHOLDER_PREFIX}pruned a failed attempt of {call}: superseded by a later successful call]")
+}
+
 /// Result parts (global indices) to replace, with their pointer and tokens once replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PrunePlan {
@@ -191,34 +203,42 @@ pub fn plan(
             }
         }
     }
-    // Walking back: the nearest later successful call of each (tool, arguments).
+    // Walking back: the nearest later successful call of each (tool, arguments), and
+    // every (tool, key argument) that succeeded later.
     let mut later: FxHashMap<(u32, u64), u64> = FxHashMap::default(); // -> its output's hash
+    let mut succeeded: FxHashSet<(u32, Option<(u32, u32)>)> = FxHashSet::default();
     let mut replaced = Vec::new();
     for &(c, r, i) in pairs.iter().rev() {
         let (call, result) = (&details.parts[c], &details.parts[r]);
         let Some(tool) = call.tool else { continue };
-        if call.args_hash == 0 {
-            continue;
-        }
-        let key = (tool, call.args_hash);
         let has_text = result.content_tokens > 0 && !result.placeholder && result.hash != 0;
-        if i < protected && has_text && !skip.contains_key(&r) {
-            if let Some(&later_hash) = later.get(&key) {
+        let open = i < protected && has_text && !skip.contains_key(&r);
+        let key = (tool, call.args_hash);
+        let name = details.string(tool);
+        let label = || call.key.map(|(f, v)| (details.string(f), details.string(v)));
+        let text = if open && result.error && config.superseded_failures && succeeded.contains(&(tool, call.key)) {
+            Some(failure_pointer(name, label()))
+        } else if open && call.args_hash != 0 {
+            later.get(&key).and_then(|&later_hash| {
                 let same = later_hash == result.hash;
-                let name = details.string(tool);
-                if (same && config.repeated_calls) || (!same && config.superseded_reads && read_like(name)) {
-                    let k = call.key.map(|(f, v)| (details.string(f), details.string(v)));
-                    let text = pointer(name, k, same);
-                    let part = &history.parts[r];
-                    let tokens = part.tokens.saturating_sub(result.content_tokens) + count(&text);
-                    if tokens < part.tokens {
-                        replaced.push((r, text, tokens));
-                    }
-                }
+                ((same && config.repeated_calls) || (!same && config.superseded_reads && read_like(name)))
+                    .then(|| pointer(name, label(), same))
+            })
+        } else {
+            None
+        };
+        if let Some(text) = text {
+            let part = &history.parts[r];
+            let tokens = part.tokens.saturating_sub(result.content_tokens) + count(&text);
+            if tokens < part.tokens {
+                replaced.push((r, text, tokens));
             }
         }
         if has_text && !result.error {
-            later.insert(key, result.hash);
+            if call.args_hash != 0 {
+                later.insert(key, result.hash);
+            }
+            succeeded.insert((tool, call.key));
         }
     }
     replaced.reverse();
@@ -265,7 +285,8 @@ mod tests {
         (h, d, exchanges)
     }
 
-    const ALL: PruneConfig = PruneConfig { repeated_calls: true, superseded_reads: true, acknowledgements: true };
+    const ALL: PruneConfig =
+        PruneConfig { repeated_calls: true, superseded_reads: true, acknowledgements: true, superseded_failures: true };
 
     fn pruned(h: &History, d: &Details, ex: &[Range<usize>], config: PruneConfig) -> Vec<(usize, String)> {
         plan(h, d, ex, &config, &FxHashMap::default(), &count).replaced.into_iter().map(|(p, t, _)| (p, t)).collect()
@@ -307,6 +328,51 @@ mod tests {
         assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
         ex.truncate(1);
         ex.push(2..6);
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn a_failed_attempt_superseded_by_a_later_success_becomes_a_pointer() {
+        // edit_file fails (args 7), is retried with other arguments (8) and succeeds.
+        let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("bash", 9, 90), ("edit_file", 8, 80)]);
+        d.parts[2].error = true;
+        let out = pruned(&h, &d, &ex, ALL);
+        assert_eq!(
+            out,
+            vec![(
+                2,
+                "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
+                    .to_owned()
+            )]
+        );
+        // The call stays: only the result part is replaced.
+        assert!(matches!(h.parts[out[0].0].kind, PartKind::Result(0)));
+        assert!(pruned(&h, &d, &ex, PruneConfig { superseded_failures: false, ..ALL }).is_empty());
+        // Replaced once, it is a placeholder and stays as it is.
+        d.parts[2].placeholder = true;
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn a_failure_with_no_later_success_is_kept() {
+        // Only failures later, another tool succeeding, or the same tool on another path.
+        let (h, mut d, ex) =
+            session(&[("edit_file", 7, 70), ("edit_file", 8, 80), ("bash", 9, 90), ("edit_file", 10, 100)]);
+        d.parts[2].error = true;
+        d.parts[4].error = true;
+        let other = d.intern("b.py");
+        d.parts[7].key = Some((d.intern("path"), other));
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+        // A success before the failure does not supersede it.
+        let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80), ("bash", 9, 90)]);
+        d.parts[4].error = true;
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+        // A success in the last exchange does; a failure in the last exchange is never touched.
+        let (h, mut d, mut ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80)]);
+        d.parts[2].error = true;
+        assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
+        ex.truncate(0);
+        ex.push(0..6);
         assert!(pruned(&h, &d, &ex, ALL).is_empty());
     }
 

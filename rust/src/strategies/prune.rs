@@ -1,6 +1,6 @@
 //! Selective pruning: tool outputs a later call made redundant.
 //!
-//! Three rules, each switchable (`PruneStrategy` in Python), both replacing the **earlier**
+//! Three rules, each switchable (`PruneStrategy` in Python), each replacing the **earlier**
 //! output with a one-line pointer to the later call (the later one is what the model saw
 //! last, and the window, which drops the oldest first, never keeps a pointer without what
 //! it points to):
@@ -12,16 +12,16 @@
 //!   the earlier read of that file is stale (Cline's superseded reads, the harness's
 //!   `DeduplicateFileReads`). Arguments must be identical, so a later read of another
 //!   range of the file never supersedes an earlier one.
-//!
-//! - `superseded_failures`: a failed result (`is_error`, a retry prompt, an outcome
-//!   `failed`/`retried`) of a tool that later succeeded (same tool, same key argument when
-//!   the call has one, e.g. the same path or command): the failed attempt is stale. The
-//!   call stays, so pairing holds and the model still sees it tried.
+//! - `superseded_failures`: a failed result (Anthropic `is_error`, a pydantic-ai outcome
+//!   other than `success`; a retry prompt is not measured, so it stays) of a tool that
+//!   later succeeded (same tool, same key argument when the call has one, e.g. the same
+//!   path or command): the failed attempt is stale. The call stays, so pairing holds and
+//!   the model still sees it tried.
 //!
 //! Outputs in the last exchange and the pending request are never touched, nor outputs
 //! already replaced (a mask placeholder, a pointer): the step is idempotent.
 //!
-//! A third rule removes whole messages: `acknowledgements`, an exchange whose requests
+//! A fourth rule removes whole messages: `acknowledgements`, an exchange whose requests
 //! are only acknowledgement prompts ("ok", "thanks", "got it": [`is_acknowledgement`])
 //! and whose reply holds no tool call goes, requests and reply together (see
 //! [`acknowledged`]); the pipeline hands the window a history without them.

@@ -407,3 +407,38 @@ def test_a_failure_with_no_later_success_of_the_same_call_is_kept_and_the_rule_s
     off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_failures": False}))
     assert result_text(fmt, Compactor(off).compact(failed_then_fixed(fmt)).messages[2]) == ERROR
     assert result_text(fmt, baseline.compact(failed_then_fixed(fmt), off).messages[2]) == ERROR
+
+
+def test_an_acknowledgement_turn_whose_reply_only_adds_a_dangling_call_is_pruned_at_once_and_compacting_again_changes_nothing():
+    """Found by the property suite: an "ok" turn whose reply also made a call nothing
+    answers was kept (a reply with a call), then the repair removed the call, and
+    compacting the output again pruned the turn. The dangling call, which the repair drops
+    anyway, no longer counts, so the first compaction prunes the turn and the second
+    changes nothing; the baseline agrees."""
+    args = '{"path": false}'
+
+    def call(i: int) -> dict:
+        return {"type": "function_call", "call_id": f"call_{i}", "name": "read_file", "arguments": args}
+
+    def output(i: int) -> dict:
+        return {"type": "function_call_output", "call_id": f"call_{i}", "output": ""}
+
+    def say(i: int, text: str) -> dict:
+        return {"type": "message", "id": f"msg_{i}", "role": "assistant",
+                "content": [{"type": "output_text", "text": text}]}
+
+    history = [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "\n"}]},
+        {"role": "user", "content": ""}, call(1), call(2), call(3), output(2), output(3),
+        call(4), call(5), output(5), say(1, "\n"),
+        {"role": "user", "content": "ok"}, say(2, ""), call(6),
+        {"role": "user", "content": "\n"}, say(3, "\n"),
+    ]
+    total = int(tokensieve.count_history_tokens(history, format="responses").sum())
+    config = tokensieve.BudgetConfig(max_input_tokens=total, compaction_threshold=0.05,
+                                     hard_limit_threshold=1.0, target_input_tokens=total // 4)
+    first = tokensieve.Compactor(config).compact(history, format="responses")
+    assert history[11] not in first.messages  # the "ok" turn went at once
+    second = tokensieve.Compactor(config).compact(first.messages, format="responses")
+    assert second.dropped == () and [id(m) for m in second.messages] == [id(m) for m in first.messages]
+    assert baseline.compact(history, config, format="responses").dropped == first.dropped

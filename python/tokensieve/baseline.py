@@ -1770,13 +1770,15 @@ def _prune_plan(
     return plan
 
 
-def _acknowledged(history: list[Message], details: dict, starts: list[int]) -> list[int]:
+def _acknowledged(history: list[Message], details: dict, starts: list[int], drop_dangling: bool) -> list[int]:
     """Messages the ``acknowledgements`` rule removes (``prune.rs``, ``acknowledged``): whole
-    exchanges of acknowledgement prompts and replies without a tool call, never the first,
-    the last, or the one holding the current task."""
+    exchanges of acknowledgement prompts and replies without a tool call (with
+    ``drop_dangling``, a call no result answers counts as absent), never the first, the
+    last, or the one holding the current task."""
     n = len(starts)
     if n < 3:
         return []
+    answered = {p.call_id for m in history for p in m.parts if p.kind == RESULT} if drop_dangling else set()
     ends = [*starts[1:], _pending_start(history, starts)]
     task = next((i for i in range(len(history) - 1, -1, -1) if any(p.kind == PROMPT for p in history[i].parts)), None)
     gone: list[int] = []
@@ -1790,6 +1792,9 @@ def _acknowledged(history: list[Message], details: dict, starts: list[int]) -> l
             for j, part in enumerate(history[i].parts):
                 if history[i].side == REQUEST and part.kind == PROMPT and details.get((i, j), _Detail()).ack:
                     acks += 1
+                elif history[i].side == RESPONSE and part.kind == CALL:
+                    if not drop_dangling or part.call_id in answered:
+                        only = False
                 elif not (history[i].side == RESPONSE and part.kind in (CONTENT, THINKING)):
                     only = False
         if only and acks:
@@ -1895,7 +1900,7 @@ def compact(
                 history[i].parts[j].tokens = tokens
                 replaced[(i, j)] = text
             if name == "prune" and prune.acknowledgements:
-                gone = _acknowledged(history, details, starts)
+                gone = _acknowledged(history, details, starts, config.dangling_calls == "drop")
                 if gone:
                     removed = set(gone)
                     kept = [m for i, m in enumerate(history) if i not in removed]

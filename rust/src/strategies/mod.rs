@@ -151,7 +151,7 @@ pub fn run(
         }
         if config.acknowledgements {
             let before = compact::history_tokens(&working, budget.reserved_tokens);
-            for k in prune::acknowledged(history, details, &exchanges) {
+            for k in prune::acknowledged(history, details, &exchanges, budget.dangling == compact::Dangling::Drop) {
                 for i in exchanges[k].clone() {
                     gone[i] = true;
                     report.items += 1;

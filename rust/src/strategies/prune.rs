@@ -27,7 +27,7 @@
 //! [`acknowledged`]); the pipeline hands the window a history without them.
 
 use super::{Details, StepReport, PLACEHOLDER_PREFIX};
-use crate::history::{History, PartKind, Side};
+use crate::history::{CallId, History, PartKind, Side};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::ops::Range;
 
@@ -100,12 +100,25 @@ pub fn is_acknowledgement(text: &str) -> bool {
 /// exchange (the original task, the system prompt), nor the last one, nor the one holding
 /// the current task (the last prompt); no message outside it is bonded to one of its own
 /// (a Responses reasoning item). Removing a whole exchange (a run of requests and the run
-/// of replies after it) keeps every provider's turn order and every pair.
-pub fn acknowledged(history: &History, details: &Details, exchanges: &[Range<usize>]) -> Vec<usize> {
+/// of replies after it) keeps every provider's turn order and every pair. With
+/// `drop_dangling`, a reply's call that no result in the history answers counts as absent:
+/// the repair removes it anyway, and judging the turn without it is what makes the rule
+/// idempotent (compacting the output again, where that call is gone, prunes nothing more).
+pub fn acknowledged(
+    history: &History,
+    details: &Details,
+    exchanges: &[Range<usize>],
+    drop_dangling: bool,
+) -> Vec<usize> {
     let n = exchanges.len();
     if n < 3 {
         return Vec::new();
     }
+    let answered: FxHashSet<CallId> = if drop_dangling {
+        history.parts.iter().filter_map(|p| p.kind.result_id()).collect()
+    } else {
+        Default::default()
+    };
     let msgs = &history.messages;
     let kinds = |i: usize| history.parts[msgs[i].parts.clone()].iter().map(|p| p.kind);
     let task = (0..msgs.len()).rev().find(|&i| kinds(i).any(|k| k == PartKind::Prompt));
@@ -125,6 +138,7 @@ pub fn acknowledged(history: &History, details: &Details, exchanges: &[Range<usi
                     true
                 }
                 (Side::Response, PartKind::Content | PartKind::Thinking) => true,
+                (Side::Response, PartKind::Call(id)) => drop_dangling && !answered.contains(&id),
                 _ => false,
             })
         });
@@ -430,17 +444,17 @@ mod tests {
         // 0: the task; 1: "thanks" + text; 2: "ok" + a call (and its result's exchange);
         // 4: a prompt; 5: "thanks" + text, the last exchange.
         let (h, d, ex) = turns(&[(false, false), (true, false), (true, true), (false, false), (true, false)]);
-        assert_eq!(acknowledged(&h, &d, &ex), vec![1]);
+        assert_eq!(acknowledged(&h, &d, &ex, true), vec![1]);
     }
 
     #[test]
     fn the_first_exchange_the_last_one_and_the_current_task_are_never_removed() {
         let (h, d, ex) = turns(&[(true, false), (false, false), (true, false)]);
-        assert!(acknowledged(&h, &d, &ex).is_empty());
+        assert!(acknowledged(&h, &d, &ex, true).is_empty());
         // The current task is the last prompt: an ack followed only by tool exchanges.
         let (h, d, ex) = turns(&[(false, false), (false, false), (true, true)]);
         assert_eq!(ex.len(), 4);
-        assert!(acknowledged(&h, &d, &ex).is_empty());
+        assert!(acknowledged(&h, &d, &ex, true).is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 
 import pytest
 
@@ -346,13 +347,16 @@ def test_acknowledgement_turns_pruned_alone_are_not_summarized():
 ERROR = "\n".join(f"error: line {i} does not match the file's content" for i in range(120))
 
 
-def failed_then_fixed(fmt: str, later_path: str = "a.py") -> list:
-    """A session in ``fmt``: edit_file(path=a.py) fails (as the format flags a failure, if it
-    can), bash runs, edit_file(path=``later_path``) succeeds, a final answer, a new request."""
+def failed_then_fixed(
+    fmt: str, later_path: str = "a.py", error: str = ERROR, tool: str = "edit_file", field: str = "path"
+) -> list:
+    """A session in ``fmt``: ``tool``(``field``=a.py) fails (as the format flags a failure; OpenAI
+    chat and Responses have no flag, their output ``error`` says it), bash runs,
+    ``tool``(``field``=``later_path``) succeeds, a final answer, a new request."""
     from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart
 
-    calls = [("edit_file", "path", "a.py", ERROR, True), ("bash", "command", "pytest", BIG, False),
-             ("edit_file", "path", later_path, "edited", False)]  # fmt: skip
+    calls = [(tool, field, "a.py", error, True), ("bash", "command", "pytest", BIG, False),
+             (tool, field, later_path, "edited", False)]  # fmt: skip
     if fmt == "pydantic-ai":
         h: list = [ModelRequest(parts=[UserPromptPart("fix the bug")])]
         for k, (tool, field, value, output, failed) in enumerate(calls):
@@ -383,13 +387,13 @@ def test_a_failed_attempt_a_later_success_superseded_becomes_a_pointer_and_its_c
     history = failed_then_fixed(fmt)
     result = Compactor(PRUNE_ONLY).compact(history)
     texts = [result_text(fmt, m) for m in result.messages]
-    # OpenAI chat and Responses outputs carry no failure flag: nothing says the edit failed.
-    flagged = fmt in ("anthropic", "pydantic-ai")
+    # Anthropic and pydantic-ai flag the failure; OpenAI chat and Responses outputs say it
+    # ("error: ..." on the first line).
     pointer = "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
-    assert texts[2] == (pointer if flagged else ERROR)
+    assert texts[2] == pointer
     assert texts[4] == BIG and texts[6] == "edited"
     assert len(result.messages) == len(history) and result.dropped == ()
-    assert [(s.step, s.items) for s in result.steps] == [("prune", 1 if flagged else 0)]
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
     assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
     assert violations(fmt, result.messages, history) == []
     python = baseline.compact(history, PRUNE_ONLY)
@@ -399,7 +403,7 @@ def test_a_failed_attempt_a_later_success_superseded_becomes_a_pointer_and_its_c
     assert len(again.messages) == len(result.messages) and all(a is b for a, b in zip(again.messages, result.messages))
 
 
-@pytest.mark.parametrize("fmt", ["anthropic", "pydantic-ai"])
+@pytest.mark.parametrize("fmt", list(HISTORIES))
 def test_a_failure_with_no_later_success_of_the_same_call_is_kept_and_the_rule_switches_off(fmt):
     other = Compactor(PRUNE_ONLY).compact(failed_then_fixed(fmt, later_path="b.py"))
     assert result_text(fmt, other.messages[2]) == ERROR
@@ -407,6 +411,151 @@ def test_a_failure_with_no_later_success_of_the_same_call_is_kept_and_the_rule_s
     off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_failures": False}))
     assert result_text(fmt, Compactor(off).compact(failed_then_fixed(fmt)).messages[2]) == ERROR
     assert result_text(fmt, baseline.compact(failed_then_fixed(fmt), off).messages[2]) == ERROR
+
+
+LONG = " ".join(f"word{i}" for i in range(600))
+FAILED_OUTPUTS = {
+    "error-colon": ("Error: old_string not found in a.py\n" + BIG, "edit_file", "path"),
+    "traceback": ("Traceback (most recent call last):\n" + BIG + "\nValueError: bad", "edit_file", "path"),
+    "rustc": ("error[E0308]: mismatched types\n --> src/main.rs:2:5\n" + BIG, "cargo_check", "path"),
+    "agents-sdk": ("An error occurred while running the tool. Please try again. Error: " + LONG, "edit_file", "path"),
+    "exit-code": (BIG + "\nexit code: 1", "bash", "command"),
+    "returncode": (json.dumps({"stdout": BIG, "returncode": 2}), "run", "cmd"),
+    "command-not-found": ("bash: pytst: command not found\n" + BIG, "bash", "command"),
+    "no-such-file": ("cat: a.py: No such file or directory (looked in " + LONG + ")", "edit_file", "path"),
+    "json-error": (json.dumps({"error": "not found: a.py", "detail": LONG}), "edit_file", "path"),
+}
+
+
+def compacted_alike(history: list, fmt: str, config=None) -> tokensieve.CompactionResult:
+    """The core's compaction, checked valid, equal to the baseline's and idempotent."""
+    from tests.support.provider_rules import violations
+
+    config = config or PRUNE_ONLY
+    result = Compactor(config).compact(history)
+    assert violations(fmt, result.messages, history) == []
+    assert len(result.messages) == len(history) and result.dropped == ()
+    assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+    python = baseline.compact(history, config)
+    assert [repr(m) for m in python.messages] == [repr(m) for m in result.messages]
+    assert (python.steps, python.tokens_after) == (result.steps, result.tokens_after)
+    again = Compactor(config).compact(result.messages)
+    assert all(a is b for a, b in zip(again.messages, result.messages))
+    return result
+
+
+@pytest.mark.parametrize("fmt", ["openai", "responses"])
+@pytest.mark.parametrize("case", list(FAILED_OUTPUTS))
+def test_a_failed_openai_tool_result_superseded_by_a_later_success_becomes_a_pointer(fmt, case):
+    """OpenAI chat and Responses carry no failure flag: the output's text says it failed
+    (docs/strategies.md, "What counts as a failure"); a later success of the same tool and
+    key argument supersedes it, and the call stays."""
+    error, tool, field = FAILED_OUTPUTS[case]
+    history = failed_then_fixed(fmt, error=error, tool=tool, field=field)
+    result = compacted_alike(history, fmt)
+    texts = [result_text(fmt, m) for m in result.messages]
+    assert texts[2] == f"[tokensieve pruned a failed attempt of {tool}({field}=a.py): superseded by a later successful call]"
+    assert texts[4] == BIG and texts[6] == "edited"
+    assert result.messages[1] is history[1]  # the call
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
+    # With another key argument later, nothing supersedes it.
+    other = compacted_alike(failed_then_fixed(fmt, later_path="b.py", error=error, tool=tool, field=field), fmt)
+    assert result_text(fmt, other.messages[2]) == error
+
+
+MENTIONS = {
+    "fixed-the-error": ("Fixed the error in a.py\n" + BIG, "edit_file", "path"),
+    "error-handling": ("Error handling lives in src/errors.py\n" + BIG, "edit_file", "path"),
+    "not-the-first-line": (BIG + "\nError: this is a log line", "edit_file", "path"),
+    "counts": ("0 errors, 3 warnings\n" + BIG, "edit_file", "path"),
+    "json-no-error": (json.dumps({"result": LONG, "error": None}), "edit_file", "path"),
+    "json-error-null-first": (json.dumps({"error": None, "result": LONG}), "edit_file", "path"),
+    "exit-code-in-a-file": ("The build returned exit code: 2 last week.\n" + BIG, "edit_file", "path"),
+    "exit-code-zero": ("Error: a deprecation warning on stderr\n" + BIG + "\nexit code: 0", "bash", "command"),
+    "missing-in-a-long-output": (BIG + "\ncat: b.py: No such file or directory", "edit_file", "path"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["openai", "responses"])
+@pytest.mark.parametrize("case", list(MENTIONS))
+def test_an_output_that_merely_mentions_error_is_not_treated_as_a_failure(fmt, case):
+    text, tool, field = MENTIONS[case]
+    assert not baseline._says_failed(text, baseline.runs_command(tool, field))
+    result = compacted_alike(failed_then_fixed(fmt, error=text, tool=tool, field=field), fmt)
+    assert result_text(fmt, result.messages[2]) == text
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 0)]
+
+
+def retried_then_fixed(content, tool_name: str | None = "edit_file", later_path: str = "a.py") -> list:
+    """pydantic-ai: edit_file(path=a.py) is answered by a retry prompt (``content``), bash
+    runs, edit_file(path=``later_path``) succeeds, a final answer, a new request."""
+    from pydantic_ai.messages import (
+        ModelRequest, ModelResponse, RetryPromptPart, TextPart, ToolCallPart, ToolReturnPart, UserPromptPart,
+    )  # fmt: skip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RetryPromptPart is deprecated, still in stored histories
+        retry = RetryPromptPart(content, tool_name=tool_name, tool_call_id="c0")
+    return [
+        ModelRequest(parts=[UserPromptPart("fix the bug")]),
+        ModelResponse(parts=[ToolCallPart("edit_file", {"path": "a.py", "old": "x"}, tool_call_id="c0")]),
+        ModelRequest(parts=[retry]),
+        ModelResponse(parts=[ToolCallPart("bash", {"command": "pytest"}, tool_call_id="c1")]),
+        ModelRequest(parts=[ToolReturnPart("bash", BIG, tool_call_id="c1")]),
+        ModelResponse(parts=[ToolCallPart("edit_file", {"path": later_path, "old": "x", "new": "y"}, tool_call_id="c2")]),
+        ModelRequest(parts=[ToolReturnPart("edit_file", "edited", tool_call_id="c2")]),
+        ModelResponse(parts=[TextPart("Done.")]),
+        ModelRequest(parts=[UserPromptPart("and now?")]),
+    ]
+
+
+VALIDATION_ERRORS = [
+    {"type": "missing", "loc": ("new",), "msg": "Field required", "input": {"path": "a.py", "old": LONG}},
+    {"type": "string_type", "loc": ("old",), "msg": "Input should be a valid string", "input": 3},
+]
+RETRY_CONTENTS = {"model-retry": "The old string was not found in a.py: " + LONG, "validation-errors": VALIDATION_ERRORS}
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # rebuilding the deprecated part must not warn
+@pytest.mark.parametrize("case", list(RETRY_CONTENTS))
+def test_a_retry_prompt_superseded_by_a_successful_call_of_the_same_tool_is_pruned(case):
+    history = retried_then_fixed(RETRY_CONTENTS[case])
+    result = compacted_alike(history, "pydantic-ai")
+    retry = result.messages[2].parts[0]
+    assert retry.part_kind == "retry-prompt" and retry.tool_call_id == "c0" and retry.tool_name == "edit_file"
+    assert retry.content == "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
+    assert result.messages[1] is history[1]  # the call stays
+    assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
+    # No later success of the same key argument, or the rule off: the retry prompt stays.
+    kept = compacted_alike(retried_then_fixed(RETRY_CONTENTS[case], later_path="b.py"), "pydantic-ai")
+    assert kept.messages[2] is history[2] or kept.messages[2].parts[0].content == RETRY_CONTENTS[case]
+    off = PRUNE_ONLY.replace(context=ContextStrategies(mask=False, summary=False, prune={"superseded_failures": False}))
+    assert compacted_alike(history, "pydantic-ai", off).messages[2].parts[0].content == RETRY_CONTENTS[case]
+
+
+def test_a_retry_prompt_is_never_masked_and_one_without_a_tool_name_is_left_alone():
+    from pydantic_ai.messages import ModelRequest, ModelResponse, RetryPromptPart, TextPart, UserPromptPart
+
+    masking = CONFIG.replace(
+        max_input_tokens=10_000, target_input_tokens=5_000,
+        context=ContextStrategies(mask={"keep_exchanges": 1, "min_tokens_saved": 0}, prune=False, summary=False),
+    )  # fmt: skip
+    history = retried_then_fixed(RETRY_CONTENTS["model-retry"], later_path="b.py")
+    result = compacted_alike(history, "pydantic-ai", masking)
+    assert result.messages[2].parts[0].content == RETRY_CONTENTS["model-retry"]
+    assert result.messages[4].parts[0].content != BIG  # a tool return of the same age is masked
+    # An output validation retry (no tool_name) answers no call: the prune step leaves it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RetryPromptPart is deprecated, still in stored histories
+        output_retry = RetryPromptPart("Please return valid JSON: " + LONG, tool_call_id="r0")
+    free = [
+        ModelRequest(parts=[UserPromptPart("fix the bug")]),
+        ModelResponse(parts=[TextPart("not JSON " + LONG)]),
+        ModelRequest(parts=[output_retry]),
+        *retried_then_fixed(RETRY_CONTENTS["model-retry"])[1:],
+    ]
+    result = compacted_alike(free, "pydantic-ai")
+    assert result.messages[2] is free[2]
 
 
 def test_an_acknowledgement_turn_whose_reply_only_adds_a_dangling_call_is_pruned_at_once_and_compacting_again_changes_nothing():

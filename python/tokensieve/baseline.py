@@ -1348,6 +1348,22 @@ def _stub_messages(messages: list[Any], history: list[Message], fmt: str, calls:
     return out
 
 
+def _with_content(part: Any, text: str) -> Any:
+    """A pydantic-ai part with its content replaced; a retry prompt (its class is deprecated
+    and warns when built) copied without its constructor (``build.rs``)."""
+    if isinstance(_get_field(part, "part_kind"), str) and str.__str__(part.part_kind) == "retry-prompt":
+        try:
+            fields = part.__dict__
+        except AttributeError:
+            fields = None
+        if fields is not None:
+            copy = object.__new__(type(part))
+            copy.__dict__.update(fields)
+            copy.content = text
+            return copy
+    return dataclasses.replace(part, content=text)
+
+
 def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple, replaced: dict | None = None) -> Any:
     """A kept message that lost parts, gained stub results or has parts whose content is
     replaced (masked), as a new object."""
@@ -1366,7 +1382,7 @@ def _rebuild(messages: list[Any], history: list[Message], fmt: str, entry: tuple
     new_results = [_stub_result(messages, history, fmt, call) for call in stubs]
     if fmt == "pydantic-ai":
         items = [_item_at(message.parts, slot) for slot in slots]
-        items = [item if t is None else dataclasses.replace(item, content=t) for item, t in zip(items, texts)]
+        items = [item if t is None else _with_content(item, t) for item, t in zip(items, texts)]
         at = min(stub_at, len(items))
         items[at:at] = new_results
         return dataclasses.replace(message, parts=items)
@@ -1443,6 +1459,9 @@ class _Detail:
     lines: int = 0
     placeholder: bool = False
     error: bool = False
+    says_failed: bool = False  # results (OpenAI chat, Responses): the text says the call failed
+    says_failed_as_command: bool = False  # ... read as a command's output
+    retry: bool = False  # results: a pydantic-ai retry prompt (pruned, never masked)
     text: str | None = None  # results: the text (the core hashes it)
     ack: bool = False  # prompts: the text is only an acknowledgement
 
@@ -1513,6 +1532,111 @@ def pointer(tool: str, key: tuple[str, str] | None, same_output: bool) -> str:
 
 def failure_pointer(tool: str, key: tuple[str, str] | None) -> str:
     return f"{PLACEHOLDER_PREFIX}pruned a failed attempt of {_call_label(tool, key)}: superseded by a later successful call]"
+
+
+# ---- Whether a tool output says it failed (``rust/src/strategies/failure.rs``) -------------
+
+_BLANK = b" \t\r\n\x0c"
+_FAILURE_OPENINGS = (
+    b"error:", b"error[", b"[error]", b"fatal:", b"error executing", b"error calling", b"error running",
+    b"error invoking", b"an error occurred", b"traceback (most recent call last)",
+)  # fmt: skip
+_MISSING_PHRASES = (b"no such file or directory", b"command not found")
+_EXIT_NEEDLES = (b"exit code", b"exit status", b"exited with code", b"exit_code", b"returncode", b"return code")
+_HEAD_BYTES = 4096
+
+
+def _prefix_at_boundary(b: bytes, limit: int) -> bytes:
+    if len(b) <= limit:
+        return b
+    end = limit
+    while end > 0 and b[end] & 0xC0 == 0x80:
+        end -= 1
+    return b[:end]
+
+
+def _suffix_at_boundary(b: bytes, limit: int) -> bytes:
+    if len(b) <= limit:
+        return b
+    start = len(b) - limit
+    while start < len(b) and b[start] & 0xC0 == 0x80:
+        start += 1
+    return b[start:]
+
+
+def _exit_code(b: bytes) -> int | None:
+    """The last exit code a UTF-8 text states, in its first and last 4 KiB (``failure::exit_code``)."""
+    found = None
+    for part in (_prefix_at_boundary(b, _HEAD_BYTES), _suffix_at_boundary(b, _HEAD_BYTES)):
+        lower = part.lower()
+        for needle in _EXIT_NEEDLES:
+            start = 0
+            while (at := lower.find(needle, start)) >= 0:
+                start = at + len(needle)
+                rest = lower[start:]
+                j = 0
+                while j < len(rest) and j < 4 and rest[j] in b" :=\"'>(":
+                    j += 1
+                negative = rest[j : j + 1] == b"-"
+                if negative:
+                    j += 1
+                k = j
+                while k < len(rest) and k - j < 6 and 0x30 <= rest[k] <= 0x39:
+                    k += 1
+                if k > j:
+                    n = int(rest[j:k])
+                    found = -n if negative else n
+        if found is not None and len(part) == len(b):
+            break
+    return found
+
+
+def _says_failed(text: str, command: bool) -> bool:
+    """Whether a tool output's text says its call failed (``failure::says_failed``).
+
+    >>> _says_failed("Error: no such file", False), _says_failed("Fixed the error in a.py", False)
+    (True, False)
+    """
+    b = text.encode("utf-8")
+    if command:
+        code = _exit_code(b)
+        if code is not None:
+            return code != 0
+    lines = [x for x in (line.strip(_BLANK) for line in b.split(b"\n")) if x]
+    if lines:
+        head = lines[0][:64].lower()
+        if head == b"error" or head.startswith(_FAILURE_OPENINGS):
+            return True
+    rest = b.lstrip(_BLANK)
+    if rest.startswith(b"{"):
+        rest = rest[1:].lstrip(_BLANK)
+        if rest.startswith(b'"error"'):
+            rest = rest[7:].lstrip(_BLANK)
+            if rest.startswith(b":"):
+                value = rest[1:].lstrip(_BLANK)
+                if not (not value or value.startswith((b"null", b"false", b'""'))):
+                    return True
+    if lines and len(lines) <= 3 and any(m in lines[0].lower() for m in _MISSING_PHRASES):
+        return True
+    if command:
+        head = _prefix_at_boundary(b, _HEAD_BYTES)
+        return b"command not found" in head or b"Traceback (most recent call last)" in head
+    return False
+
+
+def runs_command(tool: str, key_field: str | None) -> bool:
+    """Whether a call runs a process (``prune::runs_command``): its key argument is
+    ``command`` or ``cmd``, or its tool's name contains ``bash``, ``shell`` or ``terminal``.
+
+    >>> runs_command("run", "command"), runs_command("Bash", None), runs_command("read_file", "path")
+    (True, True, False)
+    """
+    lowered = "".join(c.lower() if c.isascii() else c for c in tool)
+    return key_field in ("command", "cmd") or any(w in lowered for w in ("bash", "shell", "terminal"))
+
+
+def _failed(result: _Detail, command: bool) -> bool:
+    return result.error or (result.says_failed_as_command if command else result.says_failed)
 
 
 def _json_string_field(text: str, key: str) -> str | None:
@@ -1618,7 +1742,21 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
         detail.tool = _str(_get_field(source, "tool_name"))
         outcome = _get_field(source, "outcome")
         detail.error = kind != "tool-return" or (outcome is not None and _str(outcome) != "success")
-        content = _get_field(source, "content") if kind == "tool-return" else None
+        content = _get_field(source, "content")
+        if kind != "tool-return":
+            # A retry prompt: measured for the prune step, never masked; a list of
+            # validation errors by its JSON text, as the reader counted it.
+            detail.retry = True
+            if content is not None and not isinstance(content, str):
+                try:
+                    rendered, binary = json_text(content)
+                except Exception:
+                    return detail
+                if _utf8(rendered):
+                    detail.text = rendered
+                    detail.content_tokens = count(rendered) + binary
+                    detail.lines = rendered.count("\n") + (1 if rendered and not rendered.endswith("\n") else 0)
+                return detail
     elif fmt == "anthropic":
         flag = _get_field(source, "is_error")
         try:
@@ -1636,6 +1774,9 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
         detail.placeholder = is_placeholder(text)
         detail.content_tokens = count(text)
         detail.lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        if fmt in ("openai", "responses"):  # no failure flag: what the text says
+            detail.says_failed = _says_failed(text, False)
+            detail.says_failed_as_command = _says_failed(text, True)
     return detail
 
 
@@ -1707,7 +1848,7 @@ def _mask_plan(
                 calls[part.call_id] = details.get((i, j), _Detail())
             elif part.kind == RESULT and not part.synthesized:
                 d = details.get((i, j), _Detail())
-                if d.content_tokens == 0 or d.placeholder:
+                if d.content_tokens == 0 or d.placeholder or d.retry:
                     continue
                 call = calls.get(part.call_id)
                 tool = d.tool if d.tool is not None else (call.tool if call is not None else None)
@@ -1751,8 +1892,9 @@ def _prune_plan(
         has_text = result.content_tokens > 0 and not result.placeholder and result.text is not None
         open_ = r[0] < protected and has_text and r not in skip
         key = (call.tool, call.args)
+        failed = _failed(result, runs_command(call.tool, call.key[0] if call.key is not None else None))
         text = None
-        if open_ and result.error and superseded_failures and (call.tool, call.key) in succeeded:
+        if open_ and failed and superseded_failures and (call.tool, call.key) in succeeded:
             text = failure_pointer(call.tool, call.key)
         elif open_ and call.args is not None and key in later:
             same = later[key] == result.text
@@ -1763,7 +1905,7 @@ def _prune_plan(
             tokens = max(part.tokens - result.content_tokens, 0) + count(text)
             if tokens < part.tokens:
                 plan[r] = (text, tokens)
-        if has_text and not result.error:
+        if has_text and not failed:
             if call.args is not None:
                 later[key] = result.text  # type: ignore[assignment]
             succeeded.add((call.tool, call.key))

@@ -159,6 +159,19 @@ fn rebuild<'py>(
         Format::PydanticAi => {
             let parts = message.getattr(intern!(py, "parts"))?;
             let mut items = kept_items_replaced(&parts, read, kept, replaced, |part, text| {
+                // A retry prompt (a pruned failed attempt): its class is deprecated and
+                // warns when built, about a part the caller did not build: copied without
+                // its constructor, as `copy.copy` would without `__new__`'s warning.
+                if is_retry_prompt(py, part) {
+                    if let Ok(fields) = part.getattr(intern!(py, "__dict__")) {
+                        let copy = py
+                            .get_type::<pyo3::types::PyAny>()
+                            .call_method1(intern!(py, "__new__"), (part.get_type(),))?;
+                        copy.getattr(intern!(py, "__dict__"))?.call_method1(intern!(py, "update"), (fields,))?;
+                        copy.setattr(intern!(py, "content"), text)?;
+                        return Ok(copy);
+                    }
+                }
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "content"), text)?;
                 dataclasses_replace(py)?.call((part,), Some(&kwargs))
@@ -345,6 +358,11 @@ fn stub_messages<'py>(
             })
             .collect(),
     }
+}
+
+fn is_retry_prompt(py: Python<'_>, part: &Bound<'_, PyAny>) -> bool {
+    part.getattr(intern!(py, "part_kind"))
+        .is_ok_and(|k| k.cast::<PyString>().is_ok_and(|k| k.to_str().is_ok_and(|k| k == "retry-prompt")))
 }
 
 fn dataclasses_replace(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {

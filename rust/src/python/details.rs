@@ -15,10 +15,12 @@
 //! of counting and hashing megabytes again (measured: 30 ms → a few on the 10,000-message
 //! benchmark).
 
+use super::read::walk::Walker;
 use super::read::{Format, Read, NO_SLOT};
 use crate::counting;
 use crate::encoding::Encoding;
 use crate::history::PartKind;
+use crate::strategies::failure;
 use crate::strategies::mask::is_placeholder;
 use crate::strategies::{Details, PartDetail};
 use pyo3::intern;
@@ -39,6 +41,30 @@ struct Entry {
     lines: u32,
     placeholder: bool,
     hash: u64,
+    /// What the text says of the call ([`says_failed`]), once asked.
+    said: Option<Said>,
+}
+
+/// Whether a result's text says its call failed: read as any tool's output, and as a
+/// command's (`strategies::failure`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Said {
+    failed: bool,
+    failed_as_command: bool,
+}
+
+fn says_failed(text: &str) -> Said {
+    Said { failed: failure::says_failed(text, false), failed_as_command: failure::says_failed(text, true) }
+}
+
+/// What [`measure`] finds in a result's text.
+#[derive(Clone, Copy, Default)]
+struct Measured {
+    tokens: u64,
+    lines: u32,
+    placeholder: bool,
+    hash: u64,
+    said: Said,
 }
 
 static MEMO: Global<Mutex<Option<Slab<Entry>>>> = Global::new(|| Mutex::new(None));
@@ -147,11 +173,17 @@ fn read_args(py: Python<'_>, args: &Bound<'_, PyAny>) -> ArgsFacts {
     ArgsFacts { hash, key }
 }
 
-/// Tokens, lines, placeholder flag and hash of a result's text, memoized by identity.
-fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding) -> Option<(u64, u32, bool, u64)> {
+/// Tokens, lines, placeholder flag and hash of a result's text, and with `said` whether
+/// it says its call failed, memoized by identity.
+fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding, said: bool) -> Option<Measured> {
     let address = string.as_ptr() as usize;
     let known = with_memo(|m| {
-        m.get_mut(address).filter(|e| e.encoding == enc.id()).map(|e| (e.tokens, e.lines, e.placeholder, e.hash))
+        let e = m.get_mut(address).filter(|e| e.encoding == enc.id())?;
+        if said && e.said.is_none() {
+            e.said = Some(says_failed(string.to_str().ok()?));
+        }
+        let said = e.said.unwrap_or_default();
+        Some(Measured { tokens: e.tokens, lines: e.lines, placeholder: e.placeholder, hash: e.hash, said })
     });
     if known.is_some() {
         return known;
@@ -161,8 +193,10 @@ fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding) -> Option<(u64,
     let lines = line_count(text);
     let placeholder = is_placeholder(text);
     let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes()) | 1;
+    let said = said.then(|| says_failed(text));
     if crate::cache::global().info().enabled {
-        let entry = Entry { _string: string.clone().unbind(), encoding: enc.id(), tokens, lines, placeholder, hash };
+        let entry =
+            Entry { _string: string.clone().unbind(), encoding: enc.id(), tokens, lines, placeholder, hash, said };
         let mut evicted = Vec::new();
         with_memo(|m| {
             // Present under another encoding: kept as it is (measured anew each time).
@@ -174,7 +208,7 @@ fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding) -> Option<(u64,
         });
         drop(evicted); // decrefs outside the lock
     }
-    Some((tokens, lines, placeholder, hash))
+    Some(Measured { tokens, lines, placeholder, hash, said: said.unwrap_or_default() })
 }
 
 /// The argument that names what a call works on, by preference.
@@ -386,12 +420,22 @@ fn result_detail(
             if let Some(name) = field(source, intern!(py, "tool_name")) {
                 detail.tool = intern_str(&name, details);
             }
-            // A retry prompt's text is pydantic-ai's own feedback: not masked.
-            if tool_return {
-                field(source, intern!(py, "content"))
-            } else {
-                None
+            let content = field(source, intern!(py, "content"));
+            // A retry prompt (the reader reads one with a `tool_name` as the call's
+            // result): a failed attempt for the prune step, pydantic-ai's own feedback
+            // for the mask step (not masked). Its content is a string (`ModelRetry`) or
+            // a list of validation errors, measured by its JSON text as the reader
+            // counted it.
+            if !tool_return {
+                detail.retry = true;
+                if let Some(c) = content.as_ref().filter(|c| !c.is_instance_of::<PyString>()) {
+                    if let Some(m) = measure_json(c, enc) {
+                        (detail.content_tokens, detail.lines, detail.hash) = (m.tokens, m.lines, m.hash);
+                    }
+                    return detail;
+                }
             }
+            content
         }
         Format::Anthropic => {
             detail.error = field(source, intern!(py, "is_error")).is_some_and(|e| e.is_truthy().unwrap_or(false));
@@ -400,15 +444,34 @@ fn result_detail(
         Format::OpenAi => field(source, intern!(py, "content")),
         Format::Responses => field(source, intern!(py, "output")),
     };
+    // Formats with no failure flag: what the text says.
+    let said = matches!(format, Format::OpenAi | Format::Responses);
     if let Some(text) = content.and_then(|c| c.cast_into::<PyString>().ok()) {
-        if let Some((tokens, lines, placeholder, hash)) = measure(&text, enc) {
-            detail.content_tokens = tokens;
-            detail.lines = lines;
-            detail.placeholder = placeholder;
-            detail.hash = hash;
+        if let Some(m) = measure(&text, enc, said) {
+            detail.content_tokens = m.tokens;
+            detail.lines = m.lines;
+            detail.placeholder = m.placeholder;
+            detail.hash = m.hash;
+            detail.says_failed = m.said.failed;
+            detail.says_failed_as_command = m.said.failed_as_command;
         }
     }
     detail
+}
+
+/// A non-string value's tokens as the reader counted it (its JSON text, plus media),
+/// lines and hash. Not memoized: only retry prompts' lists of errors are measured so,
+/// and they are few and small. None if it cannot be rendered (it changed since it was read).
+fn measure_json(value: &Bound<'_, PyAny>, enc: &'static Encoding) -> Option<Measured> {
+    let mut out = String::new();
+    let mut binary = 0;
+    Walker::default().json_text(value, &mut out, &mut binary, true).ok()?;
+    Some(Measured {
+        tokens: counting::count(enc, &out) as u64 + binary,
+        lines: line_count(&out),
+        hash: xxhash_rust::xxh3::xxh3_64(out.as_bytes()) | 1,
+        ..Measured::default()
+    })
 }
 
 /// A hash of a call's arguments (0: not hashable here): of a JSON string, its bytes; of

@@ -122,7 +122,8 @@ pub fn plan(
                 }
                 PartKind::Result(id) => {
                     let d = &details.parts[p];
-                    if d.content_tokens == 0 || d.placeholder {
+                    // A retry prompt is pydantic-ai's own feedback: never masked.
+                    if d.content_tokens == 0 || d.placeholder || d.retry {
                         continue;
                     }
                     let call = calls.get(&id).map(|&c| &details.parts[c]);
@@ -210,6 +211,14 @@ mod tests {
     fn a_result_masked_before_is_not_masked_again() {
         let (h, mut d, ex) = session(6);
         d.parts[2].placeholder = true;
+        let plan = plan(&h, &d, &ex, &MaskConfig { keep_exchanges: 3, min_tokens_saved: 1 }, &count);
+        assert_eq!(plan.replaced.iter().map(|r| r.0).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[test]
+    fn a_retry_prompt_is_never_masked() {
+        let (h, mut d, ex) = session(6);
+        d.parts[2].retry = true;
         let plan = plan(&h, &d, &ex, &MaskConfig { keep_exchanges: 3, min_tokens_saved: 1 }, &count);
         assert_eq!(plan.replaced.iter().map(|r| r.0).collect::<Vec<_>>(), vec![4]);
     }

@@ -8,6 +8,7 @@
 //! it the history comes back as [`compact::compact`] returns it (repaired, unchanged).
 //! Pure Rust: the Python glue reads the details and builds the plan back into messages.
 
+pub mod failure;
 pub mod mask;
 pub mod prune;
 pub mod summary;
@@ -38,6 +39,13 @@ pub struct PartDetail {
     pub placeholder: bool,
     /// Results: the tool reported an error (`is_error`, a retry prompt).
     pub error: bool,
+    /// Results of formats with no failure flag (OpenAI chat, Responses): the text says
+    /// the call failed ([`failure::says_failed`]), read as any tool's output and as a
+    /// command's.
+    pub says_failed: bool,
+    pub says_failed_as_command: bool,
+    /// Results: a pydantic-ai retry prompt (measured for the prune step, never masked).
+    pub retry: bool,
     /// Results: a hash of the content (0: unknown), to find identical repeats.
     pub hash: u64,
     /// Prompts: the text is only an acknowledgement ("ok", "thanks").

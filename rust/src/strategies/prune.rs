@@ -12,11 +12,12 @@
 //!   the earlier read of that file is stale (Cline's superseded reads, the harness's
 //!   `DeduplicateFileReads`). Arguments must be identical, so a later read of another
 //!   range of the file never supersedes an earlier one.
-//! - `superseded_failures`: a failed result (Anthropic `is_error`, a pydantic-ai outcome
-//!   other than `success`; a retry prompt is not measured, so it stays) of a tool that
-//!   later succeeded (same tool, same key argument when the call has one, e.g. the same
-//!   path or command): the failed attempt is stale. The call stays, so pairing holds and
-//!   the model still sees it tried.
+//! - `superseded_failures`: a failed result ([`failed`]: Anthropic `is_error`, a
+//!   pydantic-ai outcome other than `success` or a retry prompt with a `tool_name`; on
+//!   OpenAI chat and Responses, which have no flag, a text that says it failed, see
+//!   [`super::failure`]) of a tool that later succeeded (same tool, same key argument
+//!   when the call has one, e.g. the same path or command): the failed attempt is stale.
+//!   The call stays, so pairing holds and the model still sees it tried.
 //!
 //! Outputs in the last exchange and the pending request are never touched, nor outputs
 //! already replaced (a mask placeholder, a pointer): the step is idempotent.
@@ -26,7 +27,7 @@
 //! and whose reply holds no tool call goes, requests and reply together (see
 //! [`acknowledged`]); the pipeline hands the window a history without them.
 
-use super::{Details, StepReport, PLACEHOLDER_PREFIX};
+use super::{Details, PartDetail, StepReport, PLACEHOLDER_PREFIX};
 use crate::history::{CallId, History, PartKind, Side};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::ops::Range;
@@ -149,6 +150,20 @@ pub fn acknowledged(
     out
 }
 
+/// Whether a call runs a process, whose output states an exit code (rule 4 of
+/// [`super::failure`]): its key argument is `command` or `cmd`, or its tool's name
+/// (ASCII case-insensitive) contains `bash`, `shell` or `terminal`.
+pub fn runs_command(tool: &str, key_field: Option<&str>) -> bool {
+    let t = tool.to_ascii_lowercase();
+    matches!(key_field, Some("command" | "cmd")) || ["bash", "shell", "terminal"].iter().any(|w| t.contains(w))
+}
+
+/// Whether a result failed: its format's flag, else (OpenAI chat, Responses) what its text
+/// says, read as a command's output when the call runs one ([`runs_command`]).
+pub fn failed(result: &PartDetail, command: bool) -> bool {
+    result.error || if command { result.says_failed_as_command } else { result.says_failed }
+}
+
 /// Whether a tool reads something (a file, a page) that may change between reads.
 pub fn read_like(tool: &str) -> bool {
     let t = tool.to_ascii_lowercase();
@@ -230,7 +245,8 @@ pub fn plan(
         let key = (tool, call.args_hash);
         let name = details.string(tool);
         let label = || call.key.map(|(f, v)| (details.string(f), details.string(v)));
-        let text = if open && result.error && config.superseded_failures && succeeded.contains(&(tool, call.key)) {
+        let failed = failed(result, runs_command(name, call.key.map(|(f, _)| details.string(f))));
+        let text = if open && failed && config.superseded_failures && succeeded.contains(&(tool, call.key)) {
             Some(failure_pointer(name, label()))
         } else if open && call.args_hash != 0 {
             later.get(&key).and_then(|&later_hash| {
@@ -248,7 +264,7 @@ pub fn plan(
                 replaced.push((r, text, tokens));
             }
         }
-        if has_text && !result.error {
+        if has_text && !failed {
             if call.args_hash != 0 {
                 later.insert(key, result.hash);
             }
@@ -388,6 +404,47 @@ mod tests {
         ex.truncate(0);
         ex.push(0..6);
         assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn a_result_whose_text_says_it_failed_is_superseded_like_a_flagged_one() {
+        // OpenAI chat / Responses: no flag, the text said it failed.
+        let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80)]);
+        d.parts[2].says_failed = true;
+        assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
+        // An exit code is read only for a call that runs a command.
+        d.parts[2] = PartDetail { says_failed_as_command: true, ..d.parts[2] };
+        d.parts[2].says_failed = false;
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+        let (h, mut d, ex) = session(&[("bash", 7, 70), ("bash", 8, 80)]);
+        d.parts[2].says_failed_as_command = true;
+        assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
+        // A later result whose text says it failed supersedes nothing.
+        d.parts[4].says_failed_as_command = true;
+        assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn a_call_runs_a_command_by_its_key_argument_or_its_tools_name() {
+        assert!(runs_command("run", Some("command")));
+        assert!(runs_command("exec", Some("cmd")));
+        assert!(runs_command("Bash", None));
+        assert!(runs_command("local_shell", Some("path")));
+        assert!(runs_command("run_in_terminal", None));
+        assert!(!runs_command("read_file", Some("path")));
+        assert!(!runs_command("python", Some("code")));
+    }
+
+    #[test]
+    fn a_retry_prompt_superseded_by_a_successful_call_of_the_same_tool_becomes_a_pointer() {
+        // pydantic-ai: the retry prompt answering call 0 is a failed result with content.
+        let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80)]);
+        d.parts[2].error = true;
+        d.parts[2].retry = true;
+        let out = pruned(&h, &d, &ex, ALL);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].1.starts_with("[tokensieve pruned a failed attempt of edit_file(path=a.py)"));
+        assert!(pruned(&h, &d, &ex, PruneConfig { superseded_failures: false, ..ALL }).is_empty());
     }
 
     #[test]

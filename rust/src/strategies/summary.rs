@@ -28,6 +28,7 @@
 //!
 //! Everything is deterministic: no hashing order, no clock, no randomness.
 
+use super::failure::{exit_code, prefix_at_boundary, says_failed, suffix_at_boundary};
 use crate::counting;
 use crate::encoding::Encoding;
 use rustc_hash::FxHashMap;
@@ -2007,7 +2008,7 @@ fn push_path(out: &mut Vec<(FileAction, String)>, action: FileAction, p: &str) {
 // ---- Outcomes ------------------------------------------------------------------------------
 
 /// How a result ended: its exit code if it states one, else its error flag, else (for
-/// text that opens like an error) an error.
+/// text that says it failed, [`super::failure`]) an error.
 fn outcome_of(text: &str, is_error: bool, shell: bool) -> Outcome {
     // Only a process has an exit code: a file that mentions one is not a failure.
     let code = if shell { exit_code(text) } else { None };
@@ -2015,83 +2016,8 @@ fn outcome_of(text: &str, is_error: bool, shell: bool) -> Outcome {
         Some(0) if !is_error => Outcome::Ok,
         Some(0) => Outcome::Error(error_line(text)),
         Some(code) => Outcome::Exit(code, error_line(text)),
-        None if is_error || opens_like_error(text, shell) => Outcome::Error(error_line(text)),
+        None if is_error || says_failed(text, shell) => Outcome::Error(error_line(text)),
         None => Outcome::Ok,
-    }
-}
-
-/// The last exit code the text states (`exit code: 1`, `Exit status 2`, `exited with code
-/// 127`, `"returncode": 1`, `"exit_code": 0`).
-fn exit_code(text: &str) -> Option<i64> {
-    const NEEDLES: [&str; 6] =
-        ["exit code", "exit status", "exited with code", "exit_code", "returncode", "return code"];
-    // Look in the first and last 4 KiB: where tools report it.
-    let head = prefix_at_boundary(text, 4096);
-    let tail = suffix_at_boundary(text, 4096);
-    let mut found = None;
-    for part in [head, tail] {
-        let lower = part.to_ascii_lowercase();
-        for needle in NEEDLES {
-            let mut from = 0;
-            while let Some(at) = lower[from..].find(needle) {
-                let start = from + at + needle.len();
-                from = start;
-                let rest = &lower.as_bytes()[start..];
-                let mut j = 0;
-                while j < rest.len() && j < 4 && matches!(rest[j], b' ' | b':' | b'=' | b'"' | b'>' | b'\'' | b'(') {
-                    j += 1;
-                }
-                let negative = rest.get(j) == Some(&b'-');
-                if negative {
-                    j += 1;
-                }
-                let digits: String =
-                    rest[j..].iter().take_while(|b| b.is_ascii_digit()).take(6).map(|&b| b as char).collect();
-                if let Ok(n) = digits.parse::<i64>() {
-                    found = Some(if negative { -n } else { n });
-                }
-            }
-        }
-        if found.is_some() && part.len() == text.len() {
-            break;
-        }
-    }
-    found
-}
-
-fn prefix_at_boundary(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-fn suffix_at_boundary(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-fn opens_like_error(text: &str, shell: bool) -> bool {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    let first = prefix_at_boundary(first, 200).to_ascii_lowercase();
-    const OPENINGS: [&str; 6] =
-        ["error:", "error ", "error[", "[error]", "fatal:", "traceback (most recent call last)"];
-    if first == "error" || OPENINGS.iter().any(|o| first.starts_with(o)) {
-        return true;
-    }
-    shell && {
-        let head = prefix_at_boundary(text, 4096);
-        head.contains("command not found") || head.contains("Traceback (most recent call last)")
     }
 }
 

@@ -1,0 +1,242 @@
+//! Whether a tool output's text says the call failed: the one detector the extractive
+//! summary (an open error, a command's outcome) and the prune step (`superseded_failures`
+//! on formats with no failure flag: OpenAI chat, Responses) share.
+//!
+//! Conservative on purpose: a false positive makes the prune step replace a useful
+//! output by a pointer, so an output that merely *mentions* an error ("fixed the error
+//! in a.py", "0 errors", a log line in the middle) is not a failure. A text says the
+//! call failed when (ASCII case-insensitive):
+//!
+//! 1. **it opens like an error**: its first non-blank line is `error`, or begins with
+//!    `error:`, `error[` (rustc's `error[E0308]`), `[error]`, `fatal:`, `error executing`,
+//!    `error calling`, `error running`, `error invoking`, `an error occurred` (the
+//!    OpenAI Agents SDK's message), or `traceback (most recent call last)`;
+//! 2. **it is a JSON error object**: it begins (after blanks) with `{` whose first key is
+//!    `"error"` and whose value is not `null`, `false` or `""` (`{"error": "not found"}`);
+//! 3. **it is dominated by a missing file or command**: at most 3 non-blank lines, the
+//!    first of which says `no such file or directory` or `command not found`
+//!    (`cat: a.py: No such file or directory`);
+//! 4. for a **command** (a call that runs a process, see the callers) only: the last exit
+//!    code the text states in its first or last 4 KiB ([`exit_code`]: `exit code: 1`,
+//!    `Exit status 2`, `exited with code 127`, `"returncode": 1`, `"exit_code": 0`)
+//!    decides when there is one (non-zero: failed, zero: not, whatever the text says);
+//!    without one, rules 1-3, or `command not found` / `Traceback (most recent call
+//!    last)` anywhere in the first 4 KiB. A file that mentions an exit code is no failure:
+//!    only a process has one.
+//!
+//! `tokensieve.baseline` (`_says_failed`) mirrors this byte for byte.
+
+/// The most of a text looked at from each end for an exit code, and from the start for
+/// a command's failure lines.
+pub const HEAD_BYTES: usize = 4096;
+
+/// The beginnings of a first line that open an error (lowercase).
+pub const OPENINGS: [&str; 10] = [
+    "error:",
+    "error[",
+    "[error]",
+    "fatal:",
+    "error executing",
+    "error calling",
+    "error running",
+    "error invoking",
+    "an error occurred",
+    "traceback (most recent call last)",
+];
+
+/// Phrases that, in the first line of a short output, say what was run is missing.
+pub const MISSING: [&str; 2] = ["no such file or directory", "command not found"];
+
+/// Most non-blank lines of an output [`MISSING`] dominates.
+pub const MISSING_MAX_LINES: usize = 3;
+
+/// Whether `text` says the call failed; `command`: the call ran a process (rule 4).
+pub fn says_failed(text: &str, command: bool) -> bool {
+    if command {
+        if let Some(code) = exit_code(text) {
+            return code != 0;
+        }
+    }
+    opens_like_error(text)
+        || json_error(text)
+        || dominated_by_missing(text)
+        || command && {
+            let head = prefix_at_boundary(text, HEAD_BYTES);
+            head.contains("command not found") || head.contains("Traceback (most recent call last)")
+        }
+}
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c')
+}
+
+/// The non-blank lines of a text (split at `\n`), trimmed of ASCII blanks.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').map(|l| l.trim_matches(is_blank)).filter(|l| !l.is_empty())
+}
+
+/// Rule 1.
+pub fn opens_like_error(text: &str) -> bool {
+    let Some(first) = lines(text).next() else { return false };
+    let first = first.as_bytes();
+    let head = first[..first.len().min(64)].to_ascii_lowercase();
+    head == b"error" || OPENINGS.iter().any(|o| head.starts_with(o.as_bytes()))
+}
+
+/// Rule 2.
+pub fn json_error(text: &str) -> bool {
+    let Some(rest) = text.trim_start_matches(is_blank).strip_prefix('{') else { return false };
+    let Some(rest) = rest.trim_start_matches(is_blank).strip_prefix("\"error\"") else { return false };
+    let Some(rest) = rest.trim_start_matches(is_blank).strip_prefix(':') else { return false };
+    let value = rest.trim_start_matches(is_blank);
+    !(value.is_empty() || value.starts_with("null") || value.starts_with("false") || value.starts_with("\"\""))
+}
+
+/// Rule 3.
+pub fn dominated_by_missing(text: &str) -> bool {
+    let mut lines = lines(text);
+    let Some(first) = lines.next() else { return false };
+    if lines.nth(MISSING_MAX_LINES - 1).is_some() {
+        return false;
+    }
+    let lower = first.to_ascii_lowercase();
+    MISSING.iter().any(|m| lower.contains(m))
+}
+
+/// The last exit code the text states (`exit code: 1`, `Exit status 2`, `exited with code
+/// 127`, `"returncode": 1`, `"exit_code": 0`), in its first and last [`HEAD_BYTES`]: a
+/// needle, then up to 4 of ` :="'>(`, an optional `-` and up to 6 digits.
+pub fn exit_code(text: &str) -> Option<i64> {
+    const NEEDLES: [&str; 6] =
+        ["exit code", "exit status", "exited with code", "exit_code", "returncode", "return code"];
+    let head = prefix_at_boundary(text, HEAD_BYTES);
+    let tail = suffix_at_boundary(text, HEAD_BYTES);
+    let mut found = None;
+    for part in [head, tail] {
+        let lower = part.to_ascii_lowercase();
+        for needle in NEEDLES {
+            let mut from = 0;
+            while let Some(at) = lower[from..].find(needle) {
+                let start = from + at + needle.len();
+                from = start;
+                let rest = &lower.as_bytes()[start..];
+                let mut j = 0;
+                while j < rest.len() && j < 4 && matches!(rest[j], b' ' | b':' | b'=' | b'"' | b'>' | b'\'' | b'(') {
+                    j += 1;
+                }
+                let negative = rest.get(j) == Some(&b'-');
+                if negative {
+                    j += 1;
+                }
+                let digits: String =
+                    rest[j..].iter().take_while(|b| b.is_ascii_digit()).take(6).map(|&b| b as char).collect();
+                if let Ok(n) = digits.parse::<i64>() {
+                    found = Some(if negative { -n } else { n });
+                }
+            }
+        }
+        if found.is_some() && part.len() == text.len() {
+            break;
+        }
+    }
+    found
+}
+
+/// The first `max` bytes of a text, cut back to a character boundary.
+pub fn prefix_at_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The last `max` bytes of a text, cut forward to a character boundary.
+pub fn suffix_at_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_that_open_like_an_error_are_failures() {
+        for text in [
+            "Error: no such file: x.py",
+            "  \n ERROR: boom",
+            "error[E0308]: mismatched types\n --> src/main.rs:2:5",
+            "[error] build failed",
+            "fatal: not a git repository",
+            "Error executing tool read_file: [Errno 2]",
+            "An error occurred while running the tool. Please try again. Error: boom",
+            "Traceback (most recent call last):\n  File \"x\", line 1\nValueError: bad",
+            "error",
+        ] {
+            assert!(says_failed(text, false), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_output_that_merely_mentions_an_error_is_not_a_failure() {
+        for text in [
+            "Fixed the error in a.py",
+            "0 errors, 3 warnings",
+            "Error handling lives in src/errors.py",
+            "ok\nError: this line is not the first",
+            "errors: none",
+            "{\"result\": \"ok\", \"error\": \"none\"}",
+            "{\"error\": null, \"result\": 3}",
+            "{\"error\": false}",
+            "{\"error\": \"\"}",
+            "the build returned exit code: 2 last week",
+            "a\nb\nc\nd\ncat: a.py: No such file or directory",
+            "",
+            "   \n\t",
+        ] {
+            assert!(!says_failed(text, false), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_errors_and_missing_files_or_commands_are_failures() {
+        assert!(says_failed("{\"error\": \"not found\", \"status\": 404}", false));
+        assert!(says_failed("\n {\n  \"error\" : {\"code\": 3}}", false));
+        assert!(says_failed("cat: a.py: No such file or directory\n", false));
+        assert!(says_failed("bash: foo: command not found\n\nexit status 127", false));
+        assert!(!says_failed("a\nb\nc\nzsh: command not found: foo", false));
+    }
+
+    #[test]
+    fn a_command_is_judged_by_its_exit_code_first() {
+        assert!(says_failed("FAILED tests/a.py\nexit code: 1", true));
+        assert!(!says_failed("FAILED tests/a.py\nexit code: 1", false));
+        assert!(!says_failed("Error: a warning printed on stderr\nexit code: 0", true));
+        assert!(says_failed("{\"output\": \"\", \"returncode\": 2}", true));
+        assert!(says_failed("running\nsh: 1: foo: command not found\nmore\nand more", true));
+        assert!(says_failed("x\nTraceback (most recent call last):\n  File \"x\"\nValueError: bad", true));
+        assert!(!says_failed("x\nTraceback (most recent call last):\n  File \"x\"\nValueError: bad", false));
+        assert!(!says_failed("all good", true));
+    }
+
+    #[test]
+    fn exit_codes_are_read_from_both_ends_of_a_long_output() {
+        assert_eq!(exit_code("Process exited with code 127"), Some(127));
+        assert_eq!(exit_code("exit code: -1"), Some(-1));
+        assert_eq!(exit_code("nothing"), None);
+        let long = format!("exit code: 0\n{}\nexit code: 3", "x".repeat(3 * HEAD_BYTES));
+        assert_eq!(exit_code(&long), Some(3));
+        let long = format!("exit code: 4\n{}", "é".repeat(3 * HEAD_BYTES));
+        assert_eq!(exit_code(&long), Some(4));
+    }
+}

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import tokensieve
-from tests.support.histories import FORMATS, budget_plans, histories
+from tests.support.histories import FORMATS, budget_plans, chance, histories, texts
 from tests.support.odd_histories import ODD_HISTORIES
 from tests.support.provider_rules import (
     STUB_TEXT,
@@ -745,3 +747,184 @@ def test_with_eager_masking_and_pruning_the_output_is_valid_idempotent_and_equal
     second = compact(first.messages, fmt, overrides)
     changed = [k for k, (a, b) in enumerate(zip(first.messages, second.messages)) if a is not b]
     assert len(second.messages) == len(first.messages) and changed == [], f"compacting again changed {changed}"
+
+
+# ---- The prune step's superseded failures (docs/strategies.md) ---------------------------
+
+# Pieces of tool outputs: failures as each format says them, texts that only mention an
+# error, and the edges of the detector (first line, blanks, case, exit codes at either end
+# of a long output, multi-byte characters at its 4 KiB cuts).
+OUTPUT_PIECES = (
+    "Error: old_string not found in a.py", "error[E0308]: mismatched types", "fatal: not a git repository",
+    'Traceback (most recent call last):\n  File "a.py", line 1\nValueError: bad', "[ERROR] boom", "error",
+    "An error occurred while running the tool. Please try again.", "Error executing tool edit_file: bad",
+    '{"error": "not found: a.py"}', '{"error": null, "ok": 1}', '{ "error" : "" }', '{"error": false}',
+    "cat: a.py: No such file or directory", "bash: pytst: command not found", "exit code: 1", "exit code: 0",
+    "Process exited with code 127", '{"stdout": "", "returncode": 2}', "Exit status -1", "Fixed the error in a.py",
+    "0 errors, 2 warnings", "Error handling lives in src/errors.py", "\x0c error: after a form feed",
+    "\x1cError: after a separator", "\u00a0Error: after a no-break space", "Ｅrror: full width", "é" * 2050,
+    "ok", "", "\n", "\r\n",
+)  # fmt: skip
+OUTPUT_TOOLS = (("edit_file", "path"), ("bash", "command"), ("run", "cmd"), ("read_file", "path"), ("search", None))
+
+
+FAILURE_OPENINGS = OUTPUT_PIECES[:20]
+
+
+@st.composite
+def tool_outputs(draw) -> str:
+    """A failure (one of the pieces that open like one), a success (words), or pieces of
+    both in any order; with filler lines before or after (so a pointer saves tokens)."""
+    shape = draw(st.sampled_from(["failure", "success", "mixed"]))
+    if shape == "failure":
+        pieces = [draw(st.sampled_from(FAILURE_OPENINGS))]
+    elif shape == "success":
+        pieces = [draw(texts)]
+    else:
+        pieces = draw(st.lists(st.sampled_from(OUTPUT_PIECES) | texts, min_size=1, max_size=4))
+    text = draw(st.sampled_from(["\n", " ", "\r\n", ""])).join(pieces)
+    filler = "\n".join(f"line {i} of the output" for i in range(draw(st.integers(0, 80))))
+    return draw(st.sampled_from([text + "\n" + filler, text, filler + "\n" + text]))
+
+
+@st.composite
+def failed_then_succeeded(draw, fmt: str) -> list:
+    """Tool calls in ``fmt`` (OpenAI chat, Responses, pydantic-ai) to a few tools on a few
+    key arguments, so the same call fails and succeeds in turn: outputs that say they failed
+    (or only mention an error), pydantic-ai retry prompts (a string, a list of validation
+    errors, or none with no tool_name) and returns with a failed or retried outcome."""
+    import warnings
+
+    from pydantic_ai.messages import (
+        ModelRequest, ModelResponse, RetryPromptPart, SystemPromptPart, TextPart, ToolCallPart, ToolReturnPart,
+        UserPromptPart,
+    )  # fmt: skip
+
+    if fmt == "pydantic-ai":
+        h: list = [ModelRequest(parts=[SystemPromptPart("sys"), UserPromptPart("fix the bug")])]
+    else:
+        h = [{"role": "system", "content": "sys"}, {"role": "user", "content": "fix the bug"}]
+    tools = draw(st.lists(st.sampled_from(OUTPUT_TOOLS), min_size=1, max_size=2, unique=True))
+    for k in range(draw(st.integers(2, 8))):
+        tool, field = draw(st.sampled_from(tools))
+        args: dict = {field: draw(st.sampled_from(["a.py", "b.py"]))} if field else {"q": draw(st.sampled_from("xy"))}
+        if chance(draw, 30):
+            args["attempt"] = k
+        output = draw(tool_outputs())
+        cid = f"c{k}"
+        if fmt == "openai":
+            call = {"id": cid, "type": "function", "function": {"name": tool, "arguments": json.dumps(args)}}
+            h.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            h.append({"role": "tool", "tool_call_id": cid, "content": output})
+        elif fmt == "responses":
+            h.append({"type": "function_call", "call_id": cid, "name": tool, "arguments": json.dumps(args)})
+            h.append({"type": "function_call_output", "call_id": cid, "output": output})
+        else:
+            h.append(ModelResponse(parts=[ToolCallPart(tool, args, tool_call_id=cid)]))
+            kind = draw(st.sampled_from(["return", "return", "retry", "retry-errors", "retried", "failed", "output-retry"]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # RetryPromptPart is deprecated, still in stored histories
+                if kind == "retry":
+                    part = RetryPromptPart(output, tool_name=tool, tool_call_id=cid)
+                elif kind == "retry-errors":
+                    errors = [{"type": "missing", "loc": (field or "q",), "msg": output[:80], "input": args}]
+                    part = RetryPromptPart(errors, tool_name=tool, tool_call_id=cid)
+                elif kind in ("retried", "failed"):
+                    part = ToolReturnPart(tool, output, tool_call_id=cid, outcome=kind)
+                else:
+                    part = ToolReturnPart(tool, output, tool_call_id=cid)
+            h.append(ModelRequest(parts=[part]))
+            if kind == "output-retry":  # an output validation retry: no tool_name, answers no call
+                h.append(ModelResponse(parts=[TextPart("not JSON")]))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    h.append(ModelRequest(parts=[RetryPromptPart("Please return JSON. " + output, tool_call_id=f"o{k}")]))
+    if fmt == "pydantic-ai":
+        return [*h, ModelResponse(parts=[TextPart("Done.")]), ModelRequest(parts=[UserPromptPart("and now?")])]
+    return [*h, {"role": "assistant", "content": "Done."}, {"role": "user", "content": "and now?"}]
+
+
+FAILURE_POINTER = "[tokensieve pruned a failed attempt of "
+PRUNE_CONTEXTS = (
+    {"mask": False, "prune": True, "summary": False},
+    {"mask": {"keep_exchanges": 1, "min_tokens_saved": 0}, "prune": True, "summary": False},
+)
+
+
+def result_texts(fmt: str, messages: list) -> dict[str, Any]:
+    """Each result's content by its call id (and a retry prompt's part kind)."""
+    out = {}
+    for m in messages:
+        if fmt == "openai" and m.get("role") == "tool":
+            out[m["tool_call_id"]] = m["content"]
+        elif fmt == "responses" and "call_id" in m and "output" in m:
+            out[m["call_id"]] = m["output"]
+        elif fmt == "pydantic-ai":
+            for p in m.parts:
+                if p.part_kind in ("tool-return", "retry-prompt"):
+                    out[p.tool_call_id] = (p.part_kind, p.content, getattr(p, "outcome", None))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["openai", "responses", "pydantic-ai"])
+@SETTINGS
+@given(data=st.data())
+def test_failed_then_succeeded_tool_calls_are_pruned_alike_by_the_core_and_the_baseline_and_stay_valid(fmt, data):
+    messages = data.draw(failed_then_succeeded(fmt), label="messages")
+    total = int(tokensieve.count_history_tokens(messages, format=fmt).sum())
+    context = data.draw(st.sampled_from(PRUNE_CONTEXTS), label="context")
+    overrides = {
+        "max_input_tokens": 2 * total + 100,
+        "compaction_threshold": 0.01,
+        "hard_limit_threshold": 1.0,
+        "target_input_tokens": 2 * total + 100,
+        "context": context,
+    }
+    assert_baseline_agrees(messages, fmt, overrides)
+    first = compact(messages, fmt, overrides)
+    assert violations(fmt, first.messages, messages) == []
+    second = compact(first.messages, fmt, overrides)
+    changed = [k for k, (a, b) in enumerate(zip(first.messages, second.messages)) if a is not b]
+    assert len(second.messages) == len(first.messages) and changed == [], f"compacting again changed {changed}"
+    # Every failure pointer replaced a result the rule reads as failed, of a call made
+    # again later with the same tool and key argument; retry prompts are never masked.
+    before, after = result_texts(fmt, messages), result_texts(fmt, first.messages)
+    for cid, content in after.items():
+        kind, text, _ = content if fmt == "pydantic-ai" else ("", content, None)
+        if kind == "retry-prompt":
+            assert not (isinstance(text, str) and text.startswith("[tokensieve masked")), cid
+        if isinstance(text, str) and text.startswith(FAILURE_POINTER):
+            k = int(cid[1:])
+            original = before[cid][1] if fmt == "pydantic-ai" else before[cid]
+            assert original != text
+            label = text[len(FAILURE_POINTER) :].split(": superseded")[0]
+            later = [
+                c for c in range(k + 1, 10) if f"c{c}" in before and label_of(fmt, messages, f"c{c}") == label
+            ]
+            assert later, f"{cid} pruned as {label} with no later call of it"
+            if fmt == "pydantic-ai":
+                assert before[cid][0] == "retry-prompt" or before[cid][2] in ("failed", "retried")
+            else:
+                tool, field = label.split("(")[0], (label.split("(")[1].split("=")[0] if "(" in label else None)
+                assert baseline._says_failed(original, baseline.runs_command(tool, field))
+
+
+def label_of(fmt: str, messages: list, cid: str) -> str | None:
+    """The pointer label (``tool(key=value)``) of call ``cid`` in ``messages``."""
+    for m in messages:
+        if fmt == "openai" and m.get("tool_calls"):
+            for c in m["tool_calls"]:
+                if c["id"] == cid:
+                    return _label(c["function"]["name"], json.loads(c["function"]["arguments"]))
+        elif fmt == "responses" and m.get("type") == "function_call" and m["call_id"] == cid:
+            return _label(m["name"], json.loads(m["arguments"]))
+        elif fmt == "pydantic-ai" and m.kind == "response":
+            for p in m.parts:
+                if p.part_kind == "tool-call" and p.tool_call_id == cid:
+                    return _label(p.tool_name, p.args)
+    return None
+
+
+def _label(tool: str, args: dict) -> str:
+    key = next(((k, v) for k, v in args.items() if k in ("path", "command", "cmd")), None)
+    return tool if key is None else f"{tool}({key[0]}={key[1]})"

@@ -434,11 +434,7 @@ impl<'py> EventReader<'py> {
 
     fn role(&mut self, d: &Bound<'py, PyDict>) -> PyResult<String> {
         self.at = At::key("role");
-        match d.get_item(intern!(self.py, "role"))? {
-            Some(r) if r.is_instance_of::<PyString>() => Ok(r.str()?.to_cow()?.into_owned()),
-            Some(r) => Err(self.invalid(format!("role must be a string, got {}", type_name(&r)))),
-            None => Err(self.invalid("message without a role")),
-        }
+        read::role(d)?.map_err(|reason| self.invalid(reason))
     }
 
     /// A string field (`str()` of anything else), "" when absent or None.

@@ -237,6 +237,17 @@ fn detect_one(py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Option<For
 }
 
 /// What is said of a message of format `other` met in a history of format `read`.
+/// A dict message's `role`: `Ok(Err(reason))` when it has none or it is not a string (the
+/// caller names the message), `Err` when reading it raised. The readers and the summary's
+/// event reader share it.
+pub(super) fn role(d: &Bound<'_, PyDict>) -> PyResult<Result<String, String>> {
+    Ok(match d.get_item(intern!(d.py(), "role"))? {
+        Some(r) if r.is_instance_of::<PyString>() => Ok(r.str()?.to_cow()?.into_owned()),
+        Some(r) => Err(format!("role must be a string, got {}", type_name(&r))),
+        None => Err("message without a role".to_owned()),
+    })
+}
+
 pub(super) fn foreign_message(what: &str, other: Format, read: Format) -> String {
     format!(
         "{what} belongs to the {} format, not to this {} history (formats cannot be mixed)",
@@ -574,11 +585,7 @@ impl<'py> Reader<'py> {
 
     fn role(&mut self, d: &Bound<'py, PyDict>) -> PyResult<String> {
         self.at = At::key("role");
-        match d.get_item(intern!(self.py, "role"))? {
-            Some(r) if r.is_instance_of::<PyString>() => Ok(r.str()?.to_cow()?.into_owned()),
-            Some(r) => Err(self.invalid(format!("role must be a string, got {}", type_name(&r)))),
-            None => Err(self.invalid("message without a role")),
-        }
+        role(d)?.map_err(|reason| self.invalid(reason))
     }
 
     /// The `type` of a dict (a message item or a content block) as a string, "" if none.

@@ -181,9 +181,10 @@ class PruneStrategy:
     #: "ok", "thanks", "got it" turns (English, the classifier's language) and the reply
     #: to them when it calls no tool: removed whole, before the window.
     acknowledgements: bool = True
-    #: A failed tool result (an error, a retry prompt) followed later by a success of the
-    #: same tool (same key argument, e.g. path or command, when the call has one): the
-    #: failed result becomes a pointer to the later success; the call stays.
+    #: A failed tool result (an error flag, a pydantic-ai retry prompt, an OpenAI chat or
+    #: Responses output whose text says it failed: docs/strategies.md) followed later by a
+    #: success of the same tool (same key argument, e.g. path or command, when the call
+    #: has one): the failed result becomes a pointer to the later success; the call stays.
     superseded_failures: bool = True
     #: Earlier reads (a tool named like read/cat/view/open/show) made again later with
     #: identical arguments become a pointer to the later read.

@@ -389,7 +389,10 @@ def test_a_failed_attempt_a_later_success_superseded_becomes_a_pointer_and_its_c
     texts = [result_text(fmt, m) for m in result.messages]
     # Anthropic and pydantic-ai flag the failure; OpenAI chat and Responses outputs say it
     # ("error: ..." on the first line).
-    pointer = "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
+    pointer = (
+        "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call;"
+        " it said: error: line 0 does not match the file's content]"
+    )
     assert texts[2] == pointer
     assert texts[4] == BIG and texts[6] == "edited"
     assert len(result.messages) == len(history) and result.dropped == ()
@@ -414,17 +417,28 @@ def test_a_failure_with_no_later_success_of_the_same_call_is_kept_and_the_rule_s
 
 
 LONG = " ".join(f"word{i}" for i in range(600))
+PYTEST = "=== test session starts ===\n" + BIG + "\n=== FAILURES ===\nFAILED tests/test_a.py::test_x - ValueError: bad\n"
+# case: (output, tool, key field, the line the pointer keeps: what said why it failed)
 FAILED_OUTPUTS = {
-    "error-colon": ("Error: old_string not found in a.py\n" + BIG, "edit_file", "path"),
-    "traceback": ("Traceback (most recent call last):\n" + BIG + "\nValueError: bad", "edit_file", "path"),
-    "rustc": ("error[E0308]: mismatched types\n --> src/main.rs:2:5\n" + BIG, "cargo_check", "path"),
-    "agents-sdk": ("An error occurred while running the tool. Please try again. Error: " + LONG, "edit_file", "path"),
-    "exit-code": (BIG + "\nexit code: 1", "bash", "command"),
-    "returncode": (json.dumps({"stdout": BIG, "returncode": 2}), "run", "cmd"),
-    "command-not-found": ("bash: pytst: command not found\n" + BIG, "bash", "command"),
-    "no-such-file": ("cat: a.py: No such file or directory (looked in " + LONG + ")", "edit_file", "path"),
-    "json-error": (json.dumps({"error": "not found: a.py", "detail": LONG}), "edit_file", "path"),
-}
+    "error-colon": ("Error: old_string not found in a.py\n" + BIG, "edit_file", "path", "Error: old_string not found in a.py"),
+    "traceback": ("Traceback (most recent call last):\n" + BIG + "\nValueError: bad", "edit_file", "path", "ValueError: bad"),
+    "rustc": ("error[E0308]: mismatched types\n --> src/main.rs:2:5\n" + BIG, "cargo_check", "path", "error[E0308]: mismatched types"),
+    "agents-sdk": (
+        "An error occurred while running the tool. Please try again. Error: " + LONG, "edit_file", "path",
+        ("An error occurred while running the tool. Please try again. Error: " + LONG)[:200] + "...",
+    ),
+    "exit-code": (PYTEST + "exit code: 1", "bash", "command", "FAILED tests/test_a.py::test_x - ValueError: bad"),
+    "returncode": (json.dumps({"stdout": BIG, "returncode": 2}), "run", "cmd", json.dumps({"stdout": BIG})[:200] + "..."),
+    "command-not-found": ("bash: pytst: command not found\n" + BIG, "bash", "command", "bash: pytst: command not found"),
+    "no-such-file": (
+        "cat: a.py: No such file or directory (looked in " + LONG + ")", "edit_file", "path",
+        "cat: a.py: No such file or directory (looked in " + LONG[:152] + "...",
+    ),
+    "json-error": (
+        json.dumps({"error": "not found: a.py", "detail": LONG}), "edit_file", "path",
+        json.dumps({"error": "not found: a.py", "detail": LONG})[:200] + "...",
+    ),
+}  # fmt: skip
 
 
 def compacted_alike(history: list, fmt: str, config=None) -> tokensieve.CompactionResult:
@@ -450,11 +464,14 @@ def test_a_failed_openai_tool_result_superseded_by_a_later_success_becomes_a_poi
     """OpenAI chat and Responses carry no failure flag: the output's text says it failed
     (docs/strategies.md, "What counts as a failure"); a later success of the same tool and
     key argument supersedes it, and the call stays."""
-    error, tool, field = FAILED_OUTPUTS[case]
+    error, tool, field, reason = FAILED_OUTPUTS[case]
     history = failed_then_fixed(fmt, error=error, tool=tool, field=field)
     result = compacted_alike(history, fmt)
     texts = [result_text(fmt, m) for m in result.messages]
-    assert texts[2] == f"[tokensieve pruned a failed attempt of {tool}({field}=a.py): superseded by a later successful call]"
+    assert texts[2] == (
+        f"[tokensieve pruned a failed attempt of {tool}({field}=a.py): superseded by a later successful call;"
+        f" it said: {reason}]"
+    )
     assert texts[4] == BIG and texts[6] == "edited"
     assert result.messages[1] is history[1]  # the call
     assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
@@ -523,7 +540,11 @@ def test_a_retry_prompt_superseded_by_a_successful_call_of_the_same_tool_is_prun
     result = compacted_alike(history, "pydantic-ai")
     retry = result.messages[2].parts[0]
     assert retry.part_kind == "retry-prompt" and retry.tool_call_id == "c0" and retry.tool_name == "edit_file"
-    assert retry.content == "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call]"
+    assert retry.content.startswith(
+        "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call; it said: "
+    )
+    said = "The old string was not found in a.py: word0" if case == "model-retry" else '[{"type":"missing","loc":["new"]'
+    assert said in retry.content and len(retry.content) < 400
     assert result.messages[1] is history[1]  # the call stays
     assert [(s.step, s.items) for s in result.steps] == [("prune", 1)]
     # No later success of the same key argument, or the rule off: the retry prompt stays.

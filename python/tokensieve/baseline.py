@@ -1462,6 +1462,7 @@ class _Detail:
     says_failed: bool = False  # results (OpenAI chat, Responses): the text says the call failed
     says_failed_as_command: bool = False  # ... read as a command's output
     retry: bool = False  # results: a pydantic-ai retry prompt (pruned, never masked)
+    reason: str | None = None  # failed results: the line that says why (``failure::reason``)
     text: str | None = None  # results: the text (the core hashes it)
     ack: bool = False  # prompts: the text is only an acknowledgement
 
@@ -1530,8 +1531,9 @@ def pointer(tool: str, key: tuple[str, str] | None, same_output: bool) -> str:
     return f"{PLACEHOLDER_PREFIX}pruned the output of {_call_label(tool, key)}: {reason}]"
 
 
-def failure_pointer(tool: str, key: tuple[str, str] | None) -> str:
-    return f"{PLACEHOLDER_PREFIX}pruned a failed attempt of {_call_label(tool, key)}: superseded by a later successful call]"
+def failure_pointer(tool: str, key: tuple[str, str] | None, reason: str | None = None) -> str:
+    said = f"; it said: {_one_line(reason, 200)}" if reason else ""
+    return f"{PLACEHOLDER_PREFIX}pruned a failed attempt of {_call_label(tool, key)}: superseded by a later successful call{said}]"
 
 
 # ---- Whether a tool output says it failed (``rust/src/strategies/failure.rs``) -------------
@@ -1622,6 +1624,33 @@ def _says_failed(text: str, command: bool) -> bool:
         head = _prefix_at_boundary(b, _HEAD_BYTES)
         return b"command not found" in head or b"Traceback (most recent call last)" in head
     return False
+
+
+_REASON_OPENINGS = (b"error", b"failed", b"failure", b"fatal", b"panic")
+
+
+def _blank_split(b: bytes) -> list[bytes]:
+    return [x for x in (line.strip(_BLANK) for line in b.split(b"\n")) if x]
+
+
+def _reason(text: str) -> str:
+    """The line of a failed output that says why (``failure::reason``).
+
+    >>> _reason("Traceback (most recent call last):\\n  File \\"a.py\\"\\nValueError: bad\\n")
+    'ValueError: bad'
+    """
+    b = text.encode("utf-8")
+    lines = _blank_split(b)
+    first = lines[0] if lines else b""
+    if first[:64].lower().startswith(b"traceback (most recent call last)"):
+        tail = _blank_split(_suffix_at_boundary(b, _HEAD_BYTES))
+        line = tail[-1] if tail else first
+    else:
+        head = _prefix_at_boundary(b, _HEAD_BYTES)
+        ends = [head] if len(head) == len(b) else [head, _suffix_at_boundary(b, _HEAD_BYTES)]
+        found = (x for end in ends for x in _blank_split(end) if x[:64].lower().startswith(_REASON_OPENINGS))
+        line = next(found, first)
+    return _prefix_at_boundary(line, _HEAD_BYTES).decode("utf-8")
 
 
 def runs_command(tool: str, key_field: str | None) -> bool:
@@ -1754,6 +1783,7 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
                     return detail
                 if _utf8(rendered):
                     detail.text = rendered
+                    detail.reason = _reason(rendered)
                     detail.content_tokens = count(rendered) + binary
                     detail.lines = rendered.count("\n") + (1 if rendered and not rendered.endswith("\n") else 0)
                 return detail
@@ -1777,6 +1807,8 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
         if fmt in ("openai", "responses"):  # no failure flag: what the text says
             detail.says_failed = _says_failed(text, False)
             detail.says_failed_as_command = _says_failed(text, True)
+        if detail.error or detail.says_failed or detail.says_failed_as_command:
+            detail.reason = _reason(text)
     return detail
 
 
@@ -1895,7 +1927,7 @@ def _prune_plan(
         failed = _failed(result, runs_command(call.tool, call.key[0] if call.key is not None else None))
         text = None
         if open_ and failed and superseded_failures and (call.tool, call.key) in succeeded:
-            text = failure_pointer(call.tool, call.key)
+            text = failure_pointer(call.tool, call.key, result.reason)
         elif open_ and call.args is not None and key in later:
             same = later[key] == result.text
             if (same and repeated_calls) or (not same and superseded_reads and _read_like(call.tool)):

@@ -429,8 +429,9 @@ fn result_detail(
             if !tool_return {
                 detail.retry = true;
                 if let Some(c) = content.as_ref().filter(|c| !c.is_instance_of::<PyString>()) {
-                    if let Some(m) = measure_json(c, enc) {
+                    if let Some((m, text)) = measure_json(c, enc) {
                         (detail.content_tokens, detail.lines, detail.hash) = (m.tokens, m.lines, m.hash);
+                        detail.reason = Some(details.intern(failure::reason(&text)));
                     }
                     return detail;
                 }
@@ -454,24 +455,31 @@ fn result_detail(
             detail.hash = m.hash;
             detail.says_failed = m.said.failed;
             detail.says_failed_as_command = m.said.failed_as_command;
+            if detail.error || detail.says_failed || detail.says_failed_as_command {
+                if let Ok(text) = text.to_str() {
+                    detail.reason = Some(details.intern(failure::reason(text)));
+                }
+            }
         }
     }
     detail
 }
 
 /// A non-string value's tokens as the reader counted it (its JSON text, plus media),
-/// lines and hash. Not memoized: only retry prompts' lists of errors are measured so,
-/// and they are few and small. None if it cannot be rendered (it changed since it was read).
-fn measure_json(value: &Bound<'_, PyAny>, enc: &'static Encoding) -> Option<Measured> {
+/// lines and hash, and that text. Not memoized: only retry prompts' lists of errors are
+/// measured so, and they are few and small. None if it cannot be rendered (it changed
+/// since it was read).
+fn measure_json(value: &Bound<'_, PyAny>, enc: &'static Encoding) -> Option<(Measured, String)> {
     let mut out = String::new();
     let mut binary = 0;
     Walker::default().json_text(value, &mut out, &mut binary, true).ok()?;
-    Some(Measured {
+    let measured = Measured {
         tokens: counting::count(enc, &out) as u64 + binary,
         lines: line_count(&out),
         hash: xxhash_rust::xxh3::xxh3_64(out.as_bytes()) | 1,
         ..Measured::default()
-    })
+    };
+    Some((measured, out))
 }
 
 /// A hash of a call's arguments (0: not hashable here): of a JSON string, its bytes; of

@@ -75,6 +75,32 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.split('\n').map(|l| l.trim_matches(is_blank)).filter(|l| !l.is_empty())
 }
 
+/// Words a line that says why an output failed opens with (lowercase).
+pub const REASON_OPENINGS: [&str; 5] = ["error", "failed", "failure", "fatal", "panic"];
+
+/// The line of a failed output that says why, for the pointer that replaces it, trimmed
+/// of ASCII blanks and at most [`HEAD_BYTES`] (the pointer shows its first 200
+/// characters): when the first non-blank line opens a Python traceback, the last
+/// non-blank line of the last [`HEAD_BYTES`] (the exception); else the first non-blank
+/// line, in the first then the last [`HEAD_BYTES`], that opens with one of
+/// [`REASON_OPENINGS`] (`error: ...`, pytest's `FAILED tests/a.py::test_x - ...`); else
+/// the first non-blank line.
+pub fn reason(text: &str) -> &str {
+    let first = lines(text).next().unwrap_or("");
+    let opens = |line: &str, with: &[u8]| line.as_bytes()[..line.len().min(64)].to_ascii_lowercase().starts_with(with);
+    let line = if opens(first, b"traceback (most recent call last)") {
+        lines(suffix_at_boundary(text, HEAD_BYTES)).last().unwrap_or(first)
+    } else {
+        let (head, tail) = (prefix_at_boundary(text, HEAD_BYTES), suffix_at_boundary(text, HEAD_BYTES));
+        let ends = if head.len() == text.len() { &[head][..] } else { &[head, tail][..] };
+        ends.iter()
+            .flat_map(|end| lines(end))
+            .find(|l| REASON_OPENINGS.iter().any(|w| opens(l, w.as_bytes())))
+            .unwrap_or(first)
+    };
+    prefix_at_boundary(line, HEAD_BYTES)
+}
+
 /// Rule 1.
 pub fn opens_like_error(text: &str) -> bool {
     let Some(first) = lines(text).next() else { return false };
@@ -227,6 +253,25 @@ mod tests {
         assert!(says_failed("x\nTraceback (most recent call last):\n  File \"x\"\nValueError: bad", true));
         assert!(!says_failed("x\nTraceback (most recent call last):\n  File \"x\"\nValueError: bad", false));
         assert!(!says_failed("all good", true));
+    }
+
+    #[test]
+    fn the_reason_is_the_first_line_or_a_tracebacks_exception() {
+        assert_eq!(reason("\n  Error: old_string not found  \r\nmore"), "Error: old_string not found");
+        assert_eq!(
+            reason("Traceback (most recent call last):\n  File \"a.py\"\nValueError: bad\n\n"),
+            "ValueError: bad"
+        );
+        assert_eq!(reason(""), "");
+        let pytest = "=== test session starts ===\n\n=== FAILURES ===\nE   ValueError: x\nFAILED tests/a.py::t - ValueError: x\n";
+        assert_eq!(reason(pytest), "FAILED tests/a.py::t - ValueError: x");
+        assert_eq!(
+            reason("src/a.py:1:2: F401 `os` imported but unused\nFound 1 error.\n"),
+            "src/a.py:1:2: F401 `os` imported but unused"
+        );
+        let long = format!("start\n{}\nerror: at the end", "x\n".repeat(HEAD_BYTES));
+        assert_eq!(reason(&long), "error: at the end");
+        assert_eq!(reason(&"é".repeat(5000)).len(), HEAD_BYTES);
     }
 
     #[test]

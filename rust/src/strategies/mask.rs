@@ -69,7 +69,7 @@ pub fn call_label(tool: Option<&str>, key: Option<(&str, &str)>) -> String {
 }
 
 /// `s` on one line, at most `max` characters.
-fn one_line(s: &str, max: usize) -> String {
+pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if flat.chars().count() <= max {
         flat

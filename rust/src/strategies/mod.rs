@@ -46,6 +46,9 @@ pub struct PartDetail {
     pub says_failed_as_command: bool,
     /// Results: a pydantic-ai retry prompt (measured for the prune step, never masked).
     pub retry: bool,
+    /// Results that failed (a flag, or a text that says so): the line that says why
+    /// ([`failure::reason`]), for the pointer that may replace them.
+    pub reason: Option<u32>,
     /// Results: a hash of the content (0: unknown), to find identical repeats.
     pub hash: u64,
     /// Prompts: the text is only an acknowledgement ("ok", "thanks").

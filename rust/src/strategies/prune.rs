@@ -181,11 +181,20 @@ pub fn pointer(tool: &str, key: Option<(&str, &str)>, same_output: bool) -> Stri
     format!("{PLACEHOLDER_PREFIX}pruned the output of {call}: {reason}]")
 }
 
-/// The pointer replacing a failed attempt a later success of the same tool superseded.
-pub fn failure_pointer(tool: &str, key: Option<(&str, &str)>) -> String {
+/// The pointer replacing a failed attempt a later success of the same tool superseded,
+/// with the line that said why it failed ([`super::failure::reason`]) when there is one,
+/// on one line and cut at 200 characters (as the summary's error lines): the model keeps what went wrong, not the output.
+pub fn failure_pointer(tool: &str, key: Option<(&str, &str)>, reason: Option<&str>) -> String {
     let call = super::mask::call_label(Some(tool), key);
-    format!("{PLACEHOLDER_PREFIX}pruned a failed attempt of {call}: superseded by a later successful call]")
+    let said = match reason.filter(|r| !r.is_empty()) {
+        Some(r) => format!("; it said: {}", super::mask::one_line(r, REASON_MAX_CHARS)),
+        None => String::new(),
+    };
+    format!("{PLACEHOLDER_PREFIX}pruned a failed attempt of {call}: superseded by a later successful call{said}]")
 }
+
+/// The most characters of a failure's reason a pointer shows (then `...`).
+pub const REASON_MAX_CHARS: usize = 200;
 
 /// Result parts (global indices) to replace, with their pointer and tokens once replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -247,7 +256,7 @@ pub fn plan(
         let label = || call.key.map(|(f, v)| (details.string(f), details.string(v)));
         let failed = failed(result, runs_command(name, call.key.map(|(f, _)| details.string(f))));
         let text = if open && failed && config.superseded_failures && succeeded.contains(&(tool, call.key)) {
-            Some(failure_pointer(name, label()))
+            Some(failure_pointer(name, label(), result.reason.map(|r| details.string(r))))
         } else if open && call.args_hash != 0 {
             later.get(&key).and_then(|&later_hash| {
                 let same = later_hash == result.hash;
@@ -422,6 +431,22 @@ mod tests {
         // A later result whose text says it failed supersedes nothing.
         d.parts[4].says_failed_as_command = true;
         assert!(pruned(&h, &d, &ex, ALL).is_empty());
+    }
+
+    #[test]
+    fn the_pointer_keeps_the_line_that_said_why_on_one_line_and_cut() {
+        let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80)]);
+        d.parts[2].error = true;
+        d.parts[2].reason = Some(d.intern("Error: old_string\tnot found in a.py"));
+        assert_eq!(
+            pruned(&h, &d, &ex, ALL)[0].1,
+            "[tokensieve pruned a failed attempt of edit_file(path=a.py): superseded by a later successful call; \
+             it said: Error: old_string not found in a.py]"
+        );
+        let long = failure_pointer("bash", None, Some(&"x".repeat(500)));
+        assert!(long.ends_with(&format!("it said: {}...]", "x".repeat(REASON_MAX_CHARS))), "{long}");
+        assert!(super::super::mask::is_placeholder(&long));
+        assert_eq!(failure_pointer("bash", None, Some("")), failure_pointer("bash", None, None));
     }
 
     #[test]

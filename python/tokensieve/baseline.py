@@ -1460,7 +1460,6 @@ class _Detail:
     placeholder: bool = False
     error: bool = False
     says_failed: bool = False  # results (OpenAI chat, Responses): the text says the call failed
-    says_failed_as_command: bool = False  # ... read as a command's output
     retry: bool = False  # results: a pydantic-ai retry prompt (pruned, never masked)
     reason: str | None = None  # failed results: the line that says why (``failure::reason``)
     text: str | None = None  # results: the text (the core hashes it)
@@ -1664,8 +1663,8 @@ def runs_command(tool: str, key_field: str | None) -> bool:
     return key_field in ("command", "cmd") or any(w in lowered for w in ("bash", "shell", "terminal"))
 
 
-def _failed(result: _Detail, command: bool) -> bool:
-    return result.error or (result.says_failed_as_command if command else result.says_failed)
+def _failed(result: _Detail) -> bool:
+    return result.error or result.says_failed
 
 
 def _json_string_field(text: str, key: str) -> str | None:
@@ -1764,7 +1763,7 @@ def _call_detail(fmt: str, source: Any) -> _Detail:
     return detail
 
 
-def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detail:
+def _result_detail(fmt: str, source: Any, count: Callable[[str], int], command: bool = False) -> _Detail:
     detail = _Detail()
     if fmt == "pydantic-ai":
         kind = _str(_get_field(source, "part_kind")) or ""
@@ -1805,9 +1804,8 @@ def _result_detail(fmt: str, source: Any, count: Callable[[str], int]) -> _Detai
         detail.content_tokens = count(text)
         detail.lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         if fmt in ("openai", "responses"):  # no failure flag: what the text says
-            detail.says_failed = _says_failed(text, False)
-            detail.says_failed_as_command = _says_failed(text, True)
-        if detail.error or detail.says_failed or detail.says_failed_as_command:
+            detail.says_failed = _says_failed(text, command)
+        if detail.error or detail.says_failed:
             detail.reason = _reason(text)
     return detail
 
@@ -1837,6 +1835,7 @@ def _details(
     """The details of every call and result, by (message, part) (``rust/src/python/details.rs``);
     with ``acknowledgements``, also whether each request of a single prompt only acknowledges."""
     details: dict[tuple[int, int], _Detail] = {}
+    calls: dict[str | None, _Detail] = {}  # each call id's latest call so far: is it a command?
     for i, message in enumerate(history):
         if acknowledgements and len(message.parts) == 1 and message.parts[0].kind == PROMPT:
             try:
@@ -1859,7 +1858,12 @@ def _details(
                 source = container[part.slot]
             else:
                 continue
-            details[(i, j)] = _call_detail(fmt, source) if part.kind == CALL else _result_detail(fmt, source, count)
+            if part.kind == CALL:
+                calls[part.call_id] = details[(i, j)] = _call_detail(fmt, source)
+            else:
+                call = calls.get(part.call_id)
+                command = call is not None and call.tool is not None and runs_command(call.tool, call.key[0] if call.key else None)
+                details[(i, j)] = _result_detail(fmt, source, count, command)
     return details
 
 
@@ -1924,7 +1928,7 @@ def _prune_plan(
         has_text = result.content_tokens > 0 and not result.placeholder and result.text is not None
         open_ = r[0] < protected and has_text and r not in skip
         key = (call.tool, call.args)
-        failed = _failed(result, runs_command(call.tool, call.key[0] if call.key is not None else None))
+        failed = _failed(result)
         text = None
         if open_ and failed and superseded_failures and (call.tool, call.key) in succeeded:
             text = failure_pointer(call.tool, call.key, result.reason)

@@ -22,6 +22,7 @@ use crate::encoding::Encoding;
 use crate::history::PartKind;
 use crate::strategies::failure;
 use crate::strategies::mask::is_placeholder;
+use crate::strategies::prune::runs_command;
 use crate::strategies::{Details, PartDetail};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -41,20 +42,9 @@ struct Entry {
     lines: u32,
     placeholder: bool,
     hash: u64,
-    /// What the text says of the call ([`says_failed`]), once asked.
-    said: Option<Said>,
-}
-
-/// Whether a result's text says its call failed: read as any tool's output, and as a
-/// command's (`strategies::failure`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Said {
-    failed: bool,
-    failed_as_command: bool,
-}
-
-fn says_failed(text: &str) -> Said {
-    Said { failed: failure::says_failed(text, false), failed_as_command: failure::says_failed(text, true) }
+    /// Whether the text says its call failed (`strategies::failure::says_failed`), read
+    /// as any tool's output `[0]` and as a command's `[1]`, once asked.
+    said: [Option<bool>; 2],
 }
 
 /// What [`measure`] finds in a result's text.
@@ -64,7 +54,7 @@ struct Measured {
     lines: u32,
     placeholder: bool,
     hash: u64,
-    said: Said,
+    said_failed: bool,
 }
 
 static MEMO: Global<Mutex<Option<Slab<Entry>>>> = Global::new(|| Mutex::new(None));
@@ -173,17 +163,21 @@ fn read_args(py: Python<'_>, args: &Bound<'_, PyAny>) -> ArgsFacts {
     ArgsFacts { hash, key }
 }
 
-/// Tokens, lines, placeholder flag and hash of a result's text, and with `said` whether
-/// it says its call failed, memoized by identity.
-fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding, said: bool) -> Option<Measured> {
+/// Tokens, lines, placeholder flag and hash of a result's text, and with `said` (`Some(is
+/// a command)`) whether it says its call failed, memoized by identity.
+fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding, said: Option<bool>) -> Option<Measured> {
     let address = string.as_ptr() as usize;
     let known = with_memo(|m| {
         let e = m.get_mut(address).filter(|e| e.encoding == enc.id())?;
-        if said && e.said.is_none() {
-            e.said = Some(says_failed(string.to_str().ok()?));
+        let mut said_failed = false;
+        if let Some(command) = said {
+            let known = &mut e.said[usize::from(command)];
+            if known.is_none() {
+                *known = Some(failure::says_failed(string.to_str().ok()?, command));
+            }
+            said_failed = known.unwrap_or(false);
         }
-        let said = e.said.unwrap_or_default();
-        Some(Measured { tokens: e.tokens, lines: e.lines, placeholder: e.placeholder, hash: e.hash, said })
+        Some(Measured { tokens: e.tokens, lines: e.lines, placeholder: e.placeholder, hash: e.hash, said_failed })
     });
     if known.is_some() {
         return known;
@@ -193,7 +187,13 @@ fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding, said: bool) -> 
     let lines = line_count(text);
     let placeholder = is_placeholder(text);
     let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes()) | 1;
-    let said = said.then(|| says_failed(text));
+    let mut said_known = [None; 2];
+    let said_failed = said.is_some_and(|command| {
+        let failed = failure::says_failed(text, command);
+        said_known[usize::from(command)] = Some(failed);
+        failed
+    });
+    let said = said_known;
     if crate::cache::global().info().enabled {
         let entry =
             Entry { _string: string.clone().unbind(), encoding: enc.id(), tokens, lines, placeholder, hash, said };
@@ -208,7 +208,7 @@ fn measure(string: &Bound<'_, PyString>, enc: &'static Encoding, said: bool) -> 
         });
         drop(evicted); // decrefs outside the lock
     }
-    Some(Measured { tokens, lines, placeholder, hash, said: said.unwrap_or_default() })
+    Some(Measured { tokens, lines, placeholder, hash, said_failed })
 }
 
 /// The argument that names what a call works on, by preference.
@@ -239,6 +239,9 @@ pub fn read_details(
 ) -> Details {
     let history = &read.history;
     let mut details = Details::with_parts(history.parts.len());
+    // Each call id's latest call part so far (as the prune step pairs them): a result's
+    // text is read as a command's output when its call runs one.
+    let mut calls: rustc_hash::FxHashMap<crate::history::CallId, usize> = Default::default();
     for (i, message) in history.messages.iter().enumerate() {
         let parts = &history.parts[message.parts.clone()];
         // A request of one prompt: is it an acknowledgement (the prune step's rule)?
@@ -274,8 +277,24 @@ pub fn read_details(
             };
             let Some(source) = source else { continue };
             let detail = match kind {
-                PartKind::Call(_) => call_detail(py, read.format, &source, enc, &mut details),
-                _ => result_detail(py, read.format, &source, enc, &mut details),
+                PartKind::Call(id) => {
+                    calls.insert(id, p);
+                    call_detail(py, read.format, &source, enc, &mut details)
+                }
+                PartKind::Result(id) => {
+                    // Only formats with no failure flag read the text (see `result_detail`).
+                    let flagless = matches!(read.format, Format::OpenAi | Format::Responses);
+                    let command = flagless
+                        && calls.get(&id).is_some_and(|&c| {
+                            let call = &details.parts[c];
+                            call.tool.is_some_and(|t| {
+                                let field = call.key.map(|(f, _)| details.string(f));
+                                runs_command(details.string(t), field)
+                            })
+                        });
+                    result_detail(py, read.format, &source, enc, command, &mut details)
+                }
+                _ => continue,
             };
             details.parts[p] = detail;
         }
@@ -404,11 +423,14 @@ fn call_detail(
     detail
 }
 
+/// `command`: its call runs a command (`prune::runs_command`), so an exit code in its text
+/// counts.
 fn result_detail(
     py: Python<'_>,
     format: Format,
     source: &Bound<'_, PyAny>,
     enc: &'static Encoding,
+    command: bool,
     details: &mut Details,
 ) -> PartDetail {
     let mut detail = PartDetail::default();
@@ -446,16 +468,15 @@ fn result_detail(
         Format::Responses => field(source, intern!(py, "output")),
     };
     // Formats with no failure flag: what the text says.
-    let said = matches!(format, Format::OpenAi | Format::Responses);
+    let said = matches!(format, Format::OpenAi | Format::Responses).then_some(command);
     if let Some(text) = content.and_then(|c| c.cast_into::<PyString>().ok()) {
         if let Some(m) = measure(&text, enc, said) {
             detail.content_tokens = m.tokens;
             detail.lines = m.lines;
             detail.placeholder = m.placeholder;
             detail.hash = m.hash;
-            detail.says_failed = m.said.failed;
-            detail.says_failed_as_command = m.said.failed_as_command;
-            if detail.error || detail.says_failed || detail.says_failed_as_command {
+            detail.says_failed = m.said_failed;
+            if detail.error || detail.says_failed {
                 if let Ok(text) = text.to_str() {
                     detail.reason = Some(details.intern(failure::reason(text)));
                 }

@@ -139,33 +139,51 @@ pub fn exit_code(text: &str) -> Option<i64> {
     let tail = suffix_at_boundary(text, HEAD_BYTES);
     let mut found = None;
     for part in [head, tail] {
-        let lower = part.to_ascii_lowercase();
-        for needle in NEEDLES {
-            let mut from = 0;
-            while let Some(at) = lower[from..].find(needle) {
-                let start = from + at + needle.len();
-                from = start;
-                let rest = &lower.as_bytes()[start..];
-                let mut j = 0;
-                while j < rest.len() && j < 4 && matches!(rest[j], b' ' | b':' | b'=' | b'"' | b'>' | b'\'' | b'(') {
-                    j += 1;
-                }
-                let negative = rest.get(j) == Some(&b'-');
-                if negative {
-                    j += 1;
-                }
-                let digits: String =
-                    rest[j..].iter().take_while(|b| b.is_ascii_digit()).take(6).map(|&b| b as char).collect();
-                if let Ok(n) = digits.parse::<i64>() {
-                    found = Some(if negative { -n } else { n });
+        let lower = part.as_bytes().to_ascii_lowercase();
+        // Every needle begins with `exit` or `return`: one SIMD search for each finds
+        // them all. The code read last wins, in the order of NEEDLES, then of position
+        // (what searching each needle in turn would leave).
+        let mut last: Option<(usize, usize, i64)> = None;
+        for prefix in ["exit", "return"] {
+            for at in memchr::memmem::find_iter(&lower, prefix.as_bytes()) {
+                for (k, needle) in NEEDLES.iter().enumerate() {
+                    if !lower[at..].starts_with(needle.as_bytes()) {
+                        continue;
+                    }
+                    if let Some(code) = code_after(&lower[at + needle.len()..]) {
+                        if last.is_none_or(|(k0, at0, _)| (k, at) > (k0, at0)) {
+                            last = Some((k, at, code));
+                        }
+                    }
                 }
             }
+        }
+        if let Some((_, _, code)) = last {
+            found = Some(code);
         }
         if found.is_some() && part.len() == text.len() {
             break;
         }
     }
     found
+}
+
+/// The number after an exit code's needle: up to 4 of ` :="'>(`, an optional `-`, up to 6 digits.
+fn code_after(rest: &[u8]) -> Option<i64> {
+    let mut j = 0;
+    while j < rest.len() && j < 4 && matches!(rest[j], b' ' | b':' | b'=' | b'"' | b'>' | b'\'' | b'(') {
+        j += 1;
+    }
+    let negative = rest.get(j) == Some(&b'-');
+    if negative {
+        j += 1;
+    }
+    let digits = rest[j..].iter().take_while(|b| b.is_ascii_digit()).take(6).count();
+    if digits == 0 {
+        return None;
+    }
+    let n: i64 = std::str::from_utf8(&rest[j..j + digits]).ok()?.parse().ok()?;
+    Some(if negative { -n } else { n })
 }
 
 /// The first `max` bytes of a text, cut back to a character boundary.

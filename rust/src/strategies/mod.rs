@@ -40,10 +40,9 @@ pub struct PartDetail {
     /// Results: the tool reported an error (`is_error`, a retry prompt).
     pub error: bool,
     /// Results of formats with no failure flag (OpenAI chat, Responses): the text says
-    /// the call failed ([`failure::says_failed`]), read as any tool's output and as a
-    /// command's.
+    /// the call failed ([`failure::says_failed`]; read as a command's output when the
+    /// call runs one, [`prune::runs_command`]).
     pub says_failed: bool,
-    pub says_failed_as_command: bool,
     /// Results: a pydantic-ai retry prompt (measured for the prune step, never masked).
     pub retry: bool,
     /// Results that failed (a flag, or a text that says so): the line that says why

@@ -154,14 +154,14 @@ pub fn acknowledged(
 /// [`super::failure`]): its key argument is `command` or `cmd`, or its tool's name
 /// (ASCII case-insensitive) contains `bash`, `shell` or `terminal`.
 pub fn runs_command(tool: &str, key_field: Option<&str>) -> bool {
-    let t = tool.to_ascii_lowercase();
-    matches!(key_field, Some("command" | "cmd")) || ["bash", "shell", "terminal"].iter().any(|w| t.contains(w))
+    let contains = |w: &str| tool.as_bytes().windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes()));
+    matches!(key_field, Some("command" | "cmd")) || ["bash", "shell", "terminal"].into_iter().any(contains)
 }
 
 /// Whether a result failed: its format's flag, else (OpenAI chat, Responses) what its text
 /// says, read as a command's output when the call runs one ([`runs_command`]).
-pub fn failed(result: &PartDetail, command: bool) -> bool {
-    result.error || if command { result.says_failed_as_command } else { result.says_failed }
+pub fn failed(result: &PartDetail) -> bool {
+    result.error || result.says_failed
 }
 
 /// Whether a tool reads something (a file, a page) that may change between reads.
@@ -254,7 +254,7 @@ pub fn plan(
         let key = (tool, call.args_hash);
         let name = details.string(tool);
         let label = || call.key.map(|(f, v)| (details.string(f), details.string(v)));
-        let failed = failed(result, runs_command(name, call.key.map(|(f, _)| details.string(f))));
+        let failed = failed(result);
         let text = if open && failed && config.superseded_failures && succeeded.contains(&(tool, call.key)) {
             Some(failure_pointer(name, label(), result.reason.map(|r| details.string(r))))
         } else if open && call.args_hash != 0 {
@@ -421,15 +421,8 @@ mod tests {
         let (h, mut d, ex) = session(&[("edit_file", 7, 70), ("edit_file", 8, 80)]);
         d.parts[2].says_failed = true;
         assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
-        // An exit code is read only for a call that runs a command.
-        d.parts[2] = PartDetail { says_failed_as_command: true, ..d.parts[2] };
-        d.parts[2].says_failed = false;
-        assert!(pruned(&h, &d, &ex, ALL).is_empty());
-        let (h, mut d, ex) = session(&[("bash", 7, 70), ("bash", 8, 80)]);
-        d.parts[2].says_failed_as_command = true;
-        assert_eq!(pruned(&h, &d, &ex, ALL).iter().map(|r| r.0).collect::<Vec<_>>(), vec![2]);
         // A later result whose text says it failed supersedes nothing.
-        d.parts[4].says_failed_as_command = true;
+        d.parts[4].says_failed = true;
         assert!(pruned(&h, &d, &ex, ALL).is_empty());
     }
 

@@ -292,6 +292,66 @@ mod tests {
         assert_eq!(reason(&"é".repeat(5000)).len(), HEAD_BYTES);
     }
 
+    /// The needle-by-needle search [`exit_code`] replaced (and the baseline mirrors).
+    fn exit_code_one_needle_at_a_time(text: &str) -> Option<i64> {
+        const NEEDLES: [&str; 6] =
+            ["exit code", "exit status", "exited with code", "exit_code", "returncode", "return code"];
+        let mut found = None;
+        for part in [prefix_at_boundary(text, HEAD_BYTES), suffix_at_boundary(text, HEAD_BYTES)] {
+            let lower = part.to_ascii_lowercase();
+            for needle in NEEDLES {
+                let mut from = 0;
+                while let Some(at) = lower[from..].find(needle) {
+                    from += at + needle.len();
+                    if let Some(code) = code_after(&lower.as_bytes()[from..]) {
+                        found = Some(code);
+                    }
+                }
+            }
+            if found.is_some() && part.len() == text.len() {
+                break;
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn one_search_for_all_needles_finds_what_searching_each_in_turn_finds() {
+        let pieces = [
+            "exit code: 1",
+            "Exit Status 2",
+            "exited with code -3",
+            "\"exit_code\": 0",
+            "returncode=4",
+            "return code 5",
+            "exit",
+            "code",
+            "return",
+            " ",
+            "\n",
+            "é",
+            "x",
+            "EXIT CODE (7)",
+            "exit code: ",
+            "9",
+            "return code: '12'",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let n = (seed >> 33) % 40;
+            for _ in 0..n {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+                if (seed >> 20) % 9 == 0 {
+                    text.push_str(&"y".repeat(700));
+                }
+            }
+            assert_eq!(exit_code(&text), exit_code_one_needle_at_a_time(&text), "{text:?}");
+        }
+    }
+
     #[test]
     fn exit_codes_are_read_from_both_ends_of_a_long_output() {
         assert_eq!(exit_code("Process exited with code 127"), Some(127));

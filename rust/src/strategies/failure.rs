@@ -87,7 +87,8 @@ pub const REASON_OPENINGS: [&str; 5] = ["error", "failed", "failure", "fatal", "
 /// the first non-blank line.
 pub fn reason(text: &str) -> &str {
     let first = lines(text).next().unwrap_or("");
-    let opens = |line: &str, with: &[u8]| line.as_bytes()[..line.len().min(64)].to_ascii_lowercase().starts_with(with);
+    let opens =
+        |line: &str, with: &[u8]| line.as_bytes().get(..with.len()).is_some_and(|b| b.eq_ignore_ascii_case(with));
     let line = if opens(first, b"traceback (most recent call last)") {
         lines(suffix_at_boundary(text, HEAD_BYTES)).last().unwrap_or(first)
     } else {

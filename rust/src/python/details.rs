@@ -239,8 +239,9 @@ pub fn read_details(
 ) -> Details {
     let history = &read.history;
     let mut details = Details::with_parts(history.parts.len());
-    // Each call id's latest call part so far (as the prune step pairs them): a result's
-    // text is read as a command's output when its call runs one.
+    // Formats with no failure flag read a result's text, as a command's output when its
+    // call runs one: each call id's latest call part so far (as the prune step pairs them).
+    let flagless = matches!(read.format, Format::OpenAi | Format::Responses);
     let mut calls: rustc_hash::FxHashMap<crate::history::CallId, usize> = Default::default();
     for (i, message) in history.messages.iter().enumerate() {
         let parts = &history.parts[message.parts.clone()];
@@ -278,12 +279,12 @@ pub fn read_details(
             let Some(source) = source else { continue };
             let detail = match kind {
                 PartKind::Call(id) => {
-                    calls.insert(id, p);
+                    if flagless {
+                        calls.insert(id, p);
+                    }
                     call_detail(py, read.format, &source, enc, &mut details)
                 }
                 PartKind::Result(id) => {
-                    // Only formats with no failure flag read the text (see `result_detail`).
-                    let flagless = matches!(read.format, Format::OpenAi | Format::Responses);
                     let command = flagless
                         && calls.get(&id).is_some_and(|&c| {
                             let call = &details.parts[c];

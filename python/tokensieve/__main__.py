@@ -2,7 +2,7 @@
 
     tokensieve count   HISTORY.json            tokens per message
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] [-o OUT.json]
-    tokensieve bench   [--quick]               compact_history against the pure-Python baseline
+    tokensieve bench   [--quick]               compact_history against the pure-Python baseline, first count against the peers
     tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
     tokensieve replay  SESSIONS... [--policy P]... [--json] [--engine local|ray] [--price USD]
     tokensieve simulate --sessions N --format F -o DIR
@@ -700,8 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="compact_history against the pure-Python baseline (needs tokensieve[bench])",
-        description="Time compact_history against tokensieve.baseline in one run and print a table.",
+        help="compact_history against the pure-Python baseline, first count against the peers (needs tokensieve[bench])",
+        description="Time compact_history against tokensieve.baseline in one run, then the first count of a fresh "
+        "process against tiktoken, fastokens and toktok-rs (those installed), and print the tables.",
     )
     bench.add_argument("--quick", action="store_true", help="smaller histories, fewer rounds")
     bench.set_defaults(run=bench_command)

@@ -14,6 +14,8 @@ the same vocabulary (``tokensieve._first_count``).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -104,6 +106,13 @@ def test_first_count_in_a_fresh_process(benchmark, record, library, encoding, ra
     record(("first", encoding, library))  # the whole process, interpreter start-up included
     if library == "tokensieve":
         assert best["rss_mb"] <= FIRST_COUNT_MAX_RSS_MB, best
+
+
+@pytest.mark.parametrize("encoding", tokensieve.ENCODINGS)
+def test_a_bare_interpreter_for_reference(benchmark, encoding):
+    """``python -c pass``: the part of each fresh process above that no library can save."""
+    benchmark.group = f"first count in a fresh process, {encoding}"
+    benchmark.pedantic(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), rounds=3, iterations=1)
 
 
 @pytest.mark.parametrize("library", LIBRARIES)

@@ -33,6 +33,8 @@ RESULTS: dict[tuple[str, str, str], dict[str, float]] = {}
 # (encoding, library) -> a fresh process's own report of its first count: "first_count" and
 # "import" in seconds, "rss_mb" and "peak_mb" after it (benches/test_bench_counting.py).
 FIRST_COUNTS: dict[tuple[str, str], dict[str, float]] = {}
+# (measurement, encoding, peer) -> whether the peer's total differed from tiktoken's.
+NOT_EXACT: dict[tuple[str, str, str], bool] = {}
 # Set once any benchmark has run (enabled or not), so collection-only runs stay quiet.
 BENCHMARKS_RAN: list[bool] = []
 
@@ -173,10 +175,11 @@ def peer_lines() -> list[str]:
             if not found["tokensieve"]:
                 continue
             rows.append((f"{label}, {encoding}",
-                         *(f"{_mbps(r):.1f}" if r else "-" for r in found.values())))
+                         *(f"{_mbps(r):.1f}{'*' if NOT_EXACT.get((kind, encoding, lib)) else ''}" if r else "-"
+                           for lib, r in found.items())))
     if not rows:
         return []
-    return _table(("corpus MB/s", *libraries), rows)
+    return _table(("corpus MB/s", *libraries), rows) + ["* not exact: its total differs from tiktoken's"]
 
 
 def compaction_ratio_lines() -> list[str]:

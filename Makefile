@@ -35,8 +35,14 @@ test-python: $(BIN)/python
 	$(BIN)/python -m pytest
 
 ## Benchmarks against tiktoken, the exact peers and the pure-Python baseline, in one run.
+## The peers: tiktoken, fastokens, toktok-rs (counting, first count), pydantic-ai-harness
+## and LangChain core (compaction). The harness pins pydantic-ai-slim to its own release,
+## which the test extra pins otherwise: it is installed without its dependencies
+## (pyproject's bench-peers extra lists the others).
+HARNESS ?= pydantic-ai-harness==0.62.0
 bench: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test,bench]"
+	$(BIN)/python -m pip install --quiet ".[test,bench,bench-peers]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(HARNESS)"
 	TOKENSIEVE_BENCH=1 $(BIN)/python -m pytest benches --benchmark-enable --benchmark-group-by=group --benchmark-columns=min,median,ops,rounds
 
 ## Coverage-guided fuzzing of the history readers (atheris + an instrumented build in

@@ -30,6 +30,11 @@ MESSAGE_COUNT = 10_000
 
 # (measurement, encoding or "", library) -> {"seconds": median, "bytes": bytes per call}
 RESULTS: dict[tuple[str, str, str], dict[str, float]] = {}
+# (encoding, library) -> a fresh process's own report of its first count: "first_count" and
+# "import" in seconds, "rss_mb" and "peak_mb" after it (benches/test_bench_counting.py).
+FIRST_COUNTS: dict[tuple[str, str], dict[str, float]] = {}
+# (measurement, encoding, peer) -> whether the peer's total differed from tiktoken's.
+NOT_EXACT: dict[tuple[str, str, str], bool] = {}
 # Set once any benchmark has run (enabled or not), so collection-only runs stay quiet.
 BENCHMARKS_RAN: list[bool] = []
 
@@ -132,6 +137,51 @@ def ratio_lines() -> list[str]:
     return lines
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+
+
+def first_count_lines() -> list[str]:
+    """Issue 12's first row for every embedded encoding: import + first count in a fresh
+    process and the resident memory after it, tokensieve against each peer."""
+    rows = []
+    for encoding in tokensieve.ENCODINGS:
+        ours = FIRST_COUNTS.get((encoding, "tokensieve"))
+        if not ours:
+            continue
+        peers = [(lib, r) for (enc, lib), r in FIRST_COUNTS.items() if enc == encoding and lib != "tokensieve"]
+        cells = [f"{lib} {r['first_count'] * 1e3:.0f} ms / {r['rss_mb']:.0f} MB" for lib, r in peers]
+        best = min(peers, key=lambda p: p[1]["first_count"], default=None)
+        rows.append((encoding, f"{ours['first_count'] * 1e3:.1f} ms", f"{ours['import'] * 1e3:.1f} ms",
+                     f"{ours['rss_mb']:.1f} MB",
+                     f"{best[1]['first_count'] / ours['first_count']:.0f}x" if best else "",
+                     ", ".join(cells)))
+    if not rows:
+        return []
+    header = ("encoding", "tokensieve", "of it import", "RSS", "best peer / ours", "peers (first count / RSS)")
+    return _table(header, rows) + [
+        "best of 3 fresh processes each; goal (issue 12): first count < 20 ms, RSS <= 40 MB, import < 50 ms"]
+
+
+def peer_lines() -> list[str]:
+    """Uncached counting (MB/s) of tokensieve, tiktoken and the exact peers, same corpus."""
+    libraries = ("tokensieve", "tiktoken", "fastokens", "toktok-rs")
+    rows = []
+    for encoding in ("o200k_base", "cl100k_base"):
+        for kind, label in (("cold", "one thread, uncached"), ("batch", "batch, parallel")):
+            found = {lib: RESULTS.get((kind, encoding, lib)) for lib in libraries}
+            if not found["tokensieve"]:
+                continue
+            rows.append((f"{label}, {encoding}",
+                         *(f"{_mbps(r):.1f}{'*' if NOT_EXACT.get((kind, encoding, lib)) else ''}" if r else "-"
+                           for lib, r in found.items())))
+    if not rows:
+        return []
+    return _table(("corpus MB/s", *libraries), rows) + ["* not exact: its total differs from tiktoken's"]
+
+
 def compaction_ratio_lines() -> list[str]:
     """compact_history vs the pure-Python baseline, from benches/test_bench_compaction.py."""
     rows = []
@@ -169,12 +219,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("=", "narrow_tool_output vs the baseline and the harness's head/tail: MB/s")
         for line in narrow:
             terminalreporter.write_line(line)
+    first = first_count_lines()
+    if first:
+        terminalreporter.write_sep("=", "first count in a fresh process: tokensieve vs the peers")
+        for line in first:
+            terminalreporter.write_line(line)
+    peers = peer_lines()
+    if peers:
+        terminalreporter.write_sep("=", "uncached counting: tokensieve vs tiktoken and the exact peers, MB/s")
+        for line in peers:
+            terminalreporter.write_line(line)
     compaction = compaction_ratio_lines()
     if compaction:
         terminalreporter.write_sep("=", "compact_history vs the pure-Python baseline: ratios")
         for line in compaction:
             terminalreporter.write_line(line)
     lines = ratio_lines()
+    if not lines and (first or peers or compaction or narrow):
+        return  # other groups ran, not the tiktoken ratios' ones
     terminalreporter.write_sep("=", "tokensieve vs tiktoken: ratios")
     if not lines:
         terminalreporter.write_line("benchmarks were disabled: run with --benchmark-enable for the ratio table")

@@ -1,40 +1,40 @@
 """First count in fresh processes: import + first count, and RSS after it, for
-tokensieve, tiktoken (built offline from rust/vocab/) and toktok-rs.
+tokensieve and the peers installed (tiktoken and fastokens loading tokensieve's rank
+files offline, toktok-rs its bundled encodings), every embedded encoding; then the CPU
+time of a whole process (start-up and exit included) against ``python -c pass``.
 
-    python benches/first_count.py [RUNS]
+    python benches/first_count.py [RUNS] [ENCODING ...]
+
+The table is ``tokensieve._first_count.table`` (``tokensieve bench --first-count`` prints
+the same).
 """
-import subprocess, sys, json, statistics
-from pathlib import Path
-PY = sys.executable
-VOCAB = str(Path(__file__).resolve().parent.parent / "rust" / "vocab") + "/"
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-def rss_code(setup):
-    return setup + """
 import resource
-with open('/proc/self/status') as f:
-    lines = f.readlines()
-rss = next(int(l.split()[1]) for l in lines if l.startswith('VmRSS'))
-hwm = next(int(l.split()[1]) for l in lines if l.startswith('VmHWM'))
-print(json.dumps({'t': t1 - t0, 'import': ti - t0, 'rss_mb': rss / 1024, 'hwm_mb': hwm / 1024, 'n': n}))
-"""
-cases = {
-    "tokensieve": "import time, json\nt0=time.perf_counter()\nimport tokensieve\nti=time.perf_counter()\nn=tokensieve.count_tokens('Hello, world!', encoding=ENC)\nt1=time.perf_counter()",
-    "tiktoken": "import time, json, os, sys\nt0=time.perf_counter()\nimport tiktoken, tiktoken.load\nti=time.perf_counter()\nr=tiktoken.load.load_tiktoken_bpe(VOCAB+ENC+'.tiktoken')\ne=tiktoken.Encoding(ENC, pat_str=PAT, mergeable_ranks=r, special_tokens={})\nn=len(e.encode_ordinary('Hello, world!'))\nt1=time.perf_counter()",
-    "toktok-rs": "import time, json\nt0=time.perf_counter()\nimport toktok\nti=time.perf_counter()\nn=toktok.batch_count(['Hello, world!'], ENC)[0]\nt1=time.perf_counter()",
+import statistics
+import subprocess
+import sys
+
+import tokensieve
+from tokensieve import _first_count
+
+runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+encodings = sys.argv[2:] or list(tokensieve.ENCODINGS)
+print(f"fresh processes, median of {runs}; first count = import + load + count {_first_count.HELLO!r}")
+for line in _first_count.table(encodings, runs=runs):
+    print(line)
+
+# CPU time is less noisy than wall time on a shared machine: what importing and counting
+# add to a process that does nothing.
+WHOLE = {
+    "python -c pass": "pass",
+    "import tokensieve + first count": f"import tokensieve; tokensieve.count_tokens({_first_count.HELLO!r}, encoding={encodings[0]!r})",
 }
-PATS = {
- "o200k_base": "|".join([r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""", r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""", r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+"""]),
- "cl100k_base": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
-}
-for enc in ("o200k_base", "cl100k_base"):
-    for lib, code in cases.items():
-        res = []
-        for _ in range(runs):
-            src = f"ENC={enc!r}\nPAT={PATS[enc]!r}\nVOCAB={VOCAB!r}\n" + rss_code(code)
-            out = subprocess.run([PY, "-c", src], capture_output=True, text=True)
-            if out.returncode:
-                print(lib, enc, out.stderr[-300:]); break
-            res.append(json.loads(out.stdout))
-        if res:
-            med = lambda k: statistics.median(r[k] for r in res)
-            print(f"{enc:12s} {lib:11s} first count {med('t')*1e3:7.1f} ms (import {med('import')*1e3:6.1f} ms)  RSS {med('rss_mb'):6.1f} MB peak {med('hwm_mb'):6.1f} MB  n={res[0]['n']}")
+cpu: dict[str, list[float]] = {name: [] for name in WHOLE}
+for _ in range(max(runs, 10)):
+    for name, code in WHOLE.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", code], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+print(f"\nwhole process, CPU time (user + system), median of {max(runs, 10)}, {encodings[0]}:")
+for name, times in cpu.items():
+    print(f"  {name:<32} {statistics.median(times) * 1e3:6.1f} ms")

@@ -8,12 +8,12 @@ reported in ``extra_info["exact"]`` (it is their bug, not ours to fail on).
 
 ``test_first_count_in_a_fresh_process`` runs a new interpreter per round: the time and
 memory a process pays before its first count (``import tokensieve`` plus loading the
-encoding, which now builds nothing).
+encoding, which builds nothing), for every embedded encoding, against the peers loading
+the same vocabulary (``tokensieve._first_count``).
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from functools import partial
@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 import tokensieve
+from tokensieve import _first_count
+from benches.conftest import FIRST_COUNTS, NOT_EXACT
 from tests.support.reference import ENCODING_NAMES, write_bpe_file
 
 LIBRARIES = ("tokensieve", "tiktoken")
@@ -57,6 +59,7 @@ def test_peer_single_thread_throughput_on_the_corpus(
     count = peer_counter(library, encoding, tiktoken_encodings, tmp_path_factory)
     total = benchmark.pedantic(lambda: count(corpus_texts), rounds=3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["exact"] = total == reference_totals[encoding]
+    NOT_EXACT[("cold", encoding, library)] = total != reference_totals[encoding]
     record(("cold", encoding, library), sum(len(t.encode()) for t in corpus_texts))
 
 
@@ -69,40 +72,50 @@ def test_peer_batch_throughput_on_the_corpus(
     count = peer_counter(library, encoding, tiktoken_encodings, tmp_path_factory, threads=0)
     total = benchmark.pedantic(lambda: count(corpus_texts), rounds=3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["exact"] = total == reference_totals[encoding]
+    NOT_EXACT[("batch", encoding, library)] = total != reference_totals[encoding]
     record(("batch", encoding, library), sum(len(t.encode()) for t in corpus_texts))
 
 
-FIRST_COUNT = """
-import json, time
-t0 = time.perf_counter()
-import tokensieve
-t1 = time.perf_counter()
-n = tokensieve.count_tokens("Hello, world!", encoding={encoding!r})
-t2 = time.perf_counter()
-with open("/proc/self/status") as f:
-    rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
-print(json.dumps({{"import": t1 - t0, "first_count": t2 - t1, "rss_mb": rss / 1024, "n": n}}))
-"""
+@pytest.fixture(scope="module")
+def rank_files(tmp_path_factory) -> dict[str, str]:
+    """Every embedded encoding's rank file, for the peers to load offline."""
+    return _first_count.write_rank_files(str(tmp_path_factory.mktemp("ranks")))
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
-@pytest.mark.parametrize("encoding", ENCODING_NAMES)
-def test_first_count_in_a_fresh_process(benchmark, encoding):
-    """A new interpreter imports tokensieve and counts once: the whole process is timed
-    (interpreter start-up included); it reports its own import and first-count times."""
-    benchmark.group = "first count in a fresh process"
+@pytest.mark.parametrize("library", _first_count.LIBRARIES)
+@pytest.mark.parametrize("encoding", tokensieve.ENCODINGS)
+def test_first_count_in_a_fresh_process(benchmark, record, library, encoding, rank_files):
+    """A new interpreter imports the library, loads the encoding and counts once: the
+    whole process is timed (interpreter start-up included); it reports its own import
+    and first-count times and its resident memory after it (``extra_info``), which the
+    ratio table at the end shows for every embedded encoding."""
+    if not _first_count.installed(library):
+        pytest.skip(f"{library} is not installed (pip install \"tokensieve[bench]\")")
+    if not _first_count.supports(library, encoding):
+        pytest.skip(f"{library} has no {encoding}")
+    benchmark.group = f"first count in a fresh process, {encoding}"
     reports = []
 
     def run():
-        out = subprocess.run([sys.executable, "-c", FIRST_COUNT.format(encoding=encoding)],
-                             capture_output=True, text=True, check=True)
-        reports.append(json.loads(out.stdout))
+        reports.append(_first_count.measure_once(library, encoding, rank_files))
 
     benchmark.pedantic(run, rounds=3, iterations=1)
-    best = min(reports, key=lambda r: r["import"] + r["first_count"])
+    best = min(reports, key=lambda r: r["first_count"])
     benchmark.extra_info.update(best)
     assert best["n"] == 4
-    assert best["rss_mb"] <= FIRST_COUNT_MAX_RSS_MB, best
+    if not benchmark.disabled:  # a smoke run (benchmarks disabled) ran one round: no table
+        FIRST_COUNTS[(encoding, library)] = best
+    record(("first", encoding, library))  # the whole process, interpreter start-up included
+    if library == "tokensieve":
+        assert best["rss_mb"] <= FIRST_COUNT_MAX_RSS_MB, best
+
+
+@pytest.mark.parametrize("encoding", tokensieve.ENCODINGS)
+def test_a_bare_interpreter_for_reference(benchmark, encoding):
+    """``python -c pass``: the part of each fresh process above that no library can save."""
+    benchmark.group = f"first count in a fresh process, {encoding}"
+    benchmark.pedantic(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), rounds=3, iterations=1)
 
 
 @pytest.mark.parametrize("library", LIBRARIES)

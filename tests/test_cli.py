@@ -292,6 +292,25 @@ def test_bench_without_the_extra_is_one_line_naming_the_install_command():
     )
 
 
+def test_bench_first_count_needs_no_extra_and_names_the_peers_it_did_not_find():
+    hide = "import sys\nfor name in ('tiktoken', 'fastokens', 'toktok', 'pydantic_ai'):\n    sys.modules[name] = None\n"
+    result = run_cli("bench", "--first-count", "--quick", code=hide)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if "tokensieve" in line.split()[1:2]]
+    assert [row[0] for row in rows] == list(tokensieve.ENCODINGS)
+    assert all(row[3] == "ms" and row[-1] == "MB" for row in rows)
+    assert "not installed" in result.stdout and "tiktoken, fastokens, toktok-rs" in result.stdout
+
+
+def test_bench_counting_alone_reports_both_modes_of_both_encodings_exactly():
+    hide = "import sys\nfor name in ('tiktoken', 'fastokens', 'toktok', 'pydantic_ai'):\n    sys.modules[name] = None\n"
+    result = run_cli("bench", "--counting", "--quick", code=hide, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["o200k_base"], ["cl100k_base"])]
+    assert [(r[0], r[-2]) for r in rows] == [("o200k_base", "tokensieve")] * 2 + [("cl100k_base", "tokensieve")] * 2
+    assert "not exact" not in result.stdout and "not installed" in result.stdout
+
+
 def test_piping_into_head_ends_quietly_without_a_traceback(long_history):
     process = subprocess.Popen(
         [sys.executable, "-m", "tokensieve", "count", long_history, "--verbose"],

@@ -59,6 +59,58 @@ def test_importing_tokensieve_is_fast_and_pulls_in_no_heavy_modules():
     assert report["elapsed"] < 0.5, f"import tokensieve took {report['elapsed']:.3f} s"
 
 
+# What the first count of a process must not pay for (issue 12: import + first count under
+# 20 ms). The standard library's heavier modules too: together they are most of what
+# `import tokensieve` used to cost, and counting needs none of them.
+NOT_NEEDED_TO_COUNT = (
+    "sqlite3", "logfire_api", "pydantic", "pydantic_core", "json", "typing", "dataclasses", "inspect", "re",
+    "enum", "hashlib", "tokensieve.compaction", "tokensieve.config", "tokensieve.usage", "tokensieve.telemetry",
+    "tokensieve.classify", "tokensieve.narrow", "tokensieve.summarize", "tokensieve.encodings",
+)
+
+
+@pytest.mark.parametrize("encoding", _core.ENCODINGS)
+def test_importing_tokensieve_and_counting_once_loads_only_the_core(encoding):
+    """A fresh interpreter imports tokensieve and counts with each embedded encoding: no
+    module beyond the compiled core and the exceptions is imported (those the interpreter
+    had already loaded at start-up, whatever its site packages bring, do not count)."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import tokensieve\n"
+        f"assert tokensieve.count_tokens('Hello, world!', encoding={encoding!r}) > 0\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    result = run_python(code, "-I", "-X", "importtime")
+    assert result.returncode == 0, result.stderr
+    new = set(result.stdout.split())
+    loaded = sorted(new & set(NOT_NEEDED_TO_COUNT))
+    importers = _importers(result.stderr, tuple(loaded))
+    assert loaded == [], f"import tokensieve + one count imported {loaded} (imported by: {importers})"
+    assert {"tokensieve", "tokensieve._core", "tokensieve.errors"} <= new
+
+
+def test_every_lazily_loaded_public_name_is_in_dir_and_resolves_in_a_fresh_process():
+    """The Python-written half of the API loads on first use: ``dir()`` lists it before,
+    ``from tokensieve import *`` and attribute access give the documented objects, and
+    the submodule behind each name is imported only then."""
+    code = (
+        "import json, sys\n"
+        "import tokensieve\n"
+        "listed = sorted(set(tokensieve.__all__) - set(dir(tokensieve)))\n"
+        "before = 'tokensieve.compaction' in sys.modules\n"
+        "c = tokensieve.compact_history\n"
+        "ns = {}\n"
+        "exec('from tokensieve import *', ns)\n"
+        "print(json.dumps({'not_listed': listed, 'compaction_before': before,\n"
+        "                  'same': c is ns['compact_history'] and ns['Compactor'] is tokensieve.Compactor,\n"
+        "                  'missing': sorted(set(tokensieve.__all__) - set(ns))}))\n"
+    )
+    result = run_python(code, "-I")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"not_listed": [], "compaction_before": False, "same": True, "missing": []}
+
+
 def test_the_type_stubs_and_annotations_agree_with_the_runtime_package(tmp_path):
     """stubtest over the whole package (the compiled module's stubs and every Python
     module's annotations), with an allowlist of its genuine false positives."""

@@ -15,8 +15,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
-
+# `import tokensieve` loads the compiled core and the exceptions only (about 2 ms): the
+# first count of a fresh process pays for nothing else. Everything written in Python
+# (compaction, budgets and presets, usage tracking, narrowing, summaries) loads on first
+# use through the module ``__getattr__`` below, so typing, dataclasses, json, re, sqlite3
+# and the telemetry shim are not imported by counting. tests/test_package.py checks that.
 from tokensieve import _core
 from tokensieve._core import (
     ENCODINGS,
@@ -28,16 +31,6 @@ from tokensieve._core import (
     get_encoding,
     tiktoken_bpe_file,
 )
-from tokensieve.compaction import (
-    CompactionResult,
-    Compactor,
-    StepReport,
-    compact_history,
-    count_history_tokens,
-    count_request_tokens,
-)
-from tokensieve.config import PRESETS, BudgetConfig, BudgetOverrides, OutputBudgets, load_presets, register_preset
-from tokensieve.config import ContextStrategies, MaskStrategy, PruneStrategy, SummaryStrategy
 from tokensieve.errors import (
     BudgetExceededError,
     BudgetWarning,
@@ -47,6 +40,9 @@ from tokensieve.errors import (
     TokensieveError,
     UnknownEncodingError,
 )
+
+# ``typing`` costs a few milliseconds to import: type checkers read this name as True.
+TYPE_CHECKING = False
 
 __version__: str = _core.__version__
 
@@ -109,16 +105,6 @@ __all__ = [
 ]
 
 
-class CacheInfo(NamedTuple):
-    """State of the content cache (see :func:`cache_info`)."""
-
-    hits: int
-    misses: int
-    size: int
-    max_entries: int
-    enabled: bool
-
-
 def cache_info() -> CacheInfo:
     """Hits, misses and size of the content cache that every count goes through.
 
@@ -135,12 +121,30 @@ def cache_info() -> CacheInfo:
         >>> (info.hits, info.misses, info.size)
         (1, 1, 1)
     """
+    from tokensieve._cache_info import CacheInfo
+
     return CacheInfo(*_core.cache_info())
 
 
-# The budget layer loads on first use: sqlite3, the classifier's patterns and the
-# telemetry shim cost nothing until an agent asks for them.
+# Public names defined in Python modules, each imported when first asked for.
 _LAZY = {
+    "CacheInfo": "tokensieve._cache_info",
+    "CompactionResult": "tokensieve.compaction",
+    "Compactor": "tokensieve.compaction",
+    "StepReport": "tokensieve.compaction",
+    "compact_history": "tokensieve.compaction",
+    "count_history_tokens": "tokensieve.compaction",
+    "count_request_tokens": "tokensieve.compaction",
+    "PRESETS": "tokensieve.config",
+    "BudgetConfig": "tokensieve.config",
+    "BudgetOverrides": "tokensieve.config",
+    "OutputBudgets": "tokensieve.config",
+    "load_presets": "tokensieve.config",
+    "register_preset": "tokensieve.config",
+    "ContextStrategies": "tokensieve.config",
+    "MaskStrategy": "tokensieve.config",
+    "PruneStrategy": "tokensieve.config",
+    "SummaryStrategy": "tokensieve.config",
     "CapacityWarning": "tokensieve.usage",
     "UsageStatus": "tokensieve.usage",
     "UsageTracker": "tokensieve.usage",
@@ -165,6 +169,19 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from tokensieve._cache_info import CacheInfo
+    from tokensieve.compaction import (
+        CompactionResult,
+        Compactor,
+        StepReport,
+        compact_history,
+        count_history_tokens,
+        count_request_tokens,
+    )
+    from tokensieve.config import PRESETS, BudgetConfig, BudgetOverrides, OutputBudgets, load_presets, register_preset
+    from tokensieve.config import ContextStrategies, MaskStrategy, PruneStrategy, SummaryStrategy
     from tokensieve.classify import TaskClassification, TaskType, classify_task
     from tokensieve._preflight import Preflight, preflight
     from tokensieve.narrow import NarrowResult, ToolOutputPolicy, narrow_history, narrow_tool_output

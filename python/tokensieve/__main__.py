@@ -2,7 +2,7 @@
 
     tokensieve count   HISTORY.json            tokens per message
     tokensieve compact HISTORY.json [--preset cerebras] [--max-exchanges N] [-o OUT.json]
-    tokensieve bench   [--quick]               compact_history against the pure-Python baseline
+    tokensieve bench   [--quick] [--first-count] [--counting]   compact_history vs the pure-Python baseline; first count, counting vs the peers
     tokensieve narrow  [FILE|-] [--tool NAME] [--exit-code N] [--mode M] [--max-tokens N] [--spill-dir D] [--json]
     tokensieve replay  SESSIONS... [--policy P]... [--json] [--engine local|ray] [--price USD]
     tokensieve simulate --sessions N --format F -o DIR
@@ -620,6 +620,12 @@ def compact_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     from tokensieve import _bench
 
+    if args.first_count or args.counting:  # tokensieve alone suffices; the peers are measured when installed
+        if args.first_count:
+            _bench.first_count(args.quick)
+        if args.counting:
+            _bench.counting(args.quick)
+        return 0
     missing = _bench.missing_extras()
     if missing:
         raise CliError(
@@ -700,10 +706,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="compact_history against the pure-Python baseline (needs tokensieve[bench])",
-        description="Time compact_history against tokensieve.baseline in one run and print a table.",
+        help="compact_history against the pure-Python baseline; first count and counting against the peers "
+        "(needs tokensieve[bench])",
+        description="Time compact_history against tokensieve.baseline in one run, then the first count of a fresh "
+        "process and uncached counting against tiktoken, fastokens and toktok-rs (those installed), and print the "
+        "tables.",
     )
     bench.add_argument("--quick", action="store_true", help="smaller histories, fewer rounds")
+    bench.add_argument(
+        "--first-count", action="store_true",
+        help="only the first count of a fresh process against the peers (seconds; no extra needed)",
+    )
+    bench.add_argument(
+        "--counting", action="store_true",
+        help="only uncached counting throughput against the peers (seconds; no extra needed)",
+    )
     bench.set_defaults(run=bench_command)
 
     from tokensieve import narrow  # the `narrow` subcommand lives with its capability

@@ -11,7 +11,12 @@ baseline). The histories are agent tool loops in pydantic-ai form, with tool res
   call, cold, in a fresh subprocess per implementation (Linux);
 * **session**: 2,000 requests, each appending an exchange to the stored history and
   storing the compacted result (what pydantic-ai's ProcessHistory does), with the CPU
-  time of every request: flat, not growing with the session.
+  time of every request: flat, not growing with the session;
+* **first count**: a fresh process imports the library, loads each embedded encoding and
+  counts once, against tiktoken, fastokens and toktok-rs when installed, with its
+  resident memory after it (``tokensieve._first_count``);
+* **counting**: uncached counting throughput against the same peers, one thread and
+  batch, on generated mixed text (``tokensieve._bench_counting``).
 
 The pytest-benchmark suite (``benches/test_bench_compaction.py``) measures the same
 cases with statistics; this command prints one table for a closing note or a README.
@@ -265,8 +270,35 @@ def main(quick: bool = False) -> int:
             f" {statistics.mean(slow_times[lo:hi]) * 1e3:>12.3f}ms"
         )
     print(f"  {'total CPU':<14} {sum(fast_times):>13.2f}s {sum(slow_times):>13.2f}s   ratio {sum(slow_times) / sum(fast_times):.0f}x")
+    first_count(quick)
+    counting(quick)
     return 0
+
+
+def first_count(quick: bool = False) -> None:
+    """Print the first count of a fresh process (import, load, count once) and its resident
+    memory, tokensieve against the installed peers, for every embedded encoding (issue 12:
+    under 20 ms and 40 MB). ``tokensieve._first_count`` measures it."""
+    from tokensieve import _first_count
+
+    runs = 1 if quick else 3
+    print()
+    print(f"first count in a fresh process (import + load + count {_first_count.HELLO!r}), median of {runs}:")
+    for line in _first_count.table(list(tokensieve.ENCODINGS), runs=runs):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main(quick="--quick" in sys.argv))
+
+
+def counting(quick: bool = False) -> None:
+    """Print uncached counting throughput, one thread and batch, tokensieve against
+    tiktoken, fastokens and toktok-rs when installed, on the same generated texts
+    (``tokensieve._bench_counting``)."""
+    from tokensieve import _bench_counting
+
+    print()
+    print("uncached counting (MB/s), same texts, same run:")
+    for line in _bench_counting.table(["o200k_base", "cl100k_base"], 1_000_000 if quick else 4_000_000, 2 if quick else 3):
+        print(f"  {line}")

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 #[path = "vocab_table.rs"]
 mod table;
 
+use crate::pretokenize::Pieces;
 use table::Slot;
 
 pub type Rank = u32;
@@ -130,25 +131,26 @@ impl Vocabulary {
 
     /// Total tokens of `pieces`, each counted as [`Self::count_piece`] does, through this
     /// thread's memo of recently merged pieces.
-    pub fn count_pieces<'a>(&self, pieces: impl Iterator<Item = &'a [u8]>) -> usize {
+    pub fn count_pieces(&self, pieces: Pieces<'_>) -> usize {
+        let text = pieces.text();
         let mut pieces = Some(pieces);
         let counted = MEMO.try_with(|memo| {
             let mut memo = memo.try_borrow_mut().ok()?;
             let memo = &mut *memo;
-            Some(pieces.take()?.map(|piece| self.count_piece_memo(piece, memo)).sum())
+            Some(pieces.take()?.map(|piece| self.count_piece_memo(text, piece, memo)).sum())
         });
         // Without the memo only while this thread is being torn down.
         counted.ok().flatten().unwrap_or_else(|| pieces.into_iter().flatten().map(|p| self.count_piece(p)).sum())
     }
 
+    /// Tokens of `piece`, a slice of `text`.
     #[inline(always)]
-    fn count_piece_memo(&self, piece: &[u8], memo: &mut Memo) -> usize {
+    fn count_piece_memo(&self, text: &[u8], piece: &[u8], memo: &mut Memo) -> usize {
         let n = piece.len();
         if n <= 1 {
             return n;
         }
-        let head = table::head(piece);
-        let h = table::hash(piece, head);
+        let (head, h) = head_and_hash(text, piece);
         if n <= self.max_token_len && table::lookup(&self.table, &self.blob, piece, head, h).is_some() {
             return 1;
         }
@@ -308,6 +310,29 @@ impl Vocabulary {
     }
 }
 
+/// [`table::head`] and [`table::hash`] of `piece`, a non-empty slice of `text`, from two
+/// whole 8-byte loads of the text around it where the text has them: no branch on the
+/// piece's length (pieces of 1 to 8+ bytes follow each other in no predictable order).
+#[inline(always)]
+fn head_and_hash(text: &[u8], piece: &[u8]) -> (u64, u64) {
+    let n = piece.len();
+    let start = piece.as_ptr() as usize - text.as_ptr() as usize;
+    let end = start + n;
+    match (text.get(start..start + 8), end.checked_sub(8).and_then(|s| text.get(s..end))) {
+        (Some(first), Some(last)) => {
+            let first = u64::from_le_bytes(first.try_into().unwrap());
+            let last = u64::from_le_bytes(last.try_into().unwrap());
+            let head = first & ((1u128 << (8 * n.min(8))) - 1) as u64;
+            let tail = last & ((n > 8) as u64).wrapping_neg();
+            (head, table::hash_parts(n, head, tail))
+        }
+        _ => {
+            let head = table::head(piece);
+            (head, table::hash(piece, head))
+        }
+    }
+}
+
 /// log2 of the memo's sets per thread: 4,096 sets of [`MEMO_WAYS`] entries of 64 bytes
 /// (32,768 entries, 2 MiB, and 256 KiB of tags), touched as used.
 const MEMO_SETS_BITS: u32 = 12;
@@ -410,6 +435,19 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(v.merge_small(&s, &mut Vec::new()), v.merge_large(&s), "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn head_and_hash_from_the_text_equal_the_tables_on_every_piece() {
+        let text = "ab c\ndefghijklmnopq rstuvwxyz0123456789 é中😀 the end.";
+        let t = text.as_bytes();
+        for start in 0..t.len() {
+            for end in start + 1..=t.len() {
+                let piece = &t[start..end];
+                let head = table::head(piece);
+                assert_eq!(head_and_hash(t, piece), (head, table::hash(piece, head)), "{start}..{end}");
             }
         }
     }

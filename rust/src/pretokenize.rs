@@ -159,6 +159,11 @@ impl<'a> Pieces<'a> {
         Pieces { s: text.as_bytes(), pos: 0, kind: Kind::Scan(pattern) }
     }
 
+    /// The whole text the pieces are slices of.
+    pub fn text(&self) -> &'a [u8] {
+        self.s
+    }
+
     #[cold]
     fn next_regex(&mut self) -> Option<&'a [u8]> {
         let Kind::Regex { regex, text, gaps, next } = &mut self.kind else { unreachable!() };
@@ -607,7 +612,11 @@ fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
         if non_ascii_at(s, e) {
             return None;
         }
-        return Some(Text { s }.byte_run(e, b"\r\n/"));
+        let mut e = e;
+        while e < n && matches!(s[e], b'\r' | b'\n' | b'/') {
+            e += 1;
+        }
+        return Some(e);
     }
     // 5-7: a whitespace run (a space before a multi-byte character returned above).
     debug_assert!(c0 & (BLANK | NEWLINE) != 0);

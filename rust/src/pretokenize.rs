@@ -919,6 +919,19 @@ mod tests {
     }
 
     #[test]
+    fn characters_decode_to_their_code_point_class_and_length_anywhere_in_the_text() {
+        for cp in (0..0x11_0000u32).filter(|cp| cp % 61 == 0 || *cp < 0x900) {
+            let Some(c) = char::from_u32(cp) else { continue };
+            // At the end of the text, before ASCII, before multi-byte characters.
+            for after in ["", "a", "é", "中😀"] {
+                let text = format!("{c}{after}");
+                let t = Text { s: text.as_bytes() };
+                assert_eq!(t.at(0), Some((classes::of(cp), cp, c.len_utf8())), "U+{cp:04X} then {after:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_ascii_byte_classes_agree_with_the_unicode_tables() {
         for b in 0..128u8 {
             let c = ascii::CLASS[b as usize];

@@ -92,6 +92,33 @@ def test_text_from_tricky_characters_counts_as_tiktoken_counts(text, tiktoken_en
     assert_counts_equal_tiktoken(text, tiktoken_encodings)
 
 
+# Mostly ASCII, as the o200k scanner's ASCII fast path sees it, with the multi-byte
+# characters that can continue or end an ASCII run next to them: the fast path hands
+# such a piece to the general scanner, and the two must agree at every seam.
+ASCII_PARTS = (
+    "a", "z", "A", "Z", "x", "Hello", "HTTP", "parseHTTPResponse", "s", "S", "t", "re", "RE", "ve", "ll", "LL", "d",
+    "m", "'", "'s", "'S", "'ll", "'Re", "0", "7", "12", "345", "6789", " ", " ", " ", "  ", "\t", "\n", "\r",
+    "\r\n", "\n\n", "\x0b", "\x0c", "\x1c", "/", "//", ".", ",", ";", "-", "_", "(", ")", "{", "}", '"', "=", "#",
+)
+SEAM_PARTS = ("é", "É", "ß", "ǅ", "ʰ", "\u0301", "ſ", "'ſ", "\u0663", "²", "Ⅷ", "\u00a0", "\u3000", "\u0085", "😀", "—",
+              "’", "中")
+ascii_text = st.lists(
+    st.one_of(st.sampled_from(ASCII_PARTS), st.sampled_from(ASCII_PARTS), st.sampled_from(SEAM_PARTS)), max_size=40
+).map("".join)
+
+
+@SETTINGS
+@given(text=ascii_text)
+@example(text=" é")
+@example(text="ab\u0301")
+@example(text="12\u0663")
+@example(text="  \u00a0x")
+@example(text="x'ſ")
+@example(text=";😀")
+def test_mostly_ascii_text_with_multibyte_seams_counts_as_tiktoken_counts(text, tiktoken_encodings):
+    assert_counts_equal_tiktoken(text, tiktoken_encodings)
+
+
 @SETTINGS
 @given(text=any_code_points)
 def test_text_from_all_code_points_including_surrogates_counts_as_tiktoken_counts(text, tiktoken_encodings):

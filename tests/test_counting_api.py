@@ -258,6 +258,21 @@ def test_a_parallel_batch_counts_exactly_what_a_serial_batch_counts(
     assert parallel == serial == reference_counts[encoding_name]
 
 
+def test_one_long_text_counted_across_threads_counts_what_one_thread_counts(
+    corpus_texts, encoding_name, tiktoken_enc, monkeypatch, cache_disabled
+):
+    # Over 64 KiB, one text is cut where every scanner ends a piece (a newline or a
+    # space before a letter) and the chunks are counted on all cores.
+    text = "".join(corpus_texts[:60])
+    assert len(text.encode()) > 4 * 64 * 1024
+    expected = len(tiktoken_enc.encode_ordinary(text))
+    monkeypatch.delenv("TOKENSIEVE_PARALLELISM", raising=False)
+    parallel = tokensieve.count_tokens(text, encoding=encoding_name)
+    monkeypatch.setenv("TOKENSIEVE_PARALLELISM", "0")
+    serial = tokensieve.count_tokens(text, encoding=encoding_name)
+    assert parallel == serial == expected
+
+
 @pytest.mark.parametrize(("value", "allowed"), [("0", False), ("false", False), ("off", False), ("no", False),
                                                 (" OFF ", False), ("False", False), ("1", True), ("true", True)])
 def test_the_parallelism_environment_variable_switches_parallel_batches(value, allowed, monkeypatch):

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 #[path = "vocab_table.rs"]
 mod table;
 
+use crate::pretokenize::Pieces;
 use table::Slot;
 
 pub type Rank = u32;
@@ -130,41 +131,56 @@ impl Vocabulary {
 
     /// Total tokens of `pieces`, each counted as [`Self::count_piece`] does, through this
     /// thread's memo of recently merged pieces.
-    pub fn count_pieces<'a>(&self, pieces: impl Iterator<Item = &'a [u8]>) -> usize {
+    pub fn count_pieces(&self, pieces: Pieces<'_>) -> usize {
+        let text = pieces.text();
         let mut pieces = Some(pieces);
         let counted = MEMO.try_with(|memo| {
             let mut memo = memo.try_borrow_mut().ok()?;
             let memo = &mut *memo;
-            Some(pieces.take()?.map(|piece| self.count_piece_memo(piece, memo)).sum())
+            Some(pieces.take()?.map(|piece| self.count_piece_memo(text, piece, memo)).sum())
         });
         // Without the memo only while this thread is being torn down.
         counted.ok().flatten().unwrap_or_else(|| pieces.into_iter().flatten().map(|p| self.count_piece(p)).sum())
     }
 
+    /// Tokens of `piece`, a slice of `text`.
     #[inline(always)]
-    fn count_piece_memo(&self, piece: &[u8], memo: &mut Memo) -> usize {
+    fn count_piece_memo(&self, text: &[u8], piece: &[u8], memo: &mut Memo) -> usize {
         let n = piece.len();
         if n <= 1 {
             return n;
         }
-        let head = table::head(piece);
-        let h = table::hash(piece, head);
+        let (head, h) = head_and_hash(text, piece);
         if n <= self.max_token_len && table::lookup(&self.table, &self.blob, piece, head, h).is_some() {
             return 1;
         }
         let h = h ^ (self.memo_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         if n <= MEMO_KEY {
-            // Two ways: the most recent piece of the set first, the one before it second.
-            let set = (h >> (64 - MEMO_BITS)) as usize & !1;
-            for way in [set, set + 1] {
-                let entry = &memo.entries[way];
-                if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
-                    return entry.count as usize;
+            // A set is eight tags in one cache line; a tag equal to the piece's (the
+            // hash, never 0) points at the entry to confirm, which holds the piece.
+            let tag = h | 1;
+            let set = (h >> (64 - MEMO_SETS_BITS)) as usize * MEMO_WAYS;
+            let tags: &[u64; MEMO_WAYS] = memo.tags[set..set + MEMO_WAYS].try_into().unwrap();
+            let mut free = None;
+            for (way, &t) in tags.iter().enumerate() {
+                if t == tag {
+                    let entry = &memo.entries[set + way];
+                    if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
+                        return entry.count as usize;
+                    }
+                } else if t == 0 && free.is_none() {
+                    free = Some(way);
                 }
             }
             let count = self.merge(piece, &mut memo.parts);
-            memo.entries[set + 1] = memo.entries[set];
-            let entry = &mut memo.entries[set];
+            // An empty way if there is one, else one in turn (a clock over all sets:
+            // as good as random replacement, and no state per set).
+            let way = free.unwrap_or_else(|| {
+                memo.clock = memo.clock.wrapping_add(1);
+                memo.clock as usize % MEMO_WAYS
+            });
+            memo.tags[set + way] = tag;
+            let entry = &mut memo.entries[set + way];
             entry.owner = self.memo_id;
             entry.len = n as u32;
             entry.count = count as u32;
@@ -174,21 +190,30 @@ impl Vocabulary {
         if n > LONG_MEMO_MAX {
             return self.merge(piece, &mut memo.parts);
         }
-        let set = (h >> (64 - LONG_MEMO_BITS)) as usize & !1;
-        for way in [set, set + 1] {
+        let set = (h >> (64 - LONG_MEMO_SETS_BITS)) as usize * MEMO_WAYS;
+        let mut free = None;
+        for way in set..set + MEMO_WAYS {
             let entry = memo.long[way];
             let start = entry.offset as usize;
             if entry.owner == self.memo_id && entry.len as usize == n && memo.arena[start..start + n] == *piece {
                 return entry.count as usize;
             }
+            if entry.owner == 0 && free.is_none() {
+                free = Some(way);
+            }
         }
         let count = self.merge(piece, &mut memo.parts);
-        if memo.arena.len() + n > LONG_MEMO_ARENA {
+        let way = if memo.arena.len() + n > LONG_MEMO_ARENA {
             memo.arena.clear();
             memo.long.fill(LongEntry::default());
-        }
-        memo.long[set + 1] = memo.long[set];
-        memo.long[set] =
+            set
+        } else {
+            free.unwrap_or_else(|| {
+                memo.clock = memo.clock.wrapping_add(1);
+                set + memo.clock as usize % MEMO_WAYS
+            })
+        };
+        memo.long[way] =
             LongEntry { owner: self.memo_id, len: n as u32, count: count as u32, offset: memo.arena.len() as u32 };
         memo.arena.extend_from_slice(piece);
         count
@@ -285,15 +310,39 @@ impl Vocabulary {
     }
 }
 
-/// log2 of the memo's entries per thread (16,384 entries of 64 bytes in sets of two:
-/// 1 MiB, touched as used).
-const MEMO_BITS: u32 = 14;
+/// [`table::head`] and [`table::hash`] of `piece`, a non-empty slice of `text`, from two
+/// whole 8-byte loads of the text around it where the text has them: no branch on the
+/// piece's length (pieces of 1 to 8+ bytes follow each other in no predictable order).
+#[inline(always)]
+fn head_and_hash(text: &[u8], piece: &[u8]) -> (u64, u64) {
+    let n = piece.len();
+    let start = piece.as_ptr() as usize - text.as_ptr() as usize;
+    let end = start + n;
+    match (text.get(start..start + 8), end.checked_sub(8).and_then(|s| text.get(s..end))) {
+        (Some(first), Some(last)) => {
+            let first = u64::from_le_bytes(first.try_into().unwrap());
+            let last = u64::from_le_bytes(last.try_into().unwrap());
+            let head = first & ((1u128 << (8 * n.min(8))) - 1) as u64;
+            let tail = last & ((n > 8) as u64).wrapping_neg();
+            (head, table::hash_parts(n, head, tail))
+        }
+        _ => {
+            let head = table::head(piece);
+            (head, table::hash(piece, head))
+        }
+    }
+}
+
+/// log2 of the memo's sets per thread: 4,096 sets of [`MEMO_WAYS`] entries of 64 bytes
+/// (32,768 entries, 2 MiB, and 256 KiB of tags), touched as used.
+const MEMO_SETS_BITS: u32 = 12;
+const MEMO_WAYS: usize = 8;
 /// Pieces up to this long are kept in the entry itself.
 const MEMO_KEY: usize = 52;
 /// Longer pieces, up to [`LONG_MEMO_MAX`] bytes, go to a second memo whose entries point
 /// into an arena of [`LONG_MEMO_ARENA`] bytes, emptied when full. Longer ones are merged
 /// every time (they take O(n log n) anyway).
-const LONG_MEMO_BITS: u32 = 13;
+const LONG_MEMO_SETS_BITS: u32 = 10;
 const LONG_MEMO_MAX: usize = 64 << 10;
 const LONG_MEMO_ARENA: usize = 4 << 20;
 
@@ -308,10 +357,7 @@ struct MemoEntry {
     key: [u8; MEMO_KEY],
 }
 
-/// A direct-mapped memo of pieces that needed merging, keyed by the hash the vocabulary
-/// lookup already computed; a collision simply replaces the older piece. One per thread,
-/// so there is no locking and nothing shared; a forked child gets a copy of it, which is
-/// as valid there as in the parent (vocabularies are immutable).
+/// An entry of the long memo: the piece is `len` bytes at `offset` in the arena.
 #[derive(Clone, Copy, Default)]
 struct LongEntry {
     owner: u32,
@@ -320,8 +366,17 @@ struct LongEntry {
     offset: u32,
 }
 
+/// A memo of pieces that needed merging, keyed by the hash the vocabulary lookup
+/// already computed, in sets of eight. One per
+/// thread, so there is no locking and nothing shared; a forked child gets a copy of it,
+/// which is as valid there as in the parent (vocabularies are immutable).
 struct Memo {
+    /// Per entry, the hash of its piece (or'ed with 1), 0 while empty: a set's tags
+    /// are one cache line, so a lookup reads the entry only when its tag matches.
+    tags: Box<[u64]>,
     entries: Box<[MemoEntry]>,
+    /// Picks the way a new piece replaces in a full set.
+    clock: u32,
     long: Box<[LongEntry]>,
     arena: Vec<u8>,
     /// Scratch for [`Vocabulary::merge_small`], reused so no piece allocates.
@@ -332,10 +387,12 @@ impl Memo {
     fn new() -> Self {
         // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
         // memory comes straight from the allocator, so its pages are touched only when used.
-        let entries = unsafe { Box::<[MemoEntry]>::new_zeroed_slice(1 << MEMO_BITS).assume_init() };
+        let entries = unsafe { Box::<[MemoEntry]>::new_zeroed_slice(MEMO_WAYS << MEMO_SETS_BITS).assume_init() };
         Memo {
+            tags: vec![0u64; MEMO_WAYS << MEMO_SETS_BITS].into_boxed_slice(),
             entries,
-            long: vec![LongEntry::default(); 1 << LONG_MEMO_BITS].into_boxed_slice(),
+            clock: 0,
+            long: vec![LongEntry::default(); MEMO_WAYS << LONG_MEMO_SETS_BITS].into_boxed_slice(),
             arena: Vec::new(),
             parts: Vec::with_capacity(LARGE_PIECE + 1),
         }
@@ -378,6 +435,19 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(v.merge_small(&s, &mut Vec::new()), v.merge_large(&s), "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn head_and_hash_from_the_text_equal_the_tables_on_every_piece() {
+        let text = "ab c\ndefghijklmnopq rstuvwxyz0123456789 é中😀 the end.";
+        let t = text.as_bytes();
+        for start in 0..t.len() {
+            for end in start + 1..=t.len() {
+                let piece = &t[start..end];
+                let head = table::head(piece);
+                assert_eq!(head_and_hash(t, piece), (head, table::hash(piece, head)), "{start}..{end}");
             }
         }
     }

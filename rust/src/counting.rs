@@ -7,6 +7,7 @@
 
 use crate::cache::{self, CacheText};
 use crate::encoding::Encoding;
+use crate::pretokenize::Splitter;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -36,7 +37,74 @@ pub fn parallelism_allowed() -> bool {
 /// Tokens of `text`, through the process-wide cache.
 #[inline]
 pub fn count(encoding: &Encoding, text: &str) -> usize {
-    cache::global().get_or_count(encoding.id(), text, |t| encoding.count(t))
+    cache::global().get_or_count(encoding.id(), text, |t| count_text(encoding, t))
+}
+
+/// One text at least this long is cut at safe boundaries into chunks counted in
+/// parallel (when parallelism is allowed and the pattern has a scanner).
+pub const SPLIT_MIN_BYTES: usize = 64 * 1024;
+/// Chunks are at least this long (a chunk costs a thread hand-off, microseconds).
+const CHUNK_MIN_BYTES: usize = 32 * 1024;
+
+/// [`Encoding::count`], with a long text cut into chunks counted on all cores.
+///
+/// Exact: a chunk ends only where every pre-tokenizer with a scanner ends a piece
+/// whatever follows ([`is_safe_boundary`]), so the chunks' pieces are the text's. A
+/// user's regex pattern is never cut.
+pub fn count_text(encoding: &Encoding, text: &str) -> usize {
+    if text.len() < SPLIT_MIN_BYTES
+        || !matches!(encoding.splitter(), Splitter::Scanner(_))
+        || rayon::current_num_threads() < 2
+        || !parallelism_allowed()
+    {
+        return encoding.count(text);
+    }
+    let text = encoding.normalize(text);
+    let target = (text.len() / (rayon::current_num_threads() * 4)).max(CHUNK_MIN_BYTES);
+    let chunks = safe_chunks(text.as_bytes(), target);
+    if chunks.len() < 2 {
+        return encoding.vocabulary().count_pieces(encoding.pieces(&text));
+    }
+    chunks.into_par_iter().map(|r| encoding.vocabulary().count_pieces(encoding.pieces(&text[r]))).sum()
+}
+
+/// Whether every scanner ([`Pattern`](crate::pretokenize::Pattern)) ends a piece at byte
+/// `b` of `s`, and the pieces before `b` are the same whether or not the text goes on
+/// after it. Two cases, both ASCII:
+///
+/// * a newline, then a letter: no alternative takes a letter after a newline (the
+///   letters' optional prefix excludes `\r` and `\n`; punctuation takes trailing
+///   `[\r\n/]*` and whitespace runs end at their last newline, the same at the end of
+///   the text, where cl100k's `\s++$` matches exactly what `\s*[\r\n]` does there);
+/// * a letter, a space, a letter: the letter run ends at the space, which leads the next
+///   word (`[^\r\n\p{L}\p{N}]?` then letters) in every pattern.
+///
+/// A test checks that cutting at every such boundary gives the same pieces.
+#[inline]
+pub fn is_safe_boundary(s: &[u8], b: usize) -> bool {
+    if b == 0 || b + 1 >= s.len() {
+        return false;
+    }
+    let letter = |c: u8| c.is_ascii_alphabetic();
+    (s[b - 1] == b'\n' && letter(s[b])) || (letter(s[b - 1]) && s[b] == b' ' && letter(s[b + 1]))
+}
+
+/// `s` cut into ranges of about `target` bytes (at least), each ending at a safe
+/// boundary or at the end.
+fn safe_chunks(s: &[u8], target: usize) -> Vec<Range<usize>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while s.len() - start >= 2 * target {
+        match (start + target..s.len()).find(|&b| is_safe_boundary(s, b)) {
+            Some(b) => {
+                chunks.push(start..b);
+                start = b;
+            }
+            None => break,
+        }
+    }
+    chunks.push(start..s.len());
+    chunks
 }
 
 /// Tokens of each text, through the cache, in parallel when the batch is large enough.
@@ -72,7 +140,7 @@ pub fn count_groups<S: CacheText + Sync>(encoding: &Encoding, texts: &[S], group
         }
     }
     let count = |&(i, key): &(usize, Option<cache::GroupKey>)| {
-        let n: usize = texts[groups[i].clone()].iter().map(|t| encoding.count(t.as_ref())).sum();
+        let n: usize = texts[groups[i].clone()].iter().map(|t| count_text(encoding, t.as_ref())).sum();
         if let Some(key) = key {
             cache.store(key, n);
         }
@@ -93,6 +161,66 @@ pub fn count_groups<S: CacheText + Sync>(encoding: &Encoding, texts: &[S], group
 mod tests {
     use super::*;
     use crate::encoding::{encoding, EncodingId};
+
+    use crate::pretokenize::{Pattern, Pieces};
+
+    const PARTS: &[&str] = &[
+        "a", "Z", "word", "Word", "HTTP", "x", "ab", " ", " ", " ", " ", "  ", "\n", "\n", "\r\n", "\r", "\t", "\n\n  ", "'s", "'LL", "'",
+        "7", "123", "/", "//", ";", "{", "}", ".", "é", "\u{301}", "中", "٣", "\u{a0}", "\u{3000}", "😀", "ſ", "\x0b",
+    ];
+
+    fn random_text(seed: &mut u64, parts: usize) -> String {
+        (0..parts)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                PARTS[(*seed >> 8) as usize % PARTS.len()]
+            })
+            .collect()
+    }
+
+    fn pieces(text: &str, p: Pattern) -> Vec<&str> {
+        Pieces::new(text, p).map(|b| std::str::from_utf8(b).unwrap()).collect()
+    }
+
+    #[test]
+    fn cutting_at_a_safe_boundary_keeps_every_scanners_pieces() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut cuts = 0;
+        for _ in 0..20_000 {
+            let text = random_text(&mut seed, 16);
+            for b in 0..text.len() {
+                if !is_safe_boundary(text.as_bytes(), b) {
+                    continue;
+                }
+                cuts += 1;
+                for p in [Pattern::O200k, Pattern::Cl100k, Pattern::Llama3, Pattern::Qwen2] {
+                    let mut cut = pieces(&text[..b], p);
+                    cut.extend(pieces(&text[b..], p));
+                    assert_eq!(cut, pieces(&text, p), "{p:?} cut at {b} of {text:?}");
+                }
+            }
+        }
+        assert!(cuts > 5_000, "the texts have safe boundaries to test ({cuts})");
+    }
+
+    #[test]
+    fn a_long_text_counted_in_chunks_counts_as_in_one_piece() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let text = random_text(&mut seed, 200_000);
+        assert!(text.len() >= 4 * SPLIT_MIN_BYTES);
+        let chunks = safe_chunks(text.as_bytes(), CHUNK_MIN_BYTES);
+        assert!(chunks.len() > 4);
+        assert_eq!(chunks.iter().map(|r| r.len()).sum::<usize>(), text.len());
+        for id in [EncodingId::O200kBase, EncodingId::Cl100kBase] {
+            let enc = encoding(id);
+            let whole = enc.count(&text);
+            let chunked: usize = chunks.iter().map(|r| enc.count(&text[r.clone()])).sum();
+            assert_eq!(chunked, whole, "{id:?}");
+            assert_eq!(count_text(enc, &text), whole, "{id:?}");
+        }
+    }
 
     #[test]
     fn parallel_and_serial_batches_give_the_same_counts() {

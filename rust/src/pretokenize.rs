@@ -159,6 +159,11 @@ impl<'a> Pieces<'a> {
         Pieces { s: text.as_bytes(), pos: 0, kind: Kind::Scan(pattern) }
     }
 
+    /// The whole text the pieces are slices of.
+    pub fn text(&self) -> &'a [u8] {
+        self.s
+    }
+
     #[cold]
     fn next_regex(&mut self) -> Option<&'a [u8]> {
         let Kind::Regex { regex, text, gaps, next } = &mut self.kind else { unreachable!() };
@@ -205,23 +210,35 @@ impl<'a> Pieces<'a> {
 impl<'a> Iterator for Pieces<'a> {
     type Item = &'a [u8];
 
-    #[inline]
+    /// Inlined into the counting loop: the ASCII fast path of o200k is, the general
+    /// scanners are a call away.
+    #[inline(always)]
     fn next(&mut self) -> Option<&'a [u8]> {
         let Kind::Scan(pattern) = self.kind else { return self.next_regex() };
         if self.pos >= self.s.len() {
             return None;
         }
-        let t = Text { s: self.s };
-        let end = match pattern {
-            Pattern::O200k => o200k_end(&t, self.pos),
-            Pattern::Cl100k => cl100k_end(&t, self.pos),
-            Pattern::Llama3 => llama3_end(&t, self.pos, 3),
-            Pattern::Qwen2 => llama3_end(&t, self.pos, 1),
+        let fast = if pattern == Pattern::O200k { o200k_end_ascii(self.s, self.pos) } else { None };
+        let end = match fast {
+            Some(end) => end,
+            None => general_end(self.s, self.pos, pattern),
         };
         debug_assert!(end > self.pos && end <= self.s.len());
         let piece = &self.s[self.pos..end];
         self.pos = end;
         Some(piece)
+    }
+}
+
+/// End of the piece starting at `i`, by the general scanner of `pattern`.
+#[inline(never)]
+fn general_end(s: &[u8], i: usize, pattern: Pattern) -> usize {
+    let t = Text { s };
+    match pattern {
+        Pattern::O200k => o200k_end(&t, i),
+        Pattern::Cl100k => cl100k_end(&t, i),
+        Pattern::Llama3 => llama3_end(&t, i, 3),
+        Pattern::Qwen2 => llama3_end(&t, i, 1),
     }
 }
 
@@ -432,6 +449,199 @@ impl Text<'_> {
         let i = self.run(j, UPPER);
         (i > j).then(|| self.run(i, LOWER))
     }
+}
+
+/// Classes of a byte for the ASCII fast path ([`o200k_end_ascii`]): ASCII characters by
+/// their class in the patterns, and every byte of a multi-byte character as [`HI`].
+mod ascii {
+    /// `[A-Z]`: in o200k's upper-ish class only.
+    pub const UP: u8 = 1 << 0;
+    /// `[a-z]`: in o200k's lower-ish class only.
+    pub const LO: u8 = 1 << 1;
+    /// `[0-9]`.
+    pub const DIGIT: u8 = 1 << 2;
+    /// ASCII `\s` other than `\r` and `\n`: tab, vertical tab, form feed, space.
+    pub const BLANK: u8 = 1 << 3;
+    /// `\r`, `\n`.
+    pub const NEWLINE: u8 = 1 << 4;
+    /// ASCII `[^\s\p{L}\p{N}]`: punctuation, symbols, the other control characters.
+    pub const OTHER: u8 = 1 << 5;
+    /// A byte of a multi-byte character: the fast path does not classify it.
+    pub const HI: u8 = 1 << 6;
+    pub const LETTER: u8 = UP | LO;
+    /// `[^\r\n\p{L}\p{N}]`, the optional prefix of a word.
+    pub const PREFIX: u8 = BLANK | OTHER;
+
+    pub static CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = match b as u8 {
+                b'A'..=b'Z' => UP,
+                b'a'..=b'z' => LO,
+                b'0'..=b'9' => DIGIT,
+                b'\t' | 0x0B | 0x0C | b' ' => BLANK,
+                b'\r' | b'\n' => NEWLINE,
+                0x80..=0xFF => HI,
+                _ => OTHER,
+            };
+            b += 1;
+        }
+        t
+    };
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each of the eight bytes of `x` that is in `lo..=hi` (`hi` < 0x80).
+///
+/// Per byte b < 0x80, the high bit of b + (0x80 - lo) is b >= lo, that of b + (0x7F - hi)
+/// is b > hi; no such sum carries into the next byte. A byte >= 0x80 is out (`!x`); its
+/// sums may carry, but only into the bytes after it, which every caller ignores (a run
+/// ends at the first byte out of it).
+#[inline(always)]
+fn swar_in(x: u64, lo: u8, hi: u8) -> u64 {
+    let ge_lo = x.wrapping_add(ONES * (0x80 - lo) as u64);
+    let gt_hi = x.wrapping_add(ONES * (0x7F - hi) as u64);
+    ge_lo & !gt_hi & !x & HIGH
+}
+
+/// End of the run starting at `i` of bytes whose [`swar_in`]-style mask `run` marks, eight
+/// bytes at a time (so a run's end costs one mispredicted branch per eight bytes, not
+/// per byte), then byte by byte (`byte`) in the last seven bytes of the text.
+#[inline(always)]
+fn swar_run(s: &[u8], mut i: usize, run: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> usize {
+    while let Some(bytes) = s.get(i..i + 8) {
+        let out = !run(u64::from_le_bytes(bytes.try_into().unwrap())) & HIGH;
+        if out != 0 {
+            return i + (out.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && byte(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// End of the run of bytes in `lo..=hi` (ASCII) starting at `i`.
+#[inline(always)]
+fn range_run(s: &[u8], i: usize, lo: u8, hi: u8) -> usize {
+    swar_run(s, i, |x| swar_in(x, lo, hi), |b| (lo..=hi).contains(&b))
+}
+
+/// End of the run of bytes whose class intersects `mask`, starting at `i` (the short
+/// runs of punctuation and whitespace: eight bytes at a time did not pay there).
+#[inline(always)]
+fn class_run(s: &[u8], mut i: usize, mask: u8) -> usize {
+    while i < s.len() && ascii::CLASS[s[i] as usize] & mask != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Whether the byte at `i` starts a multi-byte character (so a run that stopped there
+/// might have gone on: the fast path gives the piece to the general scanner).
+#[inline(always)]
+fn non_ascii_at(s: &[u8], i: usize) -> bool {
+    i < s.len() && s[i] >= 0x80
+}
+
+/// [`o200k_end`] for a piece that ASCII decides: `None` as soon as the outcome depends on
+/// a multi-byte character (a run that stops on one, a prefix or a space before one),
+/// and the general scanner then decides the piece from its start. Every `Some` is the
+/// general scanner's answer; a test checks that on random text mixing both.
+///
+/// For ASCII the classes are simple: `[A-Z]` is only upper-ish, `[a-z]` only
+/// lower-ish (no ASCII character is in both), digits are `\p{N}`, and `\s` is tab,
+/// newline, vertical tab, form feed, carriage return and space.
+#[inline(always)]
+fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
+    use ascii::*;
+    let n = s.len();
+    let c0 = CLASS[s[i] as usize];
+    // Alternatives 1 and 2: an optional prefix, then letters.
+    let word = if c0 & LETTER != 0 {
+        Some(i)
+    } else if c0 & PREFIX != 0 && i + 1 < n {
+        let c1 = CLASS[s[i + 1] as usize];
+        if c1 & HI != 0 {
+            return None;
+        }
+        (c1 & LETTER != 0).then_some(i + 1)
+    } else if c0 & HI != 0 {
+        return None;
+    } else {
+        None
+    };
+    if let Some(j) = word {
+        // `[A-Z]*[a-z]+` or else `[A-Z]+[a-z]*`: both end after the lower-case run that
+        // follows the upper-case one (if any).
+        let mut e = range_run(s, j, b'A', b'Z');
+        if non_ascii_at(s, e) {
+            return None;
+        }
+        e = range_run(s, e, b'a', b'z');
+        if non_ascii_at(s, e) {
+            return None;
+        }
+        return Some(Text { s }.o200k_contraction(e));
+    }
+    // 3: `\p{N}{1,3}`.
+    if c0 & DIGIT != 0 {
+        let mut e = i + 1;
+        while e < i + 3 && e < n && CLASS[s[e] as usize] & DIGIT != 0 {
+            e += 1;
+        }
+        if e < i + 3 && non_ascii_at(s, e) {
+            return None;
+        }
+        return Some(e);
+    }
+    // 4: ` ?[^\s\p{L}\p{N}]+[\r\n/]*`.
+    let start = if s[i] == b' ' && i + 1 < n && CLASS[s[i + 1] as usize] & OTHER != 0 {
+        Some(i + 1)
+    } else if c0 & OTHER != 0 {
+        Some(i)
+    } else {
+        None
+    };
+    if let Some(j) = start {
+        let e = class_run(s, j, OTHER);
+        if non_ascii_at(s, e) {
+            return None;
+        }
+        let mut e = e;
+        while e < n && matches!(s[e], b'\r' | b'\n' | b'/') {
+            e += 1;
+        }
+        return Some(e);
+    }
+    // 5-7: a whitespace run (a space before a multi-byte character returned above).
+    debug_assert!(c0 & (BLANK | NEWLINE) != 0);
+    let mut e = i;
+    let mut last_newline_end = None;
+    while e < n {
+        let c = CLASS[s[e] as usize];
+        if c & (BLANK | NEWLINE) == 0 {
+            if c & HI != 0 {
+                return None;
+            }
+            break;
+        }
+        e += 1;
+        if c & NEWLINE != 0 {
+            last_newline_end = Some(e);
+        }
+    }
+    Some(if let Some(e) = last_newline_end {
+        e
+    } else if e == n || e - 1 == i {
+        e
+    } else {
+        e - 1
+    })
 }
 
 /// End of the o200k_base piece starting at `i`. The pattern, alternative by alternative:
@@ -668,6 +878,113 @@ mod tests {
         // Empty matches everywhere before the real one: it is still found.
         let drop_empty = Splitter::regex(r"x*", false).unwrap();
         assert_eq!(drop_empty.pieces("abcxx").collect::<Vec<_>>(), [&b"xx"[..]]);
+    }
+
+    /// The pieces of the general scanners alone, with no fast path.
+    fn split_general(text: &str, p: Pattern) -> Vec<&str> {
+        let t = Text { s: text.as_bytes() };
+        let mut pieces = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            let e = match p {
+                Pattern::O200k => o200k_end(&t, i),
+                Pattern::Cl100k => cl100k_end(&t, i),
+                Pattern::Llama3 => llama3_end(&t, i, 3),
+                Pattern::Qwen2 => llama3_end(&t, i, 1),
+            };
+            pieces.push(&text[i..e]);
+            i = e;
+        }
+        pieces
+    }
+
+    #[test]
+    fn range_runs_end_at_the_first_byte_outside_the_range() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            // Bytes near the ranges' edges, multi-byte lead and continuation bytes.
+            const BYTES: &[u8] = b"@AZ[`az{ 09/:\t\n\r\x0b\x0c\x08\x0e\x1f!\x7f\x80\xbf\xc3\xe4\xf0\xff";
+            let s: Vec<u8> = (0..len).map(|k| BYTES[(seed >> (k % 16 * 4)) as usize % BYTES.len()]).collect();
+            for start in 0..=len {
+                for (lo, hi) in [(b'A', b'Z'), (b'a', b'z')] {
+                    let expected = start + s[start..].iter().take_while(|b| (lo..=hi).contains(*b)).count();
+                    assert_eq!(range_run(&s, start, lo, hi), expected, "{s:?} from {start}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn characters_decode_to_their_code_point_class_and_length_anywhere_in_the_text() {
+        for cp in (0..0x11_0000u32).filter(|cp| cp % 61 == 0 || *cp < 0x900) {
+            let Some(c) = char::from_u32(cp) else { continue };
+            // At the end of the text, before ASCII, before multi-byte characters.
+            for after in ["", "a", "é", "中😀"] {
+                let text = format!("{c}{after}");
+                let t = Text { s: text.as_bytes() };
+                assert_eq!(t.at(0), Some((classes::of(cp), cp, c.len_utf8())), "U+{cp:04X} then {after:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ascii_byte_classes_agree_with_the_unicode_tables() {
+        for b in 0..128u8 {
+            let c = ascii::CLASS[b as usize];
+            let u = classes::ASCII[b as usize];
+            assert_eq!(c & ascii::UP != 0, u & UPPER != 0, "{b}");
+            assert_eq!(c & ascii::LO != 0, u & LOWER != 0, "{b}");
+            assert_eq!(c & ascii::LETTER != 0, u & LETTER != 0, "{b}");
+            assert_eq!(c & ascii::DIGIT != 0, u & NUMBER != 0, "{b}");
+            assert_eq!(c & (ascii::BLANK | ascii::NEWLINE) != 0, u & WS != 0, "{b}");
+            assert_eq!(c & ascii::NEWLINE != 0, b == b'\r' || b == b'\n', "{b}");
+            assert_eq!(c & ascii::OTHER != 0, u & (WS | LETTER | NUMBER) == 0, "{b}");
+        }
+        assert!((128..256).all(|b| ascii::CLASS[b] == ascii::HI));
+    }
+
+    /// The ASCII fast path against the general scanner on random text: mostly ASCII
+    /// (letters of both cases, digits, apostrophes and contraction letters, spaces
+    /// before letters and punctuation, CR/LF, tabs, slashes), with multi-byte characters
+    /// of every class that can continue an ASCII run right next to them.
+    #[test]
+    fn the_o200k_ascii_fast_path_splits_as_the_general_scanner() {
+        const PARTS: &[&str] = &[
+            "a", "z", "A", "Z", "s", "S", "t", "T", "re", "RE", "ve", "ll", "LL", "d", "D", "m", "M", "x",
+            "'", "' ", "'s", "'S", "'ll", "'Re", "'ſ", "'é", "0", "7", "12", "345", " ", " ", " ", "  ",
+            "\t", "\n", "\r", "\r\n", "\n\n", "\x0b", "\x0c", "\x1c", "\0", "\x7f", "/", "//", ".", ",",
+            "-", "_", "(", ")", "{", "}", ";", "\"", "#", "=", "<|endoftext|>",
+            // multi-byte: letters of each o200k class, marks, numbers, spaces, others
+            "é", "É", "ß", "ǅ", "ʰ", "中", "\u{301}", "ſ", "٣", "²", "Ⅷ", "\u{a0}", "\u{3000}", "\u{85}",
+            "\u{2028}", "😀", "—", "’", "…",
+        ];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..40_000 {
+            // Half the texts mostly ASCII: multi-byte parts only one draw in eight.
+            let ascii_parts = PARTS.iter().position(|p| *p == "é").unwrap();
+            let len = next() % 24;
+            let text: String = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if round % 2 == 0 && r % 8 != 0 {
+                        PARTS[(r >> 8) as usize % ascii_parts]
+                    } else {
+                        PARTS[(r >> 8) as usize % PARTS.len()]
+                    }
+                })
+                .collect();
+            assert_eq!(split(&text, Pattern::O200k), split_general(&text, Pattern::O200k), "{text:?}");
+        }
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub fn head(bytes: &[u8]) -> u64 {
 pub fn hash(bytes: &[u8], head: u64) -> u64 {
     let n = bytes.len();
     let tail = if n > 8 { u64::from_le_bytes(bytes[n - 8..].try_into().unwrap()) } else { 0 };
+    hash_parts(n, head, tail)
+}
+
+/// [`hash`] from its parts: the length, the head, and the last eight bytes when there
+/// are more than eight (else 0).
+#[inline(always)]
+pub fn hash_parts(n: usize, head: u64, tail: u64) -> u64 {
     let h = (head ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
         ^ tail.wrapping_mul(0x94D0_49BB_1331_11EB);
     h ^ (h >> 31)
@@ -109,10 +116,9 @@ pub fn lookup(table: &[Slot], blob: &[u8], bytes: &[u8], head: u64, h: u64) -> O
     let mut i = home(h, bits);
     loop {
         let s = table[i];
-        if s.rank == EMPTY {
-            return None;
-        }
-        if s.head == head && s.off_len & 0xFF == n {
+        // One branch for the common outcome (a token, found in its home slot): `&`, not
+        // `&&`. An empty slot has length 0, never a piece's.
+        if (s.head == head) & (s.off_len & 0xFF == n) {
             if n <= 8 {
                 return Some(s.rank);
             }
@@ -120,6 +126,9 @@ pub fn lookup(table: &[Slot], blob: &[u8], bytes: &[u8], head: u64, h: u64) -> O
             if blob.get(start + 8..start + n as usize) == Some(&bytes[8..]) {
                 return Some(s.rank);
             }
+        }
+        if s.rank == EMPTY {
+            return None;
         }
         i = (i + 1) & mask;
     }

@@ -202,10 +202,21 @@ pub fn read_details(
     read: &Read,
     enc: &'static Encoding,
     acknowledgements: bool,
+    known: Option<(usize, Details)>,
 ) -> Details {
     let history = &read.history;
-    let mut details = Details::with_parts(history.parts.len());
-    for (i, message) in history.messages.iter().enumerate() {
+    // `known`: the details of the first messages, read before from these very objects
+    // (the history memo checked them unchanged, `history_memo.rs`).
+    let (from, mut details) = match known {
+        Some((from, mut details)) => {
+            let parts = history.messages.get(from).map_or(history.parts.len(), |m| m.parts.start);
+            details.parts.truncate(parts);
+            details.parts.resize(history.parts.len(), PartDetail::default());
+            (from, details)
+        }
+        None => (0, Details::with_parts(history.parts.len())),
+    };
+    for (i, message) in history.messages.iter().enumerate().skip(from) {
         let parts = &history.parts[message.parts.clone()];
         // A request of one prompt: is it an acknowledgement (the prune step's rule)?
         if acknowledgements && parts.len() == 1 && parts[0].kind == PartKind::Prompt {

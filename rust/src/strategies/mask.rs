@@ -44,38 +44,51 @@ pub fn is_placeholder(text: &str) -> bool {
 
 /// The placeholder for a result of `tool` called with key argument `key`.
 pub fn placeholder(tool: Option<&str>, key: Option<(&str, &str)>, lines: u32, tokens: u64) -> String {
-    let mut text = String::from(PLACEHOLDER_START);
-    text.push_str(&call_label(tool, key));
+    use std::fmt::Write;
+    let mut text = String::with_capacity(PLACEHOLDER_START.len() + 96);
+    text.push_str(PLACEHOLDER_START);
+    push_call_label(&mut text, tool, key);
     let plural = if lines == 1 { "" } else { "s" };
-    text.push_str(&format!(": {lines} line{plural}, {tokens}{PLACEHOLDER_END}"));
+    let _ = write!(text, ": {lines} line{plural}, {tokens}{PLACEHOLDER_END}");
     text
 }
 
 /// `tool(field=value)` on one line, the value cut at [`KEY_MAX_CHARS`].
 pub fn call_label(tool: Option<&str>, key: Option<(&str, &str)>) -> String {
     let mut text = String::new();
+    push_call_label(&mut text, tool, key);
+    text
+}
+
+/// [`call_label`], written at the end of `text` (a placeholder is made for every old
+/// result on every request: no intermediate strings).
+fn push_call_label(text: &mut String, tool: Option<&str>, key: Option<(&str, &str)>) {
     match tool {
-        Some(name) => text.push_str(&one_line(name, 64)),
+        Some(name) => push_one_line(text, name, 64),
         None => text.push_str("a tool"),
     }
     if let Some((field, value)) = key {
         text.push('(');
         text.push_str(field);
         text.push('=');
-        text.push_str(&one_line(value, KEY_MAX_CHARS));
+        push_one_line(text, value, KEY_MAX_CHARS);
         text.push(')');
     }
-    text
 }
 
-/// `s` on one line, at most `max` characters.
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if flat.chars().count() <= max {
-        flat
+/// `s` on one line (control characters as spaces), at most `max` characters then `...`.
+fn push_one_line(text: &mut String, s: &str, max: usize) {
+    // Short ASCII without control characters (nearly every name and path) as it is.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        text.push_str(s);
+        return;
+    }
+    let flat = s.chars().map(|c| if c.is_control() { ' ' } else { c });
+    if s.chars().count() <= max {
+        text.extend(flat);
     } else {
-        let cut: String = flat.chars().take(max).collect();
-        format!("{cut}...")
+        text.extend(flat.take(max));
+        text.push_str("...");
     }
 }
 

@@ -210,8 +210,7 @@ pub fn read_details(
     let (from, mut details) = match known {
         Some((from, mut details)) => {
             let parts = history.messages.get(from).map_or(history.parts.len(), |m| m.parts.start);
-            details.parts.truncate(parts);
-            details.parts.resize(history.parts.len(), PartDetail::default());
+            details.cut(parts, history.parts.len());
             (from, details)
         }
         None => (0, Details::with_parts(history.parts.len())),

@@ -72,10 +72,12 @@ struct MessageCheck {
 /// What one part was read from: its address and the attributes fetched.
 struct PartCheck {
     address: usize,
+    /// Its type's address when its fetched attributes are plain entries of its
+    /// `__dict__` (see [`plain_type`]): checked there, without fetching them; 0: fetched.
+    plain_type: usize,
     fetches: part_memo::Fetches,
     /// A tool return's `outcome` (0: it has none; None: not a tool return), which the
-    /// pipeline's details read besides what the reader fetched: checked only when the
-    /// details are reused ([`Entry::details_valid`]).
+    /// pipeline's details read besides what the reader fetched (kept with the entry).
     outcome: Option<usize>,
 }
 
@@ -126,6 +128,7 @@ fn with_memo<R>(f: impl FnOnce(&mut Memo) -> R) -> R {
 
 pub(super) fn after_fork_in_child() {
     MEMO.reset_if_held();
+    PLAIN_TYPES.reset_if_held();
 }
 
 fn enabled() -> bool {
@@ -241,14 +244,23 @@ impl Entry {
             return false;
         }
         for (part, check) in items.iter().zip(checks) {
-            if part.as_ptr() as usize != check.address || !self.part_unchanged(py, part, &check.fetches) {
+            if part.as_ptr() as usize != check.address || !self.part_unchanged(py, part, check) {
                 return false;
             }
         }
         !c.request || same(message.getattr(intern!(py, "instructions")), c.instructions)
     }
 
-    fn part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, fetches: &part_memo::Fetches) -> bool {
+    fn part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, check: &PartCheck) -> bool {
+        let fetches = &check.fetches;
+        if check.plain_type != 0 {
+            return self.plain_part_unchanged(py, part, check);
+        }
+        if let Some(outcome) = check.outcome {
+            if part.getattr(intern!(py, "outcome")).map_or(0, |o| o.as_ptr() as usize) != outcome {
+                return false;
+            }
+        }
         for (field, address, stamp) in fetches.iter() {
             match part.getattr(super::read::field_name(py, field)) {
                 Err(_) => {
@@ -269,29 +281,52 @@ impl Entry {
         true
     }
 
-    /// How many of the first `n` messages (all validated by [`Entry::validate`]) still
-    /// have the tool-return `outcome`s they had: the details read from them stand.
-    pub fn details_valid(&self, py: Python<'_>, messages: &Bound<'_, PyList>, n: usize) -> usize {
-        for (i, c) in self.messages.iter().take(n).enumerate() {
-            let checks = &self.parts[c.first_part as usize..(c.first_part + c.n_parts) as usize];
-            if checks.iter().all(|p| p.outcome.is_none()) {
-                continue;
+    /// [`Entry::part_unchanged`] for a part whose attributes are plain `__dict__` entries:
+    /// the same type, and each fetched attribute still that very object in its `__dict__`
+    /// (looked up there, borrowed: neither the values nor their reference counts are
+    /// touched, which on a long history is most of the cost of fetching them).
+    fn plain_part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, check: &PartCheck) -> bool {
+        // Safety: the GIL is held and `part` is alive; `PyObject_GenericGetDict` returns a
+        // new reference (or NULL with an error set, cleared here), released below;
+        // `PyDict_GetItemWithError` returns a borrowed one, compared and let go before any
+        // Python code runs (a value-memo lookup runs none either).
+        unsafe {
+            if ffi::Py_TYPE(part.as_ptr()) as usize != check.plain_type {
+                return false;
             }
-            let Ok(message) = messages.get_item(i) else { return i };
-            let Ok(parts) = message.getattr(intern!(py, "parts")) else { return i };
-            for (slot, check) in checks.iter().enumerate() {
-                let Some(outcome) = check.outcome else { continue };
-                let part = match parts.get_item(slot) {
-                    Ok(part) if part.as_ptr() as usize == check.address => part,
-                    _ => return i,
-                };
-                let now = part.getattr(intern!(py, "outcome")).map_or(0, |o| o.as_ptr() as usize);
-                if now != outcome {
-                    return i;
+            let dict = ffi::PyObject_GenericGetDict(part.as_ptr(), std::ptr::null_mut());
+            if dict.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let dict = Bound::from_owned_ptr(py, dict);
+            if let Some(outcome) = check.outcome {
+                let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), intern!(py, "outcome").as_ptr());
+                if found.is_null() {
+                    ffi::PyErr_Clear();
+                }
+                if found as usize != outcome {
+                    return false;
                 }
             }
+            for (field, address, stamp) in check.fetches.iter() {
+                let value = ffi::PyDict_GetItemWithError(dict.as_ptr(), super::read::field_name(py, field).as_ptr());
+                if value.is_null() {
+                    ffi::PyErr_Clear();
+                    return false;
+                }
+                if value as usize != address {
+                    return false;
+                }
+                if stamp != 0 {
+                    let value = Bound::from_borrowed_ptr(py, value);
+                    if value_memo::lookup(&value, self.encoding).map(|k| k.stamp) != Some(stamp) {
+                        return false;
+                    }
+                }
+            }
+            true
         }
-        n.min(self.messages.len())
     }
 
     /// Keep the first `n` messages only.
@@ -386,7 +421,8 @@ impl Entry {
             } else {
                 None
             };
-            self.parts.push(PartCheck { address: part.as_ptr() as usize, fetches, outcome });
+            let plain_type = if plain_fields(&part, &fetched, outcome) { part.get_type().as_ptr() as usize } else { 0 };
+            self.parts.push(PartCheck { address: part.as_ptr() as usize, plain_type, fetches, outcome });
             cost += 64;
             self.held.push(part.unbind());
             for (_, v, _) in fetched {
@@ -406,6 +442,85 @@ impl Entry {
         self.cost += cost;
         self.messages.push(MessageCheck { cost: cost as u32, ..check });
     }
+}
+
+/// Whether `part`'s fetched attributes are all plain entries of its `__dict__`: present,
+/// the very objects found there, and its type ([`plain_type`]) looks attributes up there
+/// first. Then a later check may look them up in the `__dict__` directly.
+fn plain_fields(part: &Bound<'_, PyAny>, fetched: &[Fetched<'_>], outcome: Option<usize>) -> bool {
+    let py = part.py();
+    if fetched.is_empty() || fetched.iter().any(|(_, v, _)| v.is_none()) || !plain_type(&part.get_type()) {
+        return false;
+    }
+    // Safety: as in `plain_part_unchanged`.
+    unsafe {
+        let dict = ffi::PyObject_GenericGetDict(part.as_ptr(), std::ptr::null_mut());
+        if dict.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let dict = Bound::from_owned_ptr(py, dict);
+        if let Some(outcome) = outcome {
+            let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), intern!(py, "outcome").as_ptr());
+            if found.is_null() {
+                ffi::PyErr_Clear();
+            }
+            if found as usize != outcome {
+                return false;
+            }
+        }
+        fetched.iter().all(|(field, value, _)| {
+            let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), super::read::field_name(py, *field).as_ptr());
+            if found.is_null() {
+                ffi::PyErr_Clear();
+            }
+            value.as_ref().is_some_and(|v| v.as_ptr() == found)
+        })
+    }
+}
+
+/// Types whose instances keep the attributes the reader fetches in their `__dict__`,
+/// found there by `getattr`: the default `__getattribute__`, and no data descriptor (a
+/// property, a slot) of any of those names on the type or its bases, which would take
+/// precedence over the `__dict__`. Decided once per type (a class changed afterwards, a
+/// property added to it, is not seen). Pydantic-ai's parts are such (dataclasses).
+static PLAIN_TYPES: Global<Mutex<Vec<TypeDecision>>> = Global::new(|| Mutex::new(Vec::new()));
+
+/// A type met, held, and whether it is plain.
+type TypeDecision = (Py<PyAny>, bool);
+
+fn plain_type(ty: &Bound<'_, pyo3::types::PyType>) -> bool {
+    let known = PLAIN_TYPES.lock().iter().find(|(t, _)| t.as_ptr() == ty.as_ptr()).map(|(_, plain)| *plain);
+    if let Some(plain) = known {
+        return plain;
+    }
+    let plain = decide_plain(ty).unwrap_or(false);
+    let mut table = PLAIN_TYPES.lock();
+    if table.len() < 256 && !table.iter().any(|(t, _)| t.as_ptr() == ty.as_ptr()) {
+        table.push((ty.clone().into_any().unbind(), plain));
+    }
+    plain
+}
+
+fn decide_plain(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    let py = ty.py();
+    let object = py.get_type::<pyo3::types::PyAny>();
+    if !ty.getattr("__getattribute__")?.is(&object.getattr("__getattribute__")?) {
+        return Ok(false);
+    }
+    for klass in ty.getattr("__mro__")?.try_iter()? {
+        let namespace = klass?.getattr("__dict__")?;
+        let names = (0..6).map(|field| super::read::field_name(py, field)).chain([intern!(py, "outcome")]);
+        for name in names {
+            if let Ok(attr) = namespace.get_item(name) {
+                let kind = attr.get_type();
+                if kind.hasattr("__set__")? || kind.hasattr("__delete__")? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Keep the first `n` messages of a read's state (its call-id table whole: an id no part

@@ -725,9 +725,7 @@ pub mod _core {
         let details = if strategies.any() && strategies::over_threshold(&read.history, &budget) {
             let known = match read.details.take() {
                 Some(kept) if kept.acknowledgements == acknowledgements && read.memo_prefix > 0 => {
-                    let n = kept.messages.min(read.memo_prefix);
-                    let n = read.memo.as_ref().map_or(0, |entry| entry.details_valid(py, &list, n));
-                    (n > 0).then_some((n, kept.details))
+                    Some((kept.messages.min(read.memo_prefix), kept.details))
                 }
                 _ => None,
             };

@@ -23,6 +23,7 @@
 
 use crate::fork::Global;
 use crate::slab::Slab;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple, PyType};
 use std::sync::Mutex;
@@ -34,6 +35,9 @@ pub const MAX_MEMO_BYTES: usize = 16 << 20;
 struct Snapshot {
     address: usize,
     values: Vec<usize>,
+    /// Its type's address if every field is a plain entry of its `__dict__` (found there
+    /// by `getattr` first): checked there, borrowed, without fetching them. 0: fetched.
+    plain_type: usize,
 }
 
 /// How a message was rebuilt: the slots of its parts kept, and the text that replaced
@@ -62,8 +66,10 @@ struct Entry {
 
 static MEMO: Global<Mutex<Option<Slab<Entry>>>> = Global::new(|| Mutex::new(None));
 
-/// A dataclass type (its address, itself) and the names of its `__init__` fields.
-type TypeFields = (usize, Py<PyType>, Vec<Py<PyString>>);
+/// A dataclass type (its address, itself), the names of its `__init__` fields, and
+/// whether `getattr` finds them in an instance's `__dict__` first (the default
+/// `__getattribute__`, no data descriptor of those names on the type or its bases).
+type TypeFields = (usize, Py<PyType>, Vec<Py<PyString>>, bool);
 
 /// `__init__` field names of dataclass types met, by type.
 static FIELDS: Global<Mutex<Vec<TypeFields>>> = Global::new(|| Mutex::new(Vec::new()));
@@ -89,16 +95,17 @@ pub fn clear() {
     drop(old);
 }
 
-/// The `__init__` field names of `obj`'s dataclass type (None: not a dataclass).
-fn init_fields<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyString>>> {
+/// The `__init__` field names of `obj`'s dataclass type (None: not a dataclass), and
+/// whether they are plain `__dict__` entries (see [`TypeFields`]).
+fn init_fields<'py>(obj: &Bound<'py, PyAny>) -> Option<(Vec<Bound<'py, PyString>>, bool)> {
     let py = obj.py();
     let ty = obj.get_type();
     let address = ty.as_ptr() as usize;
     let known = FIELDS
         .lock()
         .iter()
-        .find(|(a, _, _)| *a == address)
-        .map(|(_, _, names)| names.iter().map(|n| n.bind(py).clone()).collect::<Vec<_>>());
+        .find(|(a, _, _, _)| *a == address)
+        .map(|(_, _, names, plain)| (names.iter().map(|n| n.bind(py).clone()).collect::<Vec<_>>(), *plain));
     if known.is_some() {
         return known;
     }
@@ -110,31 +117,94 @@ fn init_fields<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyString>>
             names.push(field.getattr("name").ok()?.cast_into::<PyString>().ok()?);
         }
     }
+    let plain = plain_names(&ty, &names).unwrap_or(false);
     let mut table = FIELDS.lock();
-    if table.len() < 64 && !table.iter().any(|(a, _, _)| *a == address) {
-        table.push((address, ty.unbind(), names.iter().map(|n| n.clone().unbind()).collect()));
+    if table.len() < 64 && !table.iter().any(|(a, _, _, _)| *a == address) {
+        table.push((address, ty.unbind(), names.iter().map(|n| n.clone().unbind()).collect(), plain));
     }
-    Some(names)
+    Some((names, plain))
+}
+
+fn plain_names(ty: &Bound<'_, PyType>, names: &[Bound<'_, PyString>]) -> PyResult<bool> {
+    let object = ty.py().get_type::<PyAny>();
+    if !ty.getattr("__getattribute__")?.is(&object.getattr("__getattribute__")?) {
+        return Ok(false);
+    }
+    for klass in ty.getattr("__mro__")?.try_iter()? {
+        let namespace = klass?.getattr("__dict__")?;
+        for name in names {
+            if let Ok(attr) = namespace.get_item(name) {
+                let kind = attr.get_type();
+                if kind.hasattr("__set__")? || kind.hasattr("__delete__")? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `obj.__dict__` (a new reference), or None.
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    // Safety: the GIL is held and `obj` is alive; a NULL result has its error cleared.
+    unsafe {
+        let dict = ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut());
+        if dict.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_owned_ptr(obj.py(), dict))
+    }
+}
+
+/// The address of `dict[name]`, borrowed (0: absent).
+fn entry(dict: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> usize {
+    // Safety: the GIL is held, `dict` is a dict (from `instance_dict`); the result is a
+    // borrowed reference, only its address is kept.
+    unsafe {
+        let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), name.as_ptr());
+        if found.is_null() {
+            ffi::PyErr_Clear();
+        }
+        found as usize
+    }
 }
 
 fn snapshot(obj: &Bound<'_, PyAny>, held: &mut Vec<Py<PyAny>>) -> Option<Snapshot> {
+    let (names, plain) = init_fields(obj)?;
     let mut values = Vec::new();
-    for name in init_fields(obj)? {
-        let v = obj.getattr(&name).ok()?;
+    for name in &names {
+        let v = obj.getattr(name).ok()?;
         values.push(v.as_ptr() as usize);
         held.push(v.unbind());
     }
+    let plain = plain
+        && instance_dict(obj).is_some_and(|d| {
+            d.is_exact_instance_of::<pyo3::types::PyDict>()
+                && names.iter().zip(&values).all(|(n, &a)| entry(&d, n) == a)
+        });
     held.push(obj.clone().unbind());
-    Some(Snapshot { address: obj.as_ptr() as usize, values })
+    let plain_type = if plain { obj.get_type().as_ptr() as usize } else { 0 };
+    Some(Snapshot { address: obj.as_ptr() as usize, values, plain_type })
 }
 
 fn unchanged(obj: &Bound<'_, PyAny>, snap: &Snapshot) -> bool {
     if obj.as_ptr() as usize != snap.address {
         return false;
     }
-    let Some(names) = init_fields(obj) else { return false };
-    names.len() == snap.values.len()
-        && names.iter().zip(&snap.values).all(|(n, &a)| obj.getattr(n).is_ok_and(|v| v.as_ptr() as usize == a))
+    let Some((names, _)) = init_fields(obj) else { return false };
+    if names.len() != snap.values.len() {
+        return false;
+    }
+    if snap.plain_type != 0 {
+        if obj.get_type().as_ptr() as usize != snap.plain_type {
+            return false;
+        }
+        let Some(dict) = instance_dict(obj) else { return false };
+        return dict.is_exact_instance_of::<pyo3::types::PyDict>()
+            && names.iter().zip(&snap.values).all(|(n, &a)| entry(&dict, n) == a);
+    }
+    names.iter().zip(&snap.values).all(|(n, &a)| obj.getattr(n).is_ok_and(|v| v.as_ptr() as usize == a))
 }
 
 /// The items of an exact list or tuple, by address.

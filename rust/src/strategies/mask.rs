@@ -18,6 +18,7 @@
 use super::{Details, StepReport};
 use crate::history::{History, PartKind};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// How masking behaves (`MaskStrategy` in Python).
@@ -95,11 +96,12 @@ fn push_one_line(text: &mut String, s: &str, max: usize) {
 /// A masking plan: result parts (global indices) and their placeholder, with the tokens
 /// the part costs once replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MaskPlan {
-    pub replaced: Vec<(usize, String, u64)>,
+pub struct MaskPlan<'a> {
+    /// Borrowed from the details when made there (see `Details::masked`).
+    pub replaced: Vec<(usize, Cow<'a, str>, u64)>,
 }
 
-impl MaskPlan {
+impl MaskPlan<'_> {
     pub fn report(&self, history: &History) -> StepReport {
         StepReport {
             step: "mask",
@@ -111,13 +113,13 @@ impl MaskPlan {
 
 /// Plan masking over `history` whose exchanges are `exchanges` (oldest first).
 /// `count` counts a text's tokens.
-pub fn plan(
+pub fn plan<'a>(
     history: &History,
-    details: &Details,
+    details: &'a Details,
     exchanges: &[Range<usize>],
     config: &MaskConfig,
     count: &dyn Fn(&str) -> u64,
-) -> MaskPlan {
+) -> MaskPlan<'a> {
     let old = exchanges.len().saturating_sub(config.keep_exchanges);
     if old == 0 {
         return MaskPlan::default();
@@ -138,11 +140,26 @@ pub fn plan(
                     if d.content_tokens == 0 || d.placeholder {
                         continue;
                     }
-                    let call = calls.get(&id).map(|&c| &details.parts[c]);
-                    let tool = d.tool.or(call.and_then(|c| c.tool)).map(|t| details.string(t));
-                    let key = call.and_then(|c| c.key).map(|(f, v)| (details.string(f), details.string(v)));
-                    let text = placeholder(tool, key, d.lines, d.content_tokens);
-                    let tokens = part.tokens.saturating_sub(d.content_tokens) + count(&text);
+                    let make = || {
+                        let call = calls.get(&id).map(|&c| &details.parts[c]);
+                        let tool = d.tool.or(call.and_then(|c| c.tool)).map(|t| details.string(t));
+                        let key = call.and_then(|c| c.key).map(|(f, v)| (details.string(f), details.string(v)));
+                        let text = placeholder(tool, key, d.lines, d.content_tokens);
+                        let tokens = count(&text);
+                        (text, tokens)
+                    };
+                    // Made once per part while the details are kept (see `Details::masked`).
+                    let (text, text_tokens) = match details.masked.get(p) {
+                        Some(cell) => {
+                            let (text, tokens) = cell.get_or_init(make);
+                            (Cow::Borrowed(text.as_str()), *tokens)
+                        }
+                        None => {
+                            let (text, tokens) = make();
+                            (Cow::Owned(text), tokens)
+                        }
+                    };
+                    let tokens = part.tokens.saturating_sub(d.content_tokens) + text_tokens;
                     if tokens < part.tokens {
                         saved += part.tokens - tokens;
                         replaced.push((p, text, tokens));

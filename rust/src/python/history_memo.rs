@@ -67,6 +67,9 @@ struct MessageCheck {
     /// Where this message's references start in [`Entry::held`].
     held_start: u32,
     cost: u32,
+    /// Its type's address when `kind`, `parts` (and a request's `instructions`) are plain
+    /// entries of its `__dict__` (see [`plain_type`]): checked there; 0: fetched.
+    plain_type: usize,
 }
 
 /// What one part was read from: its address and the attributes fetched.
@@ -222,13 +225,25 @@ impl Entry {
             Ok(v) => v.as_ptr() as usize == address,
             Err(_) => address == 0,
         };
-        if !same(message.getattr(intern!(py, "kind")), c.kind) {
-            return false;
-        }
-        let Ok(parts) = message.getattr(intern!(py, "parts")) else { return false };
-        if parts.as_ptr() as usize != c.parts_list {
-            return false;
-        }
+        let parts = if c.plain_type != 0 {
+            // The same checks in the message's `__dict__`, borrowed (see `plain_part_unchanged`).
+            match plain_message_parts(py, &message, c) {
+                Some(parts) => parts,
+                None => return false,
+            }
+        } else {
+            if !same(message.getattr(intern!(py, "kind")), c.kind) {
+                return false;
+            }
+            let Ok(parts) = message.getattr(intern!(py, "parts")) else { return false };
+            if parts.as_ptr() as usize != c.parts_list {
+                return false;
+            }
+            if c.request && !same(message.getattr(intern!(py, "instructions")), c.instructions) {
+                return false;
+            }
+            parts
+        };
         let checks = &self.parts[c.first_part as usize..(c.first_part + c.n_parts) as usize];
         let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = parts.cast_exact::<PyList>() {
             if list.len() != checks.len() {
@@ -248,7 +263,7 @@ impl Entry {
                 return false;
             }
         }
-        !c.request || same(message.getattr(intern!(py, "instructions")), c.instructions)
+        true
     }
 
     fn part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, check: &PartCheck) -> bool {
@@ -385,7 +400,16 @@ impl Entry {
             n_parts: parts.len() as u32,
             held_start,
             cost: 0,
+            plain_type: 0,
         };
+        let plain = plain_type(&message.get_type())
+            && instance_dict(&message).is_some_and(|d| {
+                let found = |name: &Bound<'_, PyString>| entry(&d, name);
+                found(intern!(message.py(), "kind")) == check.kind
+                    && found(intern!(message.py(), "parts")) == check.parts_list
+                    && (!request || found(intern!(message.py(), "instructions")) == check.instructions)
+            });
+        let check = MessageCheck { plain_type: if plain { message.get_type().as_ptr() as usize } else { 0 }, ..check };
         self.held.push(message.clone().unbind());
         self.held.push(kind.unbind());
         self.held.push(parts_list.unbind());
@@ -442,6 +466,54 @@ impl Entry {
         self.cost += cost;
         self.messages.push(MessageCheck { cost: cost as u32, ..check });
     }
+}
+
+/// `obj.__dict__` (a new reference), or None.
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    // Safety: the GIL is held and `obj` is alive; a NULL result has its error cleared.
+    unsafe {
+        let dict = ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut());
+        if dict.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_owned_ptr(obj.py(), dict))
+    }
+}
+
+/// The address of `dict[name]`, borrowed (0: absent).
+fn entry(dict: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> usize {
+    // Safety: the GIL is held and `dict` is a dict (from `instance_dict`); only the
+    // address of the borrowed result is kept.
+    unsafe {
+        let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), name.as_ptr());
+        if found.is_null() {
+            ffi::PyErr_Clear();
+        }
+        found as usize
+    }
+}
+
+/// A message's `parts` list, if its `kind`, `parts` (and a request's `instructions`) are
+/// still the objects `c` recorded, looked up in its `__dict__`.
+fn plain_message_parts<'py>(
+    py: Python<'py>,
+    message: &Bound<'py, PyAny>,
+    c: &MessageCheck,
+) -> Option<Bound<'py, PyAny>> {
+    if message.get_type().as_ptr() as usize != c.plain_type {
+        return None;
+    }
+    let dict = instance_dict(message)?;
+    if entry(&dict, intern!(py, "kind")) != c.kind
+        || entry(&dict, intern!(py, "parts")) != c.parts_list
+        || (c.request && entry(&dict, intern!(py, "instructions")) != c.instructions)
+    {
+        return None;
+    }
+    // Safety: the address was just found in the dict, which holds it; a new reference is
+    // taken before any Python code runs.
+    Some(unsafe { Bound::from_borrowed_ptr(py, c.parts_list as *mut ffi::PyObject) })
 }
 
 /// Whether `part`'s fetched attributes are all plain entries of its `__dict__`: present,
@@ -510,7 +582,12 @@ fn decide_plain(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
     }
     for klass in ty.getattr("__mro__")?.try_iter()? {
         let namespace = klass?.getattr("__dict__")?;
-        let names = (0..6).map(|field| super::read::field_name(py, field)).chain([intern!(py, "outcome")]);
+        let names = (0..6).map(|field| super::read::field_name(py, field)).chain([
+            intern!(py, "outcome"),
+            intern!(py, "kind"),
+            intern!(py, "parts"),
+            intern!(py, "instructions"),
+        ]);
         for name in names {
             if let Ok(attr) = namespace.get_item(name) {
                 let kind = attr.get_type();

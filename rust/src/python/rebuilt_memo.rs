@@ -34,6 +34,9 @@ pub const MAX_MEMO_BYTES: usize = 16 << 20;
 /// What a dataclass object held in its `__init__` fields: their values' addresses.
 struct Snapshot {
     address: usize,
+    /// Its type, and the names of the type's `__init__` fields then.
+    type_address: usize,
+    names: Vec<Py<PyString>>,
     values: Vec<usize>,
     /// Its type's address if every field is a plain entry of its `__dict__` (found there
     /// by `getattr` first): checked there, borrowed, without fetching them. 0: fetched.
@@ -184,27 +187,24 @@ fn snapshot(obj: &Bound<'_, PyAny>, held: &mut Vec<Py<PyAny>>) -> Option<Snapsho
                 && names.iter().zip(&values).all(|(n, &a)| entry(&d, n) == a)
         });
     held.push(obj.clone().unbind());
-    let plain_type = if plain { obj.get_type().as_ptr() as usize } else { 0 };
-    Some(Snapshot { address: obj.as_ptr() as usize, values, plain_type })
+    let type_address = obj.get_type().as_ptr() as usize;
+    let plain_type = if plain { type_address } else { 0 };
+    let names = names.into_iter().map(Bound::unbind).collect();
+    Some(Snapshot { address: obj.as_ptr() as usize, type_address, names, values, plain_type })
 }
 
 fn unchanged(obj: &Bound<'_, PyAny>, snap: &Snapshot) -> bool {
-    if obj.as_ptr() as usize != snap.address {
-        return false;
-    }
-    let Some((names, _)) = init_fields(obj) else { return false };
-    if names.len() != snap.values.len() {
+    let py = obj.py();
+    // The same object of the same type (whose `__init__` fields are the names recorded).
+    if obj.as_ptr() as usize != snap.address || obj.get_type().as_ptr() as usize != snap.type_address {
         return false;
     }
     if snap.plain_type != 0 {
-        if obj.get_type().as_ptr() as usize != snap.plain_type {
-            return false;
-        }
         let Some(dict) = instance_dict(obj) else { return false };
         return dict.is_exact_instance_of::<pyo3::types::PyDict>()
-            && names.iter().zip(&snap.values).all(|(n, &a)| entry(&dict, n) == a);
+            && snap.names.iter().zip(&snap.values).all(|(n, &a)| entry(&dict, n.bind(py)) == a);
     }
-    names.iter().zip(&snap.values).all(|(n, &a)| obj.getattr(n).is_ok_and(|v| v.as_ptr() as usize == a))
+    snap.names.iter().zip(&snap.values).all(|(n, &a)| obj.getattr(n.bind(py)).is_ok_and(|v| v.as_ptr() as usize == a))
 }
 
 /// The items of an exact list or tuple, by address.

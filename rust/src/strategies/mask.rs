@@ -17,7 +17,6 @@
 
 use super::{Details, StepReport};
 use crate::history::{History, PartKind};
-use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -125,7 +124,8 @@ pub fn plan<'a>(
         return MaskPlan::default();
     }
     let end = exchanges[old - 1].end;
-    let mut calls: FxHashMap<u32, usize> = FxHashMap::default(); // call id -> its (latest) call part
+    // Call id (dense: numbered by the reader) -> its latest call part, `usize::MAX`: none.
+    let mut calls: Vec<usize> = Vec::new();
     let mut replaced = Vec::new();
     let mut saved = 0;
     for i in 0..end {
@@ -133,7 +133,11 @@ pub fn plan<'a>(
             let part = &history.parts[p];
             match part.kind {
                 PartKind::Call(id) => {
-                    calls.insert(id, p);
+                    let id = id as usize;
+                    if id >= calls.len() {
+                        calls.resize(id + 1, usize::MAX);
+                    }
+                    calls[id] = p;
                 }
                 PartKind::Result(id) => {
                     let d = &details.parts[p];
@@ -141,7 +145,7 @@ pub fn plan<'a>(
                         continue;
                     }
                     let make = || {
-                        let call = calls.get(&id).map(|&c| &details.parts[c]);
+                        let call = calls.get(id as usize).filter(|&&c| c != usize::MAX).map(|&c| &details.parts[c]);
                         let tool = d.tool.or(call.and_then(|c| c.tool)).map(|t| details.string(t));
                         let key = call.and_then(|c| c.key).map(|(f, v)| (details.string(f), details.string(v)));
                         let text = placeholder(tool, key, d.lines, d.content_tokens);

@@ -238,3 +238,42 @@ def test_histories_interleaved_by_several_conversations_each_stay_warm_and_exact
         for c, history in enumerate(conversations):
             history.extend(_exchange(100 * c + round))
             assert _counts(history) == baseline.count_history_tokens(history)
+
+
+# ---- parts checked in their __dict__: only where getattr would find them there ---------------
+
+
+class _ShadowedPrompt:
+    """A prompt whose `content` a property serves, over a `__dict__` entry of that name."""
+
+    def __init__(self, text: str) -> None:
+        self.part_kind = "user-prompt"
+        self._text = text
+        self.__dict__["content"] = text  # the same object, until the property's changes
+
+    @property
+    def content(self) -> str:
+        return self._text
+
+
+def test_an_attribute_served_by_a_property_is_checked_through_the_property(pristine_cache):
+    part = _ShadowedPrompt("the task as first written")
+    history = [ModelRequest(parts=[part]), *_exchange(1)]
+    _counts(history)
+    _counts(history + _exchange(2))
+    part._text = "the task as rewritten later, with many more words than before"
+    grown = history + _exchange(3)
+    assert _counts(grown) == baseline.count_history_tokens(grown)
+
+
+def test_a_part_whose_dict_or_class_was_replaced_is_read_anew(pristine_cache):
+    history = _bench.history(20)
+    _counts(history)
+    _counts(history + _exchange(1))
+    result = history[2].parts[0]
+    result.__dict__ = {**vars(result), "content": "a replaced __dict__ with another content " * 4}
+    prompt = history[0].parts[1]
+    prompt.__class__ = type("Prompt", (type(prompt),), {"content": property(lambda self: "served by a property")})
+    grown = history + _exchange(2)
+    assert _counts(grown) == baseline.count_history_tokens(grown)
+    assert _counts(grown) == _cold(lambda: _counts(grown))

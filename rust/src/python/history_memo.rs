@@ -21,6 +21,12 @@
 //! appended to or reordered, a part replaced, an argument dict changed) ends the prefix
 //! there: it and everything after it is read again.
 //!
+//! A message or part whose type looks those attributes up in the instance `__dict__`
+//! first (the default `__getattribute__`, no data descriptor of those names: pydantic-ai's
+//! dataclasses; decided once per type, [`plain_type`]) is checked in its `__dict__`:
+//! entries looked up borrowed and compared by address, without fetching the values (a
+//! fetch writes each value's reference count: on a long history, a cache miss per value).
+//!
 //! Only pydantic-ai histories (attribute objects); dict formats are read as before.
 //! Only exact `list`/`tuple` parts and parts whose values the part memo could take are
 //! remembered; the first message that is not ends what an entry remembers (the rest is

@@ -197,12 +197,20 @@ def compaction_ratio_lines() -> list[str]:
     if pipeline and window:
         rows.append(("pipeline 10,000 messages, warm (vs window)", _duration(pipeline["seconds"]),
                      _duration(window["seconds"]), f"{pipeline['seconds'] / window['seconds']:.1f}x cost"))
+    # The peers (no cache: one cost, cold and warm), against tokensieve cold and warm.
+    for peer, label in (("harness", "pydantic-ai-harness sliding window"), ("langchain", "LangChain trim_messages")):
+        theirs = RESULTS.get(("compact-cold", "10000", peer))
+        for case in ("cold", "warm"):
+            ours = RESULTS.get((f"compact-{case}", "10000", "tokensieve"))
+            if ours and theirs:
+                rows.append((f"10,000 messages, {case}, vs {label}", _duration(ours["seconds"]),
+                             _duration(theirs["seconds"]), f"{theirs['seconds'] / ours['seconds']:.1f}x"))
     session = RESULTS.get(("session", "2000", "tokensieve"))
     if session:
         rows.append(("session of 2,000 requests (total)", _duration(session["seconds"]), "", ""))
     if not rows:
         return []
-    header = ("measurement", "tokensieve", "baseline", "speed-up")
+    header = ("measurement", "tokensieve", "baseline / peer", "speed-up")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]

@@ -10,6 +10,15 @@ results of 200 B to 50 KB; the 10,000-message history is about 13 MB.
 The baseline has no cache (what users write today), so its cold and warm cost the same;
 it is measured on both for a like-for-like table. Ratios are printed at the end of the
 run (benches/conftest.py).
+
+Peers, when installed (benchmark-only, skipped otherwise): pydantic-ai-harness's
+``SlidingWindowCompaction`` (its trigger and trim, tokens estimated as characters / 4)
+on the same pydantic-ai objects, and LangChain core's ``trim_messages`` with its
+approximate counter on the same history converted to LangChain messages (outside the
+timing). Neither counts exactly nor caches anything, so cold and warm cost them the same.
+``make bench`` installs both (pyproject's bench-peers extra, and the harness with
+``--no-deps``: 0.62.0 pins pydantic-ai-slim 2.62.0, the test extra pins 2.68.0, and it
+runs on the newer one).
 """
 
 from __future__ import annotations
@@ -114,3 +123,83 @@ def test_session_cost_per_request_stays_flat(benchmark, record):
     stored = benchmark.pedantic(session, rounds=1, iterations=1)
     assert len(stored) < 100
     record(("session", "2000", "tokensieve"))
+
+
+# ---- peers (benchmark-only dependencies) ---------------------------------------------------
+
+
+def _harness_compactor():
+    """pydantic-ai-harness's sliding window at the benchmark's budget: triggered over the
+    compaction threshold, keeping the target's worth of the newest messages."""
+    pytest.importorskip("pydantic_ai_harness")
+    from pydantic_ai import RunContext
+    from pydantic_ai.models.test import TestModel
+    from pydantic_ai.usage import RunUsage
+    from pydantic_ai_harness.compaction import SlidingWindowCompaction
+    from pydantic_ai_harness.compaction._shared import exceeds
+
+    trigger = int(CONFIG.compaction_threshold * CONFIG.max_input_tokens)
+    window = SlidingWindowCompaction(max_tokens=trigger, keep_tokens=CONFIG.target_input_tokens)
+    ctx = RunContext(deps=None, model=TestModel(), usage=RunUsage())
+
+    def compact(messages):
+        if not exceeds(messages, window.max_messages, window.max_tokens, window.tokenizer):
+            return messages
+        coroutine = window.compact(messages, ctx)
+        try:  # it never suspends: run it without an event loop
+            coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        raise AssertionError("SlidingWindowCompaction.compact suspended")
+
+    return compact
+
+
+def _langchain(history):
+    """The history as LangChain messages (system, human, AI with tool calls, tool)."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    out = []
+    for message in history:
+        for part in message.parts:
+            kind = part.part_kind
+            if kind == "system-prompt":
+                out.append(SystemMessage(part.content))
+            elif kind == "user-prompt":
+                out.append(HumanMessage(part.content))
+            elif kind == "tool-return":
+                out.append(ToolMessage(part.content, tool_call_id=part.tool_call_id))
+        if message.kind == "response":
+            text = "".join(p.content for p in message.parts if p.part_kind == "text")
+            calls = [{"name": p.tool_name, "args": p.args, "id": p.tool_call_id}
+                     for p in message.parts if p.part_kind == "tool-call"]
+            out.append(AIMessage(text, tool_calls=calls))
+    return out
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_harness_sliding_window(benchmark, histories, record, size):
+    """pydantic-ai-harness: no cache, so this is its cost cold and warm alike."""
+    compact = _harness_compactor()
+    benchmark.group = f"compact {size:,} messages, cold"
+    history = histories[size]
+    result = benchmark.pedantic(compact, args=(history,), rounds=5, iterations=1)
+    assert result
+    record(("compact-cold", str(size), "harness"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_langchain_trim_messages(benchmark, histories, record, size):
+    """LangChain core's trim_messages, approximate counter: no cache either."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.messages import trim_messages
+
+    benchmark.group = f"compact {size:,} messages, cold"
+    messages = _langchain(histories[size])
+    result = benchmark.pedantic(
+        lambda: trim_messages(messages, max_tokens=CONFIG.target_input_tokens, token_counter="approximate",
+                              strategy="last", include_system=True, start_on="human"),
+        rounds=5, iterations=1,
+    )
+    assert result
+    record(("compact-cold", str(size), "langchain"))

@@ -158,6 +158,17 @@ fn rebuild<'py>(
     match read.format {
         Format::PydanticAi => {
             let parts = message.getattr(intern!(py, "parts"))?;
+            // The same message rebuilt the same way last time, unchanged since (`rebuilt_memo.rs`).
+            let plan = stubs.is_empty().then(|| super::rebuilt_memo::Plan {
+                kept: kept.iter().map(|&p| read.slots[p]).collect(),
+                replaced: kept
+                    .iter()
+                    .filter_map(|&p| Some((read.slots[p], replaced.get(&p)?.as_str().into())))
+                    .collect(),
+            });
+            if let Some(out) = plan.as_ref().and_then(|plan| super::rebuilt_memo::lookup(message, &parts, plan)) {
+                return Ok(out);
+            }
             let mut items = kept_items_replaced(&parts, read, kept, replaced, |part, text| {
                 // A retry prompt (a pruned failed attempt): its class is deprecated and
                 // warns when built, about a part the caller did not build: copied without
@@ -181,7 +192,11 @@ fn rebuild<'py>(
             splice(&mut items, stub_at, stub_parts);
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "parts"), PyList::new(py, items)?)?;
-            dataclasses_replace(py)?.call((message,), Some(&kwargs))
+            let out = dataclasses_replace(py)?.call((message,), Some(&kwargs))?;
+            if let Some(plan) = plan {
+                super::rebuilt_memo::store(message, &parts, plan, &out);
+            }
+            Ok(out)
         }
         Format::Anthropic => {
             let copy = message.cast::<PyDict>()?.copy()?;

@@ -236,14 +236,33 @@ pub fn read_details(
     read: &Read,
     enc: &'static Encoding,
     acknowledgements: bool,
+    known: Option<(usize, Details)>,
 ) -> Details {
     let history = &read.history;
-    let mut details = Details::with_parts(history.parts.len());
+    // `known`: the details of the first messages, read before from these very objects
+    // (the history memo checked them unchanged, `history_memo.rs`).
+    let (from, mut details) = match known {
+        Some((from, mut details)) => {
+            let parts = history.messages.get(from).map_or(history.parts.len(), |m| m.parts.start);
+            details.cut(parts, history.parts.len());
+            (from, details)
+        }
+        None => (0, Details::with_parts(history.parts.len())),
+    };
     // Formats with no failure flag read a result's text, as a command's output when its
     // call runs one: each call id's latest call part so far (as the prune step pairs them).
     let flagless = matches!(read.format, Format::OpenAi | Format::Responses);
     let mut calls: rustc_hash::FxHashMap<crate::history::CallId, usize> = Default::default();
-    for (i, message) in history.messages.iter().enumerate() {
+    if flagless {
+        // The calls of the known prefix answer results read below.
+        let known_parts = history.messages.get(from).map_or(history.parts.len(), |m| m.parts.start);
+        for (p, part) in history.parts[..known_parts].iter().enumerate() {
+            if let PartKind::Call(id) = part.kind {
+                calls.insert(id, p);
+            }
+        }
+    }
+    for (i, message) in history.messages.iter().enumerate().skip(from) {
         let parts = &history.parts[message.parts.clone()];
         // A request of one prompt: is it an acknowledgement (the prune step's rule)?
         if acknowledgements && parts.len() == 1 && parts[0].kind == PartKind::Prompt {

@@ -9,11 +9,13 @@
 mod build;
 mod details;
 mod events;
+mod history_memo;
 mod loading;
 mod memo;
 mod narrow;
 mod part_memo;
 mod read;
+mod rebuilt_memo;
 mod value_memo;
 
 use crate::cache::{self, CacheInfo};
@@ -299,6 +301,8 @@ fn install_memo_reset() {
         details::after_fork_in_child();
         part_memo::after_fork_in_child();
         value_memo::after_fork_in_child();
+        history_memo::after_fork_in_child();
+        rebuilt_memo::after_fork_in_child();
     }
     if !INSTALLED.swap(true, std::sync::atomic::Ordering::AcqRel) {
         crate::fork::on_fork_in_child(in_child);
@@ -586,8 +590,9 @@ pub mod _core {
     /// Empty the content cache and reset its counters.
     ///
     /// Also forgets the messages' strings, parts and argument dicts that the reader
-    /// remembers by identity (up to 64 MiB of text each, kept alive to check them on the
-    /// next request): call it to release them once a conversation is over.
+    /// remembers by identity, the last histories read (up to 8) and the messages the
+    /// pipeline rebuilt (up to 64 MiB of text each, kept alive to check them on the next
+    /// request): call it to release them once a conversation is over.
     ///
     /// Example:
     ///     >>> import tokensieve
@@ -601,6 +606,8 @@ pub mod _core {
         details::clear();
         value_memo::clear();
         part_memo::clear();
+        history_memo::clear();
+        rebuilt_memo::clear();
     }
 
     /// Bound the content cache to ``max_entries`` counts (entries over the bound are
@@ -663,7 +670,9 @@ pub mod _core {
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
         let (_, read) = read_history(py, messages, format, false, enc)?;
-        Ok(per_message_tokens(py, &read))
+        let tokens = per_message_tokens(py, &read);
+        read.keep();
+        Ok(tokens)
     }
 
     /// Compact a history. `budget` is `(max_input_tokens, compaction_threshold,
@@ -684,7 +693,8 @@ pub mod _core {
             Some(e) => resolve_encoding(py, e)?,
             None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
         };
-        let (list, read) = read_history(py, messages, format, budget.6, enc)?;
+        let (list, mut read) = read_history(py, messages, format, budget.6, enc)?;
+
         let budget = Budget {
             max_input_tokens: budget.0,
             compaction_threshold: budget.1,
@@ -709,17 +719,28 @@ pub mod _core {
                 .filter(|p| p.repeated_calls || p.superseded_reads || p.acknowledgements || p.superseded_failures),
         };
         let rules = read.format.rules();
-        let history = &read.history;
-        // What the steps need from the parts, read only when they will run.
-        let details = if strategies.any() && strategies::over_threshold(history, &budget) {
-            details::read_details(py, &list, &read, enc, strategies.prune.is_some_and(|p| p.acknowledgements))
+        let acknowledgements = strategies.prune.is_some_and(|p| p.acknowledgements);
+        // What the steps need from the parts, read only when they will run; those of the
+        // messages the history memo found unchanged are the ones read last time.
+        let details = if strategies.any() && strategies::over_threshold(&read.history, &budget) {
+            let known = match read.details.take() {
+                Some(kept) if kept.acknowledgements == acknowledgements && read.memo_prefix > 0 => {
+                    Some((kept.messages.min(read.memo_prefix), kept.details))
+                }
+                _ => None,
+            };
+            Some(details::read_details(py, &list, &read, enc, acknowledgements, known))
         } else {
-            Details::default()
+            None
         };
+        let no_details = Details::default();
+        let history = &read.history;
         // Through the content cache: a warm request writes the same placeholders and
         // pointers again, and counts each from a hash lookup.
         let count = |text: &str| cache::global().get_or_count(enc.id(), text, |t| counting::count(enc, t)) as u64;
-        let pipeline = py.detach(|| strategies::run(history, &details, rules, &budget, &strategies, &count))?;
+        let pipeline = py.detach(|| {
+            strategies::run(history, details.as_ref().unwrap_or(&no_details), rules, &budget, &strategies, &count)
+        })?;
         let outcome = &pipeline.outcome;
         let out = build::build(py, &list, &read, &outcome.messages, &pipeline.replaced)?;
         let report = (
@@ -738,6 +759,11 @@ pub mod _core {
             per_message_tokens(py, &read),
             read.format.name(),
         );
+        if let Some(details) = details {
+            let messages = read.history.len();
+            read.details = Some(history_memo::KeptDetails { acknowledgements, messages, details });
+        }
+        read.keep();
         Ok((out, report, pipeline.steps.iter().map(|s| (s.step, s.tokens_saved, s.items)).collect()))
     }
 

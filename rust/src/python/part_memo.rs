@@ -39,14 +39,14 @@ pub type Fetch = (u8, usize, u64);
 
 /// Fetches as kept: addresses, and `stamp << 3 | field` (small enough to copy cheaply).
 #[derive(Clone, Copy)]
-struct Fetches {
+pub struct Fetches {
     addresses: [usize; MAX_FIELDS],
     fields: [u64; MAX_FIELDS],
     n: u8,
 }
 
 impl Fetches {
-    fn new(all: impl IntoIterator<Item = Fetch>) -> Fetches {
+    pub fn new(all: impl IntoIterator<Item = Fetch>) -> Fetches {
         let mut f = Fetches { addresses: [0; MAX_FIELDS], fields: [0; MAX_FIELDS], n: 0 };
         for (i, (field, address, stamp)) in all.into_iter().take(MAX_FIELDS).enumerate() {
             f.addresses[i] = address;
@@ -54,6 +54,11 @@ impl Fetches {
             f.n = i as u8 + 1;
         }
         f
+    }
+
+    /// Every fetch, in the order made.
+    pub fn iter(&self) -> impl Iterator<Item = Fetch> + '_ {
+        (0..self.n as usize).map(|i| ((self.fields[i] & 7) as u8, self.addresses[i], self.fields[i] >> 3))
     }
 }
 
@@ -69,8 +74,7 @@ pub struct Hit {
 
 impl Hit {
     pub fn fetches(&self) -> impl Iterator<Item = Fetch> + '_ {
-        let f = &self.fetches;
-        (0..f.n as usize).map(|i| ((f.fields[i] & 7) as u8, f.addresses[i], f.fields[i] >> 3))
+        self.fetches.iter()
     }
 
     /// Whether every object compared against was alive throughout (no entry dropped).

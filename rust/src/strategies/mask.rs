@@ -17,7 +17,7 @@
 
 use super::{Details, StepReport};
 use crate::history::{History, PartKind};
-use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// How masking behaves (`MaskStrategy` in Python).
@@ -44,49 +44,70 @@ pub fn is_placeholder(text: &str) -> bool {
 
 /// The placeholder for a result of `tool` called with key argument `key`.
 pub fn placeholder(tool: Option<&str>, key: Option<(&str, &str)>, lines: u32, tokens: u64) -> String {
-    let mut text = String::from(PLACEHOLDER_START);
-    text.push_str(&call_label(tool, key));
+    use std::fmt::Write;
+    let mut text = String::with_capacity(PLACEHOLDER_START.len() + 96);
+    text.push_str(PLACEHOLDER_START);
+    push_call_label(&mut text, tool, key);
     let plural = if lines == 1 { "" } else { "s" };
-    text.push_str(&format!(": {lines} line{plural}, {tokens}{PLACEHOLDER_END}"));
+    let _ = write!(text, ": {lines} line{plural}, {tokens}{PLACEHOLDER_END}");
     text
 }
 
 /// `tool(field=value)` on one line, the value cut at [`KEY_MAX_CHARS`].
 pub fn call_label(tool: Option<&str>, key: Option<(&str, &str)>) -> String {
     let mut text = String::new();
+    push_call_label(&mut text, tool, key);
+    text
+}
+
+/// [`call_label`], written at the end of `text` (a placeholder is made for every old
+/// result on every request: no intermediate strings).
+fn push_call_label(text: &mut String, tool: Option<&str>, key: Option<(&str, &str)>) {
     match tool {
-        Some(name) => text.push_str(&one_line(name, 64)),
+        Some(name) => push_one_line(text, name, 64),
         None => text.push_str("a tool"),
     }
     if let Some((field, value)) = key {
         text.push('(');
         text.push_str(field);
         text.push('=');
-        text.push_str(&one_line(value, KEY_MAX_CHARS));
+        push_one_line(text, value, KEY_MAX_CHARS);
         text.push(')');
     }
+}
+
+/// `s` on one line (control characters as spaces), at most `max` characters then `...`.
+pub fn one_line(s: &str, max: usize) -> String {
+    let mut text = String::new();
+    push_one_line(&mut text, s, max);
     text
 }
 
-/// `s` on one line, at most `max` characters.
-pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if flat.chars().count() <= max {
-        flat
+/// [`one_line`], written at the end of `text`.
+fn push_one_line(text: &mut String, s: &str, max: usize) {
+    // Short ASCII without control characters (nearly every name and path) as it is.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        text.push_str(s);
+        return;
+    }
+    let flat = s.chars().map(|c| if c.is_control() { ' ' } else { c });
+    if s.chars().count() <= max {
+        text.extend(flat);
     } else {
-        let cut: String = flat.chars().take(max).collect();
-        format!("{cut}...")
+        text.extend(flat.take(max));
+        text.push_str("...");
     }
 }
 
 /// A masking plan: result parts (global indices) and their placeholder, with the tokens
 /// the part costs once replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MaskPlan {
-    pub replaced: Vec<(usize, String, u64)>,
+pub struct MaskPlan<'a> {
+    /// Borrowed from the details when made there (see `Details::masked`).
+    pub replaced: Vec<(usize, Cow<'a, str>, u64)>,
 }
 
-impl MaskPlan {
+impl MaskPlan<'_> {
     pub fn report(&self, history: &History) -> StepReport {
         StepReport {
             step: "mask",
@@ -98,19 +119,20 @@ impl MaskPlan {
 
 /// Plan masking over `history` whose exchanges are `exchanges` (oldest first).
 /// `count` counts a text's tokens.
-pub fn plan(
+pub fn plan<'a>(
     history: &History,
-    details: &Details,
+    details: &'a Details,
     exchanges: &[Range<usize>],
     config: &MaskConfig,
     count: &dyn Fn(&str) -> u64,
-) -> MaskPlan {
+) -> MaskPlan<'a> {
     let old = exchanges.len().saturating_sub(config.keep_exchanges);
     if old == 0 {
         return MaskPlan::default();
     }
     let end = exchanges[old - 1].end;
-    let mut calls: FxHashMap<u32, usize> = FxHashMap::default(); // call id -> its (latest) call part
+    // Call id (dense: numbered by the reader) -> its latest call part, `usize::MAX`: none.
+    let mut calls: Vec<usize> = Vec::new();
     let mut replaced = Vec::new();
     let mut saved = 0;
     for i in 0..end {
@@ -118,7 +140,11 @@ pub fn plan(
             let part = &history.parts[p];
             match part.kind {
                 PartKind::Call(id) => {
-                    calls.insert(id, p);
+                    let id = id as usize;
+                    if id >= calls.len() {
+                        calls.resize(id + 1, usize::MAX);
+                    }
+                    calls[id] = p;
                 }
                 PartKind::Result(id) => {
                     let d = &details.parts[p];
@@ -126,11 +152,26 @@ pub fn plan(
                     if d.content_tokens == 0 || d.placeholder || d.retry {
                         continue;
                     }
-                    let call = calls.get(&id).map(|&c| &details.parts[c]);
-                    let tool = d.tool.or(call.and_then(|c| c.tool)).map(|t| details.string(t));
-                    let key = call.and_then(|c| c.key).map(|(f, v)| (details.string(f), details.string(v)));
-                    let text = placeholder(tool, key, d.lines, d.content_tokens);
-                    let tokens = part.tokens.saturating_sub(d.content_tokens) + count(&text);
+                    let make = || {
+                        let call = calls.get(id as usize).filter(|&&c| c != usize::MAX).map(|&c| &details.parts[c]);
+                        let tool = d.tool.or(call.and_then(|c| c.tool)).map(|t| details.string(t));
+                        let key = call.and_then(|c| c.key).map(|(f, v)| (details.string(f), details.string(v)));
+                        let text = placeholder(tool, key, d.lines, d.content_tokens);
+                        let tokens = count(&text);
+                        (text, tokens)
+                    };
+                    // Made once per part while the details are kept (see `Details::masked`).
+                    let (text, text_tokens) = match details.masked.get(p) {
+                        Some(cell) => {
+                            let (text, tokens) = cell.get_or_init(make);
+                            (Cow::Borrowed(text.as_str()), *tokens)
+                        }
+                        None => {
+                            let (text, tokens) = make();
+                            (Cow::Owned(text), tokens)
+                        }
+                    };
+                    let tokens = part.tokens.saturating_sub(d.content_tokens) + text_tokens;
                     if tokens < part.tokens {
                         saved += part.tokens - tokens;
                         replaced.push((p, text, tokens));

@@ -58,6 +58,12 @@ pub struct PartDetail {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Details {
     pub parts: Vec<PartDetail>,
+    /// Per part, the mask step's placeholder for it and that placeholder's tokens, once
+    /// made. Kept with the details: the reader hands the details of an unchanged prefix
+    /// of a history to the next request (`python/history_memo.rs`), and what a result's
+    /// placeholder says only depends on its details and its call's, which precede it.
+    /// Empty or shorter than `parts`: made each time.
+    pub masked: Vec<std::sync::OnceLock<(String, u64)>>,
     strings: Vec<String>,
     index: FxHashMap<String, u32>,
 }
@@ -65,7 +71,17 @@ pub struct Details {
 impl Details {
     /// Details for `n` parts, all unknown.
     pub fn with_parts(n: usize) -> Details {
-        Details { parts: vec![PartDetail::default(); n], ..Default::default() }
+        let mut masked = Vec::new();
+        masked.resize_with(n, Default::default);
+        Details { parts: vec![PartDetail::default(); n], masked, ..Default::default() }
+    }
+
+    /// Keep the details of the first `keep` parts, then unknown ones up to `n` parts.
+    pub fn cut(&mut self, keep: usize, n: usize) {
+        self.parts.truncate(keep);
+        self.parts.resize(n, PartDetail::default());
+        self.masked.truncate(keep);
+        self.masked.resize_with(n, Default::default);
     }
 
     /// The number standing for `s` (equal strings, equal numbers).
@@ -138,15 +154,21 @@ pub fn run(
     }
     let tokens_before = compact::history_tokens(history, budget.reserved_tokens);
     let mut working = history.clone();
-    let mut replaced = FxHashMap::default();
+    // The parts replaced, for the steps after (their texts aside: only those of the
+    // messages the window keeps are made into the plan's strings).
+    let mut replaced: FxHashMap<usize, String> = FxHashMap::default();
+    let mut texts: Vec<Option<std::borrow::Cow<'_, str>>> = Vec::new();
+    texts.resize_with(history.parts.len(), || None);
     let mut steps = Vec::new();
     let exchanges = compact::exchange_ranges(history);
     if let Some(config) = &strategies.mask {
         let plan = mask::plan(history, details, &exchanges, config, count);
         steps.push(plan.report(history));
+        replaced.reserve(plan.replaced.len());
         for (p, text, tokens) in plan.replaced {
             working.parts[p].tokens = tokens;
-            replaced.insert(p, text);
+            replaced.insert(p, String::new());
+            texts[p] = Some(text);
         }
     }
     // Messages removed whole before the window (the acknowledgements rule).
@@ -157,7 +179,8 @@ pub fn run(
         let mut report = plan.report(history);
         for (p, text, tokens) in plan.replaced {
             working.parts[p].tokens = tokens;
-            replaced.insert(p, text);
+            replaced.insert(p, String::new());
+            texts[p] = Some(text.into());
         }
         if config.acknowledgements {
             let before = compact::history_tokens(&working, budget.reserved_tokens);
@@ -198,6 +221,16 @@ pub fn run(
     steps.extend(window_report(&outcome, before_window));
     if let (Some(messages_of), Some(parts_of)) = (messages_of, parts_of) {
         remap(&mut outcome, &messages_of, &parts_of, &gone);
+    }
+    let mut replaced = FxHashMap::default();
+    for message in &outcome.messages {
+        if let compact::OutMessage::Kept { index, .. } = message {
+            for p in history.messages[*index].parts.clone() {
+                if let Some(text) = texts[p].take() {
+                    replaced.insert(p, text.into_owned());
+                }
+            }
+        }
     }
     Ok(Pipeline { outcome, replaced, steps })
 }

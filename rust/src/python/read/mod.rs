@@ -21,7 +21,9 @@ mod pydantic_ai;
 mod responses;
 pub(super) mod walk;
 
-use super::{borrow_text, part_memo, type_name, value_memo, TokensieveError};
+pub(super) use pydantic_ai::field_name;
+
+use super::{borrow_text, history_memo, part_memo, type_name, value_memo, TokensieveError};
 use crate::counting;
 use crate::encoding::Encoding;
 use crate::error::Error;
@@ -124,6 +126,15 @@ pub struct Read {
     pub ids: Vec<PyBackedStr>,
     /// Parts read in full, to remember once their tokens are counted.
     pub pending: Vec<part_memo::Pending>,
+    /// Call ids to their numbers (kept with the history memo for the next read).
+    pub id_of: FxHashMap<PyBackedStr, CallId>,
+    /// The history memo's entry this read went on from and extended (see
+    /// `history_memo.rs`): given back by [`Read::keep`] once the history is counted.
+    pub memo: Option<history_memo::Entry>,
+    /// How many leading messages were taken from the history memo as read before.
+    pub memo_prefix: usize,
+    /// The pipeline's details of the read before (see `details.rs`), kept with the memo.
+    pub details: Option<history_memo::KeptDetails>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
@@ -143,6 +154,20 @@ pub fn groups(targets: &[Target]) -> Vec<std::ops::Range<usize>> {
 }
 
 impl Read {
+    /// Hand this read, counted, to the history memo for the next read of the same history.
+    pub fn keep(self) {
+        if let Some(entry) = self.memo {
+            let state = history_memo::State {
+                history: self.history,
+                slots: self.slots,
+                ids: self.ids,
+                id_of: self.id_of,
+                details: self.details,
+            };
+            history_memo::keep(entry, state);
+        }
+    }
+
     /// Add counted tokens to the parts (or stubs) they belong to.
     pub fn apply_counts(&mut self, counts: &[(Target, i64)]) {
         for &(target, n) in counts {
@@ -357,6 +382,10 @@ struct Reader<'py> {
     walker: Walker<'py>,
     /// The lists of content blocks being read, outermost first (see `content.rs`).
     blocks: Vec<usize>,
+    /// The history memo's entry (pydantic-ai histories), extended as messages are read.
+    memo: Option<history_memo::Entry>,
+    /// What the message being read was read from, for the history memo.
+    record: Option<history_memo::MessageRecord<'py>>,
 }
 
 /// Read `messages` as `format`. Every [`CHUNK_MESSAGES`] messages (and at the end) the
@@ -392,8 +421,30 @@ pub fn read(
         pending: Vec::new(),
         walker: Walker::default(),
         blocks: Vec::new(),
+        memo: None,
+        record: None,
     };
-    let n = messages.len();
+    // A history read before: the messages still as they were are taken as read then.
+    let mut start = 0;
+    let mut details = None;
+    if format == Format::PydanticAi {
+        r.memo = history_memo::take(messages, encoding.id(), stubs);
+        if let Some(entry) = &mut r.memo {
+            let valid = entry.validate(py, messages);
+            match entry.take_state() {
+                Some(state) if valid > 0 => {
+                    r.history = state.history;
+                    r.slots = state.slots;
+                    r.ids = state.ids;
+                    r.id_of = state.id_of;
+                    details = state.details;
+                    start = valid;
+                }
+                _ => entry.truncate(0),
+            }
+        }
+    }
+    let n = messages.len() - start;
     r.history.messages.reserve(n);
     r.history.parts.reserve(n * 2);
     r.slots.reserve(n * 2);
@@ -401,8 +452,8 @@ pub fn read(
     r.targets.reserve(n.min(CHUNK_MESSAGES) * 3);
     r.id_of.reserve(n);
     r.ids.reserve(n);
-    for (index, message) in messages.iter().enumerate() {
-        if index > 0 && index % CHUNK_MESSAGES == 0 {
+    for (index, message) in messages.iter().enumerate().skip(start) {
+        if index > start && index % CHUNK_MESSAGES == 0 {
             let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
             let chunk = (std::mem::take(&mut r.texts), std::mem::take(&mut r.targets));
             // The next chunk will be about as long: spare it the regrowing.
@@ -436,7 +487,17 @@ pub fn read(
         }
     }
     on_chunk((r.texts, r.targets));
-    Ok(Read { format, history: r.history, slots: r.slots, ids: r.ids, pending: r.pending })
+    Ok(Read {
+        format,
+        history: r.history,
+        slots: r.slots,
+        ids: r.ids,
+        pending: r.pending,
+        id_of: r.id_of,
+        memo: r.memo,
+        memo_prefix: start,
+        details,
+    })
 }
 
 impl<'py> Reader<'py> {

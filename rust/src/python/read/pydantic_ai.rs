@@ -1,6 +1,6 @@
 //! pydantic-ai `ModelMessage` objects (`format="pydantic-ai"`), with the part memo.
 
-use super::{each, part_memo, type_name, value_memo, At, Reader, Target, NO_SLOT};
+use super::{each, history_memo, part_memo, type_name, value_memo, At, Reader, Target, NO_SLOT};
 use crate::history::{PartKind, Side, BINARY_PART_TOKENS};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -9,10 +9,10 @@ use pyo3::types::{PyList, PyString, PyTuple};
 impl<'py> Reader<'py> {
     pub(super) fn pydantic_ai(&mut self, message: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
-        let kind = message
+        let kind_value = message
             .getattr(intern!(py, "kind"))
             .map_err(|_| self.invalid(format!("expected a pydantic-ai ModelMessage, got {}", type_name(message))))?;
-        let kind = kind.cast_into::<PyString>().or_else(|k| k.into_inner().str())?;
+        let kind = kind_value.clone().cast_into::<PyString>().or_else(|k| k.into_inner().str())?;
         let side = match kind.to_str()? {
             "request" => Side::Request,
             "response" => Side::Response,
@@ -21,6 +21,16 @@ impl<'py> Reader<'py> {
         self.history.begin(side);
         self.at = At::key("parts");
         let parts = message.getattr(intern!(py, "parts"))?;
+        // What this message is read from, for the history memo (while it still takes messages).
+        self.record = self.memo.as_ref().filter(|e| e.open()).map(|_| history_memo::MessageRecord {
+            message: message.clone(),
+            kind: kind_value,
+            parts_list: Some(parts.clone()),
+            instructions: None,
+            request: side == Side::Request,
+            parts: Vec::new(),
+            ok: true,
+        });
         each(&parts, |slot, part| {
             self.at = At::item("parts", slot as u32, "");
             self.pydantic_ai_part(&part, slot as u32, side)
@@ -30,11 +40,17 @@ impl<'py> Reader<'py> {
         if side == Side::Request {
             self.at = At::key("instructions");
             if let Ok(instructions) = message.getattr(intern!(py, "instructions")) {
+                if let Some(record) = &mut self.record {
+                    record.instructions = Some(instructions.clone());
+                }
                 if !instructions.is_none() {
                     let p = self.part(PartKind::Instructions, NO_SLOT);
                     self.value(Target::Part(p), &instructions, At::key("instructions"))?;
                 }
             }
+        }
+        if let (Some(record), Some(entry)) = (self.record.take(), &mut self.memo) {
+            entry.record(record);
         }
         Ok(())
     }
@@ -42,7 +58,11 @@ impl<'py> Reader<'py> {
     fn pydantic_ai_part(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
         self.walker.enclosing[1] = part.as_ptr() as usize;
         if let Some(hit) = part_memo::lookup(part.as_ptr() as usize, side, self.encoding.id(), self.stubs) {
-            if self.reuse(part, slot, &hit)? {
+            let mut fetched = Vec::new();
+            if self.reuse(part, slot, &hit, &mut fetched)? {
+                if let Some(record) = &mut self.record {
+                    record.parts.push((part.clone(), fetched));
+                }
                 return Ok(());
             }
         }
@@ -51,9 +71,13 @@ impl<'py> Reader<'py> {
         let read = self.pydantic_ai_part_read(part, slot, side);
         let fetched = self.recording.take();
         read?;
-        if let Some(fetched) = fetched {
-            if self.history.parts.len() == before + 1 {
-                self.remember(part, side, before, fetched);
+        let remembered = match fetched {
+            Some(fetched) if self.history.parts.len() == before + 1 => self.remember(part, side, before, fetched),
+            _ => false,
+        };
+        if !remembered {
+            if let Some(record) = &mut self.record {
+                record.ok = false;
             }
         }
         Ok(())
@@ -69,8 +93,15 @@ impl<'py> Reader<'py> {
     }
 
     /// A part met before: if every attribute is still the object it was, push it with
-    /// the tokens counted then. False if anything changed (the part is then read anew).
-    fn reuse(&mut self, part: &Bound<'py, PyAny>, slot: u32, hit: &part_memo::Hit) -> PyResult<bool> {
+    /// the tokens counted then (the values fetched go to `fetched`). False if anything
+    /// changed (the part is then read anew).
+    fn reuse(
+        &mut self,
+        part: &Bound<'py, PyAny>,
+        slot: u32,
+        hit: &part_memo::Hit,
+        fetched: &mut Vec<(u8, Option<Bound<'py, PyAny>>, u64)>,
+    ) -> PyResult<bool> {
         let mut id = None;
         for (field, address, stamp) in hit.fetches() {
             let value = part.getattr(field_name(self.py, field)).ok();
@@ -82,10 +113,13 @@ impl<'py> Reader<'py> {
                         return Ok(false);
                     }
                     if field == TOOL_CALL_ID {
-                        id = value;
+                        id = value.clone();
                     }
                 }
                 _ => return Ok(false),
+            }
+            if self.record.is_some() {
+                fetched.push((field, value, stamp));
             }
         }
         if !hit.still_valid() {
@@ -112,17 +146,18 @@ impl<'py> Reader<'py> {
         Ok(true)
     }
 
-    /// Note a part just read in full (`self.history.parts[index]`) for the part memo, if
-    /// everything it was read from is immutable or a container the value memo holds.
+    /// Note a part just read in full (`self.history.parts[index]`) for the part memo (and
+    /// the message's record for the history memo), if everything it was read from is
+    /// immutable or a container the value memo holds. False if it cannot be remembered.
     fn remember(
         &mut self,
         part: &Bound<'py, PyAny>,
         side: Side,
         index: usize,
         fetched: Vec<(u8, Option<Bound<'py, PyAny>>)>,
-    ) {
+    ) -> bool {
         if fetched.len() > part_memo::MAX_FIELDS {
-            return;
+            return false;
         }
         let mut text_bytes = 0;
         let mut stamps = [0u64; part_memo::MAX_FIELDS];
@@ -133,24 +168,29 @@ impl<'py> Reader<'py> {
             } else if value_memo::is_container(v) {
                 match value_memo::lookup(v, self.encoding.id()) {
                     Some(known) => *stamp = known.stamp,
-                    None => return,
+                    None => return false,
                 }
             } else if !value_memo::is_leaf(v) {
-                return;
+                return false;
             }
         }
         let kind = self.history.parts[index].kind;
         if kind == PartKind::Instructions {
-            return;
+            return false;
+        }
+        let fetched: Vec<_> = fetched.into_iter().zip(stamps).map(|((f, v), stamp)| (f, v, stamp)).collect();
+        if let Some(record) = &mut self.record {
+            record.parts.push((part.clone(), fetched.clone()));
         }
         self.pending.push(part_memo::Pending {
             part_index: index,
             part: part.clone().unbind(),
             side,
             kind,
-            fetched: fetched.into_iter().zip(stamps).map(|((f, v), stamp)| (f, v.map(Bound::unbind), stamp)).collect(),
+            fetched: fetched.into_iter().map(|(f, v, stamp)| (f, v.map(Bound::unbind), stamp)).collect(),
             text_bytes,
         });
+        true
     }
 
     fn pydantic_ai_part_read(&mut self, part: &Bound<'py, PyAny>, slot: u32, side: Side) -> PyResult<()> {
@@ -275,7 +315,7 @@ const TOOL_CALL_ID: u8 = 3;
 const ARGS: u8 = 4;
 const TRANSCRIPT: u8 = 5;
 
-fn field_name(py: Python<'_>, field: u8) -> &Bound<'_, PyString> {
+pub(in crate::python) fn field_name(py: Python<'_>, field: u8) -> &Bound<'_, PyString> {
     match field {
         PART_KIND => intern!(py, "part_kind"),
         CONTENT => intern!(py, "content"),

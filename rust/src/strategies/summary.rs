@@ -100,6 +100,7 @@ impl Event {
 pub const HEADER_PREFIX: &str = "[Summary of ";
 
 const TASK_TITLE: &str = "## Task (the user's first message, verbatim)\n";
+const LAST_ERROR_TITLE: &str = "## Last error (resolved since)\n";
 
 /// Follow-up prompts kept (the most recent), each shortened to [`FOLLOW_UP_CHARS`].
 pub const MAX_FOLLOW_UPS: usize = 12;
@@ -251,6 +252,9 @@ pub struct Facts {
     pub decisions_dropped: u64,
     pub errors: Vec<ErrorFact>,
     pub errors_dropped: u64,
+    /// The last error met, `what: message`, kept when a later success resolved it (the
+    /// open errors forget it then): where the work last went wrong.
+    pub last_error: Option<String>,
     pending: Vec<Pending>,
 }
 
@@ -473,6 +477,7 @@ impl Facts {
             Outcome::Ok | Outcome::Pending => return,
         };
         let what = if subject.is_empty() { tool } else { format!("{tool} `{}`", shorten(subject, COMMAND_CHARS)) };
+        self.last_error = Some(format!("{what}: {message}"));
         self.errors.push(ErrorFact { what, message, key });
         if self.errors.len() > MAX_ERRORS {
             self.errors.remove(0);
@@ -526,7 +531,7 @@ impl Facts {
 // ---- Serialization -------------------------------------------------------------------------
 
 /// The first byte of [`Facts::to_bytes`]: its layout's version.
-const BYTES_VERSION: u8 = 1;
+const BYTES_VERSION: u8 = 2;
 
 struct Writer(Vec<u8>);
 
@@ -657,6 +662,7 @@ impl Facts {
             w.str(&e.key);
         }
         w.u64(self.errors_dropped);
+        w.opt(self.last_error.as_deref());
         w.u64(self.pending.len() as u64);
         for p in &self.pending {
             w.str(&p.call_id);
@@ -720,6 +726,7 @@ impl Facts {
             f.errors.push(ErrorFact { what: r.str()?, message: r.str()?, key: r.str()? });
         }
         f.errors_dropped = r.u64()?;
+        f.last_error = r.opt()?;
         for _ in 0..r.len()? {
             let call_id = r.str()?;
             let tool = r.str()?;
@@ -861,13 +868,18 @@ impl Facts {
             });
         }
         if !self.errors.is_empty() || self.errors_dropped > 0 {
-            let items = self.errors.iter().map(|e| format!("{}: {}", e.what, e.message)).collect();
+            let mut items: Vec<String> = self.errors.iter().map(|e| format!("{}: {}", e.what, e.message)).collect();
+            // The last error is never cut: it is where the work stands.
+            let extra = match items.last() {
+                Some(last) if self.last_error.as_deref() == Some(last.as_str()) => items.pop(),
+                _ => None,
+            };
             sections.push(Lines {
                 section: Section::Errors,
                 title: "Open errors",
                 items,
                 dropped: self.errors_dropped,
-                extra: None,
+                extra,
             });
         }
         if !self.follow_ups.is_empty() {
@@ -937,6 +949,12 @@ fn assemble(facts: &Facts, sections: &[Lines], cut: &[usize; 5]) -> String {
             }
         }
         None => out.push_str("(none in the summarized messages)\n"),
+    }
+    // The last error, when a later success resolved it (an open one is listed below): never cut.
+    if let Some(last) = &facts.last_error {
+        if facts.errors.last().map(|e| format!("{}: {}", e.what, e.message)).as_deref() != Some(last.as_str()) {
+            let _ = writeln!(out, "{LAST_ERROR_TITLE}- {last}");
+        }
     }
     // Sections the cap emptied are named on one line at the end, not each under its title.
     let mut emptied: Vec<String> = Vec::new();
@@ -2089,10 +2107,29 @@ fn opens_like_error(text: &str, shell: bool) -> bool {
     if first == "error" || OPENINGS.iter().any(|o| first.starts_with(o)) {
         return true;
     }
+    // A tool's own refusal (`edit_file: old_string not found in a.py`) and pydantic's
+    // validation errors (`1 validation error for edit_file`).
+    if first.contains(" validation error for ") || first.contains(" validation errors for ") {
+        return true;
+    }
+    if let Some((tool, rest)) = first.split_once(": ") {
+        let a_name = !tool.is_empty() && tool.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if a_name && (rest.contains(" not found") || rest.starts_with("error") || rest.contains(" failed")) {
+            return true;
+        }
+    }
     shell && {
         let head = prefix_at_boundary(text, 4096);
         head.contains("command not found") || head.contains("Traceback (most recent call last)")
     }
+}
+
+/// `path:line:col: message` (or `path:line: message`), as compilers and linters write.
+fn is_diagnostic(line: &str) -> bool {
+    let mut fields = line.splitn(4, ':');
+    let (Some(path), Some(row)) = (fields.next(), fields.next()) else { return false };
+    let numeric = |s: &str| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    !path.is_empty() && !path.contains(' ') && path.contains(['.', '/']) && numeric(row) && fields.next().is_some()
 }
 
 /// The line of a failed result that says why: the last line of a Python traceback, else
@@ -2106,6 +2143,14 @@ fn error_line(text: &str) -> String {
             return shorten(line, ERROR_CHARS);
         }
     }
+    // pytest's short summary (`FAILED path::test - Error: why`): the last one.
+    if let Some(line) = head.lines().rev().find(|l| l.starts_with("FAILED ") || l.starts_with("ERROR ")) {
+        return shorten(line, ERROR_CHARS);
+    }
+    // A compiler's or linter's diagnostic: `path:line:col: message`.
+    if let Some(line) = head.lines().find(|l| is_diagnostic(l)) {
+        return shorten(line, ERROR_CHARS);
+    }
     const WORDS: [&str; 9] = [
         "error",
         "failed",
@@ -2118,6 +2163,10 @@ fn error_line(text: &str) -> String {
         "panicked",
     ];
     let named = head.lines().find(|l| {
+        // Banners (`==== FAILURES ====`, `____ test_x ____`) name no error.
+        if l.trim_start().starts_with(['=', '_', '-']) {
+            return false;
+        }
         let lower = l.to_ascii_lowercase();
         WORDS.iter().any(|w| lower.contains(w))
     });

@@ -42,6 +42,8 @@ __all__ = [
     "count_history_tokens",
     "count_request_tokens",
     "count_tools_tokens",
+    "is_summary_text",
+    "summary_room",
 ]
 
 M = TypeVar("M")
@@ -222,6 +224,18 @@ def _text_block_at(content: Any) -> int | None:
     return None
 
 
+def _count_each(messages: list[Any], fmt: str, encoding: str) -> list[int]:
+    """Each message's tokens as it counts inside a history: a pydantic-ai request's
+    ``instructions`` count only on the history's last request, so they are left out here
+    (the messages compared share them)."""
+    if fmt == "pydantic-ai":
+        messages = [
+            dataclasses.replace(m, instructions=None) if getattr(m, "kind", None) == "request" and getattr(m, "instructions", None) is not None else m
+            for m in messages
+        ]
+    return [int(t) for t in _core.count_history_tokens(messages, encoding=encoding, format=fmt)]
+
+
 def _compaction_part_at(message: Any) -> int | None:
     """The index of the summary's ``CompactionPart`` in a pydantic-ai request, if any."""
     if getattr(message, "kind", None) != "request":
@@ -244,8 +258,8 @@ def _find_summary(messages: Sequence[Any], fmt: str, encoding: str) -> _Found | 
                     parts = list(m.parts)
                     text = parts[k].content
                     without = dataclasses.replace(m, parts=parts[:k] + parts[k + 1 :])
-                    both = _core.count_history_tokens([m, without], encoding=encoding, format=fmt)
-                    return _Found(i, text, int(both[0] - both[1]))
+                    both = _count_each([m, without], fmt, encoding)
+                    return _Found(i, text, both[0] - both[1])
             elif type(m) is dict:
                 role = m.get("role")
                 if fmt == "anthropic":
@@ -282,11 +296,9 @@ def _merged_requests(out: list[Any], at: int, part: Any = None) -> tuple[list[An
     if at + 1 >= len(out) or getattr(out[at], "kind", None) != "request" or getattr(out[at + 1], "kind", None) != "request":
         return None
     first, second = out[at], out[at + 1]
-    parts = [*first.parts, *([part] if part is not None else []), *second.parts]
-    # System prompts, then tool results (first in a user turn), then the summary, then prompts.
-    order = {"system-prompt": 0, "tool-return": 1, "retry-prompt": 1, "compaction": 2}
-    parts.sort(key=lambda p: order.get(getattr(p, "part_kind", None), 3))  # stable
-    message = dataclasses.replace(second, parts=parts)
+    # The first's parts (system prompts, the summary) before the second's (its prompt: a
+    # window opens on a request whose results lost their calls, so it holds none).
+    message = dataclasses.replace(second, parts=[*first.parts, *([part] if part is not None else []), *second.parts])
     return [*out[:at], message, *out[at + 2 :]], message, _Pair((first, second))
 
 
@@ -348,7 +360,8 @@ def _place_summary(out: list[Any], body: str, fmt: str, at: int | None) -> tuple
             return None
         first = out[user]
         content = first.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        # A string content becomes a text block (none if empty: Anthropic refuses empty text).
+        blocks = ([{"type": "text", "text": content}] if content else []) if isinstance(content, str) else list(content or [])
         results = 0
         while results < len(blocks) and type(blocks[results]) is dict and blocks[results].get("type") == "tool_result":
             results += 1
@@ -452,8 +465,8 @@ class _SummaryJob:
                 return None
             placed_out, new, old = placed
             olds = [] if old is None else list(old) if isinstance(old, _Pair) else [old]
-            counts = _core.count_history_tokens([new, *olds], encoding=self.encoding, format=self.fmt)
-            cost = int(counts[0]) - int(counts[1:].sum())
+            counts = _count_each([new, *olds], self.fmt, self.encoding)
+            cost = counts[0] - sum(counts[1:])
             # What the summary itself takes: all of its message, or what it adds to one.
             was = self.found.tokens if at is not None and self.found is not None else 0
             own = cost + was

@@ -56,6 +56,7 @@ __all__ = [
     "ModelSummarizer",
     "Summarizer",
     "Summary",
+    "remembered",
 ]
 
 #: The default token cap of a summary.

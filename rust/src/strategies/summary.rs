@@ -347,6 +347,10 @@ impl Facts {
         if self.follow_ups.last() == Some(&short) {
             return;
         }
+        // A request made again is listed once, where it was last made.
+        if let Some(at) = self.follow_ups.iter().position(|f| *f == short) {
+            self.follow_ups.remove(at);
+        }
         self.follow_ups.push(short);
         if self.follow_ups.len() > MAX_FOLLOW_UPS {
             self.follow_ups.remove(0);
@@ -469,6 +473,12 @@ impl Facts {
         let key = format!("{tool}\u{0}{subject}");
         if let Some(at) = self.errors.iter().position(|e| e.key == key) {
             self.errors.remove(at);
+        }
+        if !outcome.is_failure() && !subject.is_empty() {
+            // A call that failed before naming what it works on (arguments refused by
+            // validation) is resolved by the tool's next success.
+            let bare = format!("{tool}\u{0}");
+            self.errors.retain(|e| e.key != bare);
         }
         let message = match &outcome {
             Outcome::Exit(code, line) if line.is_empty() => format!("exit {code}"),
@@ -2465,6 +2475,58 @@ mod tests {
         );
         assert_eq!(exit_code("Process exited with code 127"), Some(127));
         assert_eq!(exit_code("nothing"), None);
+    }
+
+    #[test]
+    fn the_error_line_is_pytests_failed_line_or_a_diagnostic_and_refusals_are_errors() {
+        let pytest = "===== test session starts =====\ncollected 3 items\n\n===== FAILURES =====\n\
+                      ____ test_a ____\nE   KeyError: x\n===== short test summary info =====\n\
+                      FAILED tests/t.py::test_a - KeyError: x\n===== 1 failed =====\nexit code: 1";
+        assert_eq!(outcome_of(pytest, false, true), Outcome::Exit(1, "FAILED tests/t.py::test_a - KeyError: x".into()));
+        let ruff = "src/a.py:3:8: F401 `os` imported but unused\nFound 1 error.\n[exit code 1]";
+        assert_eq!(outcome_of(ruff, false, true), Outcome::Exit(1, "src/a.py:3:8: F401 `os` imported but unused".into()));
+        let refused = "edit_file: old_string not found in src/a.py. Read the file again.";
+        assert_eq!(outcome_of(refused, false, false), Outcome::Error(refused.into()));
+        let invalid = "1 validation error for edit_file\npath Field required";
+        assert_eq!(outcome_of(invalid, false, false), Outcome::Error("1 validation error for edit_file".into()));
+        // A file that happens to say "error" is no failure.
+        assert_eq!(outcome_of("def error_line(text):\n    pass", false, false), Outcome::Ok);
+    }
+
+    #[test]
+    fn the_last_error_is_kept_once_resolved_and_never_cut() {
+        let messages = vec![
+            vec![Event::prompt("task")],
+            vec![call("c1", "bash", r#"{"command": "pytest -q"}"#)],
+            vec![Event::result("c1", "FAILED tests/t.py::test_a - KeyError: x\nexit code: 1", false)],
+            vec![call("c2", "edit_file", r#"{"old": "a"}"#)],
+            vec![Event::result("c2", "1 validation error for edit_file", true)],
+            vec![call("c3", "edit_file", r#"{"path": "src/a.py", "old": "a"}"#)],
+            vec![Event::result("c3", "ok", false)],
+            vec![call("c4", "bash", r#"{"command": "pytest -q"}"#)],
+            vec![Event::result("c4", "3 passed\nexit code: 0", false)],
+        ];
+        let facts = summarize(refs(&messages));
+        // The validation error is resolved by the tool's next success; the tests pass now.
+        assert!(facts.errors.is_empty(), "{:?}", facts.errors);
+        assert_eq!(facts.last_error.as_deref(), Some("edit_file: 1 validation error for edit_file"));
+        let text = facts.render(None).text;
+        assert!(text.contains("## Last error (resolved since)\n- edit_file: 1 validation error for edit_file\n"), "{text}");
+        // Open, it is listed once, last of the open errors, and survives any cap.
+        let open = summarize(refs(&messages[..3]));
+        let enc = encoding(EncodingId::O200kBase);
+        let capped = open.render(Some((enc, 1))).text;
+        assert!(capped.contains("- bash `pytest -q`: exit 1: FAILED tests/t.py::test_a - KeyError: x"), "{capped}");
+        assert!(!capped.contains("## Last error"));
+        assert_eq!(Facts::from_bytes(&facts.to_bytes()).as_ref(), Some(&facts));
+    }
+
+    #[test]
+    fn a_request_made_again_is_listed_once_where_it_was_last_made() {
+        let messages: Vec<Vec<Event>> =
+            ["task", "update the README", "run the tests", "update the README"].iter().map(|p| vec![Event::prompt(*p)]).collect();
+        let facts = summarize(refs(&messages));
+        assert_eq!(facts.follow_ups, vec!["run the tests".to_owned(), "update the README".to_owned()]);
     }
 
     #[test]

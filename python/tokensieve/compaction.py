@@ -421,10 +421,11 @@ class _SummaryJob:
     def inputs(
         self, messages: Sequence[Any], out: list[Any], dropped: Sequence[int], steps: Sequence[tuple[str, int, int]]
     ) -> tuple[list[Any], str | None] | None:
-        """What to summarize, when the window dropped messages: the input's messages up to
-        the last one dropped or rebuilt by masking or pruning (what they hid: the summary
-        covers it), the earlier summary excepted, and that summary's text; else None."""
-        if not any(step == "window" and items for step, _, items in steps):
+        """What to summarize, when the window dropped messages or masking hid outputs: the
+        input's messages up to the last one dropped or rebuilt by masking or pruning (what
+        they hid: the summary covers it), the earlier summary excepted, and that summary's
+        text; else None."""
+        if not any(step in ("window", "mask") and items for step, _, items in steps):
             return None
         try:
             n = len(messages)
@@ -569,7 +570,10 @@ class _State:
 
 
 def _call_summarizer(summarizer: SummaryFunction, state: _State) -> str | None:
-    """The text of a caller's summarizer, given the messages the window dropped."""
+    """The text of a caller's summarizer, given the messages the window dropped (called
+    only when it dropped some)."""
+    if not any(step == "window" and items for step, _, items in state.steps):
+        return None
     return summarizer([_item(state.messages, i) for i in state.dropped], state.fmt)
 
 

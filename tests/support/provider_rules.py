@@ -315,7 +315,14 @@ def trace(fmt: str, output: list, source: list) -> tuple[list[int | None], list[
             sources.append(None)
             continue
         reasons = []
-        for i in range(last + 1, len(source)):
+        order = range(last + 1, len(source))
+        if candidates != [message]:
+            # The message that took the summary may equal other input messages by value
+            # (an Anthropic string content): the latest one before the next message the
+            # output returns as it is.
+            bound = next((index_of[id(m)] for m in output[k + 1 :] if id(m) in index_of), len(source))
+            order = [*range(bound - 1, last, -1), *range(bound, len(source))]
+        for i in order:
             matched = any(
                 (fmt == "anthropic" and isinstance(c.get("content"), str) and c == source[i])
                 or _rebuilt_from(fmt, c, source[i]) is None

@@ -270,8 +270,8 @@ def _find_summary(messages: Sequence[Any], fmt: str, encoding: str) -> _Found | 
                         content = m["content"]
                         text = content[k]["text"]
                         without = {**m, "content": content[:k] + content[k + 1 :]}
-                        both = _core.count_history_tokens([m, without], encoding=encoding, format=fmt)
-                        return _Found(i, text, int(both[0] - both[1]))
+                        pair = _count_each([m, without], fmt, encoding)
+                        return _Found(i, text, pair[0] - pair[1])
                     continue
                 if role in ("system", "developer") and is_summary_text(m.get("content")):
                     cost = int(_core.count_history_tokens([m], encoding=encoding, format=fmt).sum())
@@ -365,8 +365,8 @@ def _place_summary(out: list[Any], body: str, fmt: str, at: int | None) -> tuple
         results = 0
         while results < len(blocks) and type(blocks[results]) is dict and blocks[results].get("type") == "tool_result":
             results += 1
-        merged = {**first, "content": [*blocks[:results], block, *blocks[results:]]}
-        return [*out[:user], merged, *out[user + 1 :]], merged, first
+        holder = {**first, "content": [*blocks[:results], block, *blocks[results:]]}
+        return [*out[:user], holder, *out[user + 1 :]], holder, first
     role = "system" if fmt == "openai" else "developer"
     if at is not None:
         message = {**out[at], "content": body}
@@ -581,17 +581,21 @@ async def _model_text(state: _State, model: Any) -> str | None:
     """The summary written by ``model``, falling back to the extractive one."""
     from tokensieve.summarize import ModelSummarizer
 
-    job = state.job
+    job, chosen = state.job, state.chosen
+    if job is None or chosen is None:
+        return None
     cap = job.cap(state.before, state.after) - _SUMMARY_FRAMING
     if cap <= 0:
         return None
     try:
         summarizer = ModelSummarizer(model, job.config, max_tokens=cap, fallback=_extractive(job.encoding, cap))
-        summary = await summarizer.summarize_async(state.chosen, format=job.fmt, previous=_previous_summary(state.previous))
+        summary = await summarizer.summarize_async(
+            chosen, format=job.fmt, previous=_previous_summary(state.previous)  # type: ignore[arg-type]
+        )
     except Exception:  # unreadable messages, a model that cannot be built: no summary
         return None
     if summary.tokens > cap:  # the model wrote more than its room: the extractive summary
-        return _extractive_text(job, state.chosen, state.previous, state.before, state.after)
+        return _extractive_text(job, chosen, state.previous, state.before, state.after)
     return summary.text
 
 
@@ -685,7 +689,7 @@ class Compactor:
         """
         state = self._window(messages, format, config)
         text = None
-        if state.chosen is not None:
+        if state.chosen is not None and state.job is not None:
             if self.summarizer is not None:
                 text = _call_summarizer(self.summarizer, state)
             else:
@@ -709,7 +713,7 @@ class Compactor:
         """
         state = self._window(messages, format, config)
         text = None
-        if state.chosen is not None:
+        if state.chosen is not None and state.job is not None:
             model = state.job.config.context.summary.model
             if self.summarizer is not None:
                 text = _call_summarizer(self.summarizer, state)

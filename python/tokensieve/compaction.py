@@ -421,21 +421,29 @@ class _SummaryJob:
     def inputs(
         self, messages: Sequence[Any], out: list[Any], dropped: Sequence[int], steps: Sequence[tuple[str, int, int]]
     ) -> tuple[list[Any], str | None] | None:
-        """What to summarize, when the window dropped messages or masking hid outputs: the
-        input's messages up to the last one dropped or rebuilt by masking or pruning (what
-        they hid: the summary covers it), the earlier summary excepted, and that summary's
-        text; else None."""
-        if not any(step in ("window", "mask") and items for step, _, items in steps):
+        """What to summarize, when the window dropped messages: the input's messages up
+        to the last one dropped or whose output masking replaced (what masking hid: the
+        summary covers it), the earlier summary excepted, and that summary's text; else
+        None. Masking alone (nothing dropped) writes no summary: one placed after the
+        system prompt would change with every masking batch, and the provider's prompt
+        cache with it."""
+        if not any(step == "window" and items for step, _, items in steps):
             return None
         try:
             n = len(messages)
             gone = set(dropped)
             boundary = max(dropped) + 1 if dropped else 0
-            if any(step in ("mask", "prune") and items for step, _, items in steps):
-                kept = (i for i in range(n) if i not in gone)
-                for j, i in enumerate(kept):
-                    if j < len(out) and out[j] is not _item(messages, i) and i > boundary - 1:
+            if any(step == "mask" and items for step, _, items in steps):
+                # The last message whose output masking replaced (masking covers what is
+                # older than the last exchanges, in batches: this moves once a batch).
+                kept = [i for i in range(n) if i not in gone]
+                for j in range(min(len(kept), len(out)) - 1, -1, -1):
+                    i = kept[j]
+                    if i < boundary:
+                        break
+                    if out[j] is not _item(messages, i) and _holds_placeholder(out[j], self.fmt):
                         boundary = i + 1
+                        break
             skip = self.found.index if self.found is not None else -1
             chosen = [_item(messages, i) for i in range(boundary) if i != skip]
         except Exception:
@@ -476,6 +484,26 @@ class _SummaryJob:
         if own > self.room or after + cost > before or after + cost > self.config.hard_limit_tokens:
             return None
         return placed_out, cost
+
+
+_MASKED = "[tokensieve masked the output of "
+
+
+def _holds_placeholder(message: Any, fmt: str) -> bool:
+    """Whether a rebuilt message holds a tool output masking replaced."""
+    def masked(value: Any) -> bool:
+        return type(value) is str and value.startswith(_MASKED)
+
+    if fmt == "pydantic-ai":
+        return any(masked(getattr(p, "content", None)) for p in getattr(message, "parts", ()))
+    if type(message) is not dict:
+        return False
+    if fmt == "responses":
+        return masked(message.get("output"))
+    content = message.get("content")
+    if fmt == "anthropic" and type(content) is list:
+        return any(type(b) is dict and masked(b.get("content")) for b in content)
+    return masked(content)
 
 
 def _summary_at(message: Any, fmt: str) -> bool:
@@ -570,10 +598,7 @@ class _State:
 
 
 def _call_summarizer(summarizer: SummaryFunction, state: _State) -> str | None:
-    """The text of a caller's summarizer, given the messages the window dropped (called
-    only when it dropped some)."""
-    if not any(step == "window" and items for step, _, items in state.steps):
-        return None
+    """The text of a caller's summarizer, given the messages the window dropped."""
     return summarizer([_item(state.messages, i) for i in state.dropped], state.fmt)
 
 

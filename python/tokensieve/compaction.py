@@ -285,21 +285,25 @@ def _summary_body(text: str, n: int) -> str:
     return text if is_summary_text(text) else SUMMARY_MARK.format(n=n) + "\n" + text
 
 
-class _Pair(tuple):
+@dataclass(frozen=True, slots=True)
+class _Pair:
     """Two messages a placed summary merged into one."""
+
+    first: Any
+    second: Any
 
 
 def _merged_requests(out: list[Any], at: int, part: Any = None) -> tuple[list[Any], Any, Any] | None:
     """When ``out[at]`` (the request holding the summary, or one trimmed to its system
     prompts) is followed by another request, the two merged (with ``part`` added), as
-    pydantic-ai would merge them when sending: ``(out, merged, _Pair((first, second)))``."""
+    pydantic-ai would merge them when sending: ``(out, merged, _Pair(first, second))``."""
     if at + 1 >= len(out) or getattr(out[at], "kind", None) != "request" or getattr(out[at + 1], "kind", None) != "request":
         return None
     first, second = out[at], out[at + 1]
     # The first's parts (system prompts, the summary) before the second's (its prompt: a
     # window opens on a request whose results lost their calls, so it holds none).
     message = dataclasses.replace(second, parts=[*first.parts, *([part] if part is not None else []), *second.parts])
-    return [*out[:at], message, *out[at + 2 :]], message, _Pair((first, second))
+    return [*out[:at], message, *out[at + 2 :]], message, _Pair(first, second)
 
 
 def _place_summary(out: list[Any], body: str, fmt: str, at: int | None) -> tuple[list[Any], Any, Any] | None:
@@ -329,7 +333,7 @@ def _place_summary(out: list[Any], body: str, fmt: str, at: int | None) -> tuple
             out = [*out[:at], message, *out[at + 1 :]]
             merged = _merged_requests(out, at)
             if merged is not None:
-                return merged[0], merged[1], _Pair((old, out[at + 1]))
+                return merged[0], merged[1], _Pair(old, out[at + 1])
             return out, message, old
         merged = _merged_requests(out, 0, CompactionPart(content=body))
         if merged is not None:
@@ -473,7 +477,7 @@ class _SummaryJob:
             if placed is None:
                 return None
             placed_out, new, old = placed
-            olds = [] if old is None else list(old) if isinstance(old, _Pair) else [old]
+            olds = [] if old is None else [old.first, old.second] if isinstance(old, _Pair) else [old]
             counts = _count_each([new, *olds], self.fmt, self.encoding)
             cost = counts[0] - sum(counts[1:])
             # What the summary itself takes: all of its message, or what it adds to one.

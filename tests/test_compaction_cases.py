@@ -56,6 +56,7 @@ from tests.support.agent_fixtures import (
     user,
 )
 from tests.support.guards import call_without_panic, raises_cleanly
+from tokensieve.config import resolve_config
 
 OVERHEAD = 4  # MESSAGE_OVERHEAD
 BINARY = 765  # BINARY_PART_TOKENS
@@ -87,7 +88,12 @@ def compact(fmt: str, messages: list[Any], config: Any = None, **overrides: Any)
     snapshot = copy.deepcopy(messages)
     identities = [id(m) for m in messages]
     length = len(messages)
-    compactor = tokensieve.Compactor(config, **overrides)
+    # These are the window's cases (docs/compaction.md): the summary step, on by default,
+    # is off here unless a case sets the steps (its own cases: tests/test_strategies.py).
+    resolved = resolve_config(config, overrides)
+    if "context" not in overrides:
+        resolved = resolved.replace(context=dataclasses.replace(resolved.context, summary=False))
+    compactor = tokensieve.Compactor(resolved)
     result = call_without_panic(compactor.compact, messages, format=fmt)
     # The caller's list and messages are untouched.
     assert len(messages) == length and [id(m) for m in messages] == identities
@@ -1218,7 +1224,8 @@ def test_a_pending_request_with_something_besides_orphan_results_is_sent_without
     assert result.orphans_removed == 1 and result.calls_repaired == 0
     assert not any("ghost" in token for token in flatten(fmt, result.messages))
     assert flatten(fmt, result.messages) == [t for t in flatten(fmt, history) if "ghost" not in t]
-    assert baseline.compact(history, dangling_calls=mode).messages == result.messages
+    window_only = tokensieve.ContextStrategies(summary=False)  # as compact() runs the window's cases
+    assert baseline.compact(history, dangling_calls=mode, context=window_only).messages == result.messages
 
 
 def test_a_responses_item_with_type_none_is_read_as_a_message_and_its_prompt_is_the_current_task():

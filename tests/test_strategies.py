@@ -84,7 +84,8 @@ def test_old_tool_outputs_become_a_placeholder_naming_the_tool_its_key_argument_
     assert texts[-4:] == [BIG] * 4 and all(t != BIG for t in texts[:-4])
     assert len(result.messages) == len(history) and result.dropped == ()
     assert result.action == "compacted" and result.tokens_after < 15_000
-    # Every output differs (different paths): pruning has nothing to do.
+    # Every output differs (different paths): pruning has nothing to do; nothing dropped:
+    # no summary (masking alone writes none, so the prefix stays stable between batches).
     assert [(s.step, s.items) for s in result.steps] == [("mask", 16), ("prune", 0)]
     assert result.steps[0].tokens_saved == result.tokens_before - result.tokens_after
     assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
@@ -612,3 +613,167 @@ def test_an_acknowledgement_turn_whose_reply_only_adds_a_dangling_call_is_pruned
     second = tokensieve.Compactor(config).compact(first.messages, format="responses")
     assert second.dropped == () and [id(m) for m in second.messages] == [id(m) for m in first.messages]
     assert baseline.compact(history, config, format="responses").dropped == first.dropped
+
+
+# ---- the extractive summary, on by default -------------------------------------------------
+
+
+def edits(fmt: str, n: int, task: str = "Make the parser accept unary minus; keep the error messages.") -> list:
+    """A coding session: the task, then ``n`` turns that each edit a file and read a big one;
+    the 3rd turn's tests fail (fixed by the next run)."""
+    from tests.support.coding_sessions import Call, CodingSession, Turn, render
+
+    turns = []
+    for k in range(n):
+        calls = [
+            Call(f"e{k}", "edit_file", {"path": f"src/mod{k}.py", "old_string": "a", "new_string": "b"}, "Applied edit."),
+            Call(f"r{k}", "read_file", {"path": f"docs/page{k}.md"}, BIG),
+        ]
+        if k in (3, 4):
+            failed = k == 3
+            out = "FAILED tests/test_mod.py::test_minus - KeyError: position 7\nexit code: 1" if failed else "3 passed\nexit code: 0"
+            calls.append(Call(f"t{k}", "bash", {"command": "pytest -q"}, out, is_error=failed))
+        turns.append(Turn("assistant", None, calls))
+    session = CodingSession("You are a careful coding agent.", task, turns, set(), set(), [])
+    return render(session, fmt)
+
+
+FORMATS = ["openai", "anthropic", "responses", "pydantic-ai"]
+
+
+def summary_texts(fmt: str, messages: list) -> list[str]:
+    """Every summary the pipeline placed in ``messages``."""
+    from tokensieve.compaction import is_summary_text
+
+    texts: list[str] = []
+    for m in messages:
+        if fmt == "pydantic-ai":
+            texts += [p.content for p in m.parts if p.part_kind == "compaction" and is_summary_text(p.content)]
+        elif fmt == "anthropic":
+            content = m["content"] if isinstance(m["content"], list) else []
+            texts += [b["text"] for b in content if b.get("type") == "text" and is_summary_text(b.get("text"))]
+        elif is_summary_text(m.get("content")):
+            texts.append(m["content"])
+    return texts
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_with_no_setting_compaction_keeps_the_task_and_every_modified_path_in_a_summary(fmt):
+    from tests.support.provider_rules import violations
+
+    history = edits(fmt, 24)
+    before = copy.deepcopy(history) if fmt != "pydantic-ai" else repr(history)
+    for config in ("cerebras", BudgetConfig(target_input_tokens=5_000)):
+        result = Compactor(config).compact(history)
+        assert result.dropped and [s.step for s in result.steps][-1] == "summary"
+        (text,) = summary_texts(fmt, result.messages)
+        assert "Make the parser accept unary minus; keep the error messages." in text
+        # Every modified path: in the summary, or in a call the window kept.
+        others = repr([m for m in result.messages if not summary_texts(fmt, [m])])
+        assert all(f"src/mod{k}.py" in text or f"src/mod{k}.py" in others for k in range(24))
+        assert "src/mod0.py" in text and "src/mod0.py" not in others
+        # The tests failed, then passed: the last error is still named.
+        assert "FAILED tests/test_mod.py::test_minus - KeyError: position 7" in text
+        assert "docs/page0.md" not in text.split("## Files")[1].split("##")[0]  # only read
+        assert violations(fmt, result.messages) == []
+        assert result.tokens_after == tokensieve.count_history_tokens(result.messages, format=fmt).sum()
+        assert tokensieve.compact_history(history, config) == result.messages
+    assert (copy.deepcopy(history) if fmt != "pydantic-ai" else repr(history)) == before, "the input was modified"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compacting_again_is_idempotent_and_a_later_compaction_updates_the_summary_in_place(fmt):
+    # Over the threshold, the output is compacted again (the target is above the threshold).
+    config = BudgetConfig(max_input_tokens=50_000, compaction_threshold=0.1, target_input_tokens=6_000)
+    history = edits(fmt, 24)
+    first = Compactor(config).compact(history)
+    again = Compactor(config).compact(first.messages)
+    assert again.messages == first.messages and again.action == "none"
+    # The history goes on from what was sent (pydantic-ai's history processors): the
+    # summary met again is updated, never doubled.
+    more = edits(fmt, 40)
+    n_new = len(more) - len(history)
+    carried = list(first.messages) + more[len(more) - n_new :]
+    later = Compactor(config).compact(carried)
+    assert later.dropped
+    (text,) = summary_texts(fmt, later.messages)
+    assert "Make the parser accept unary minus" in text and "src/mod0.py" in text and "src/mod30.py" in text
+    assert baseline.compact(carried, config).messages == later.messages
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_summary_takes_its_room_from_the_target_and_never_adds_tokens_or_crosses_the_hard_limit(fmt):
+    # A summary as large as the target: its room is capped to a tenth of the target.
+    small = BudgetConfig(
+        max_input_tokens=4_000, compaction_threshold=0.25, hard_limit_threshold=1.0, target_input_tokens=1_000,
+        context=ContextStrategies(summary={"max_tokens": 1_000}),
+    )
+    for config in (small, BudgetConfig.preset("cerebras"), BudgetConfig()):
+        history = edits(fmt, 30, task="fix it")
+        if fmt != "pydantic-ai" and config is small:
+            history = history[:1] + history[-12:] if fmt != "openai" else history[:2] + history[-12:]
+        try:
+            result = Compactor(config).compact(history)
+        except tokensieve.BudgetExceededError:
+            continue
+        window_only = Compactor(config.replace(context=ContextStrategies(summary=False))).compact(history)
+        summary = [s for s in result.steps if s.step == "summary"]
+        assert result.tokens_after <= result.tokens_before
+        assert result.tokens_after <= config.hard_limit_tokens
+        if summary:
+            assert -summary[0].tokens_saved <= min(config.context.summary.max_tokens, config.target_input_tokens // 10)
+        if window_only.tokens_after <= config.target_input_tokens:
+            assert result.tokens_after <= config.target_input_tokens
+
+
+def test_an_anthropic_summary_goes_after_the_tool_results_and_before_the_users_text():
+    history = edits("anthropic", 24)
+    # The window opens on a user turn that answers a call: tool results, then text.
+    result = Compactor("cerebras").compact(history)
+    first = result.messages[0]
+    assert first["role"] == "user"
+    kinds = [b["type"] for b in first["content"]]
+    assert "text" in kinds
+    at = next(k for k, b in enumerate(first["content"]) if b["type"] == "text" and b["text"].startswith("[Summary of "))
+    assert all(kind == "tool_result" for kind in kinds[:at]) and "tool_result" not in kinds[at:]
+    roles = [m["role"] for m in result.messages]
+    assert all(a != b for a, b in zip(roles, roles[1:])), roles
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_message_the_summary_cannot_read_skips_the_summary_and_never_fails_the_compaction(fmt, monkeypatch):
+    import tokensieve.summarize
+
+    history = edits(fmt, 24)
+    expected = Compactor("cerebras").compact(history)
+
+    def unreadable(messages, format):
+        raise tokensieve.InvalidMessageError(3, "cannot be read for the summary")
+
+    tokensieve.summarize.ExtractiveSummarizer.cache_clear  # noqa: B018 (the shared ones are by config)
+    monkeypatch.setattr(tokensieve.summarize, "_read", unreadable)
+    from tokensieve import compaction
+
+    compaction._SHARED_SUMMARIZERS.clear()
+    result = Compactor("cerebras").compact(history)
+    assert "summary" not in [s.step for s in result.steps] and summary_texts(fmt, result.messages) == []
+    # Without its summary, the compaction is the window's over the target minus the room.
+    assert len(result.messages) == len(expected.messages) - (1 if fmt in ("openai", "responses") else 0)
+    assert baseline.compact(history, "cerebras").messages == result.messages
+
+
+def test_the_async_entry_point_writes_the_summary_with_the_presets_summary_model():
+    import asyncio
+
+    config = BudgetConfig.preset("cerebras").replace(
+        context=ContextStrategies(summary={"model": "test", "max_tokens": 1_000})
+    )
+    history = edits("openai", 24)
+    out = asyncio.run(tokensieve.compaction.compact_history_async(history, config))
+    (text,) = summary_texts("openai", out)
+    assert text.startswith("[Summary of ") and "written by a model" in text.splitlines()[0]
+    # Every path and the task are kept whatever the model wrote.
+    assert "src/mod0.py" in text and "src/mod19.py" in text and "Make the parser accept unary minus" in text
+    # The sync path stays extractive.
+    (sync,) = summary_texts("openai", tokensieve.compact_history(history, config))
+    assert "extracted by tokensieve" in sync.splitlines()[0]

@@ -138,9 +138,14 @@ def test_the_cap_never_cuts_the_task_and_says_how_many_paths_it_left_out(drawn, 
         assert omitted_paths(capped.text) > 0
     if capped.tokens > cap:
         # Over the cap only when everything that can be cut was: what is left is the task,
-        # the titles, the notes of what was omitted and the count of tool calls.
+        # the titles, the notes of what was omitted, the count of tool calls and the last
+        # error (never cut, like the task: where the work stands).
         items = [line for line in capped.text.split("\n") if line.startswith("- ")]
-        assert all(line.startswith(("- (", "- tool calls: ")) for line in items), items
+        others = [line for line in items if not line.startswith(("- (", "- tool calls: "))]
+        assert len(others) <= 1, items
+        assert all(line in full.text for line in others), items
+        if others:
+            assert others == [line for line in full.text.split("\n") if line.startswith("- ") and line in others][-1:]
     assert capped.tokens == count_tokens(capped.text)
     assert (capped.omitted > 0) == (capped.text != full.text)
 

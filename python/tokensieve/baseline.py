@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from tokensieve import _core
-from tokensieve.compaction import CompactionResult, Format, StepReport
+from tokensieve.compaction import CompactionResult, Format, StepReport, _extractive_text, _SummaryJob
 from tokensieve.config import BudgetConfig, resolve_config
 from tokensieve.errors import (
     BudgetExceededError,
@@ -2037,6 +2037,10 @@ def compact(
     stub = config.dangling_calls == "stub"
     messages, fmt, history = _read(messages, format, count, stubs=stub)
     limit = float(config.max_input_tokens)
+    # The summary (docs/strategies.md, "Summary"): its room is taken from the window's
+    # target; an earlier summary in the history is updated, never doubled.
+    job = _SummaryJob.plan(config, messages, fmt)
+    target = job.window_target if job is not None else config.target_input_tokens
 
     def over(tokens: int, fraction: float) -> bool:
         return float(tokens) > float(fraction) * limit
@@ -2129,10 +2133,11 @@ def compact(
             window_action = "none" if all(selection) and not trim else "compacted"
             window_repair = Repair(history, fmt, stub, selection, trim)
             window_plan = _plan(window_repair, config.reserved_tokens)
-            return (window_repair, window_plan, window_action), window_plan.tokens <= config.target_input_tokens
+            return (window_repair, window_plan, window_action), window_plan.tokens <= target
 
         if most > 0:
-            seed = _estimated_window(history, system, with_prompt, starts, config, most)
+            window_config = config.replace(target_input_tokens=target) if target != config.target_input_tokens else config
+            seed = _estimated_window(history, system, with_prompt, starts, window_config, most)
             repair, plan, chosen_action = _search_window(seed, most, try_window)
             action = "compacted" if chosen_action == "compacted" else "none"
     if plan is None or repair is None:
@@ -2158,15 +2163,27 @@ def compact(
         steps.append(("window", max(working_before - plan.tokens, 0), len(plan.dropped)))
     out = _build(messages, history, fmt, plan, replaced)
     messages = all_messages
+    dropped = tuple(sorted([keep[i] for i in plan.dropped] + gone))
+    tokens_after = plan.tokens
+    if job is not None:
+        job.fmt = fmt
+        chosen = job.inputs(messages, out, dropped, steps)
+        if chosen is not None:
+            text = _extractive_text(job, chosen[0], chosen[1], tokens_before, tokens_after)
+            placed = job.apply(out, text, len(dropped), tokens_before, tokens_after)
+            if placed is not None:
+                out, cost = placed
+                tokens_after += cost
+                steps.append(("summary", -cost, len(dropped)))
     return CompactionResult(
         messages=out,
         action=action,
         tokens_before=tokens_before,
-        tokens_after=plan.tokens,
+        tokens_after=tokens_after,
         messages_before=len(messages),
         messages_after=len(out),
         exchanges_kept=_exchanges_in(history, plan),
-        dropped=tuple(sorted([keep[i] for i in plan.dropped] + gone)),
+        dropped=dropped,
         orphans_removed=plan.orphans_removed,
         calls_repaired=plan.calls_repaired,
         input_defects_repaired=defects,

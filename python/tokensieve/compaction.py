@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -40,6 +42,8 @@ __all__ = [
     "count_history_tokens",
     "count_request_tokens",
     "count_tools_tokens",
+    "is_summary_text",
+    "summary_room",
 ]
 
 M = TypeVar("M")
@@ -150,52 +154,417 @@ class CompactionResult:
 
 #: Writes the summary of the messages the window drops: called with those messages (the
 #: caller's own objects, in order) and the history's format; returns the text, or None
-#: for no summary. ``tokensieve.summarize`` provides the extractive and model summarizers.
+#: for no summary. ``tokensieve.summarize`` provides the extractive and model summarizers;
+#: without one, the pipeline uses a shared :class:`~tokensieve.summarize.ExtractiveSummarizer`.
 SummaryFunction = Callable[[list[Any], str], "str | None"]
 
-#: How an inserted summary begins: a reader (and a later compaction) can tell it apart.
+#: How an inserted summary begins when its text does not say what it is already: a reader
+#: (and a later compaction) can tell it apart.
 SUMMARY_MARK = "[tokensieve summary of {n} earlier messages]"
+#: The first line of a summary the pipeline wrote: this mark, or the header of a summary of
+#: ``tokensieve.summarize`` (extractive or written by a model).
+_SUMMARY_LINE = re.compile(
+    r"\[(?:tokensieve summary of \d+ earlier messages?"
+    r"|Summary of \d+ earlier messages?, (?:extracted by tokensieve|written by a model))\]"
+)
+#: The largest share of ``target_input_tokens`` a summary may take: its room is taken from
+#: the target (the window gets the rest), so a large ``summary.max_tokens`` against a small
+#: target cannot crowd the recent exchanges out.
+SUMMARY_TARGET_SHARE = 0.1
+#: Where an earlier summary can be: among the first messages (after the system prompt,
+#: after pydantic-ai's first request, in Anthropic's first user message).
+_SUMMARY_SCAN = 4
 
 
-def _insert_summary(out: list[Any], text: str, fmt: str, n: int, encoding: str) -> tuple[list[Any], int] | None:
-    """``out`` with the summary ``text`` inserted where the format expects it, and the
-    tokens that added; None if the format offers no place (an empty history).
+def is_summary_text(text: Any) -> bool:
+    """Whether ``text`` is a summary the compaction pipeline inserted (by its first line).
 
-    pydantic-ai: a ``ModelRequest`` holding a ``CompactionPart`` (a summary the framework
-    sends as user-voice text; pydantic-ai's own harness does the same), after the first
-    request. OpenAI chat and Responses: a ``system`` / ``developer`` message after the
-    leading system messages. Anthropic (no system role, user first, tool results first in
-    a user turn): a text block appended to the first user message.
+    Example:
+        >>> from tokensieve.compaction import is_summary_text
+        >>> is_summary_text("[Summary of 12 earlier messages, extracted by tokensieve]\\n## Task")
+        True
+        >>> is_summary_text("Summarize this file")
+        False
+    """
+    return type(text) is str and _SUMMARY_LINE.match(text) is not None
+
+
+def summary_room(config: BudgetConfig) -> int:
+    """Tokens reserved for the summary out of ``target_input_tokens``: ``summary.max_tokens``,
+    at most :data:`SUMMARY_TARGET_SHARE` of the target; 0 when the summary is off.
+
+    Example:
+        >>> from tokensieve import BudgetConfig
+        >>> from tokensieve.compaction import summary_room
+        >>> summary_room(BudgetConfig()), summary_room(BudgetConfig(target_input_tokens=1_000))
+        (1000, 100)
+    """
+    summary = config.context.summary
+    if not summary.enabled:
+        return 0
+    return max(0, min(summary.max_tokens, int(config.target_input_tokens * SUMMARY_TARGET_SHARE)))
+
+
+@dataclass(slots=True)
+class _Found:
+    """A summary met in the history: where, its text, its tokens (what it adds to its message)."""
+
+    index: int
+    text: str
+    tokens: int
+
+
+def _text_block_at(content: Any) -> int | None:
+    """The index of the summary's text block in an Anthropic content list, if any."""
+    if type(content) is not list:
+        return None
+    for k, block in enumerate(content):
+        if type(block) is dict and block.get("type") == "text" and is_summary_text(block.get("text")):
+            return k
+    return None
+
+
+def _count_each(messages: list[Any], fmt: str, encoding: str) -> list[int]:
+    """Each message's tokens as it counts inside a history: a pydantic-ai request's
+    ``instructions`` count only on the history's last request, so they are left out here
+    (the messages compared share them)."""
+    if fmt == "pydantic-ai":
+        messages = [
+            dataclasses.replace(m, instructions=None) if getattr(m, "kind", None) == "request" and getattr(m, "instructions", None) is not None else m
+            for m in messages
+        ]
+    return [int(t) for t in _core.count_history_tokens(messages, encoding=encoding, format=fmt)]
+
+
+def _compaction_part_at(message: Any) -> int | None:
+    """The index of the summary's ``CompactionPart`` in a pydantic-ai request, if any."""
+    if getattr(message, "kind", None) != "request":
+        return None
+    for k, part in enumerate(message.parts):
+        if getattr(part, "part_kind", None) == "compaction" and is_summary_text(getattr(part, "content", None)):
+            return k
+    return None
+
+
+def _find_summary(messages: Sequence[Any], fmt: str, encoding: str) -> _Found | None:
+    """A summary the pipeline inserted earlier, among the first messages (never raises)."""
+    try:
+        n = len(messages)
+        for i in range(min(n, _SUMMARY_SCAN)):
+            m = _item(messages, i)
+            if fmt == "pydantic-ai":
+                k = _compaction_part_at(m)
+                if k is not None:
+                    parts = list(m.parts)
+                    text = parts[k].content
+                    without = dataclasses.replace(m, parts=parts[:k] + parts[k + 1 :])
+                    both = _count_each([m, without], fmt, encoding)
+                    return _Found(i, text, both[0] - both[1])
+            elif type(m) is dict:
+                role = m.get("role")
+                if fmt == "anthropic":
+                    if role != "user":
+                        continue
+                    k = _text_block_at(m.get("content"))
+                    if k is not None:
+                        content = m["content"]
+                        text = content[k]["text"]
+                        without = {**m, "content": content[:k] + content[k + 1 :]}
+                        pair = _count_each([m, without], fmt, encoding)
+                        return _Found(i, text, pair[0] - pair[1])
+                    continue
+                if role in ("system", "developer") and is_summary_text(m.get("content")):
+                    cost = int(_core.count_history_tokens([m], encoding=encoding, format=fmt).sum())
+                    return _Found(i, m["content"], cost)
+    except Exception:  # an object that cannot be read: no earlier summary is used
+        return None
+    return None
+
+
+def _summary_body(text: str, n: int) -> str:
+    return text if is_summary_text(text) else SUMMARY_MARK.format(n=n) + "\n" + text
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """Two messages a placed summary merged into one."""
+
+    first: Any
+    second: Any
+
+
+def _merged_requests(out: list[Any], at: int, part: Any = None) -> tuple[list[Any], Any, Any] | None:
+    """When ``out[at]`` (the request holding the summary, or one trimmed to its system
+    prompts) is followed by another request, the two merged (with ``part`` added), as
+    pydantic-ai would merge them when sending: ``(out, merged, _Pair(first, second))``."""
+    if at + 1 >= len(out) or getattr(out[at], "kind", None) != "request" or getattr(out[at + 1], "kind", None) != "request":
+        return None
+    first, second = out[at], out[at + 1]
+    # The first's parts (system prompts, the summary) before the second's (its prompt: a
+    # window opens on a request whose results lost their calls, so it holds none).
+    message = dataclasses.replace(second, parts=[*first.parts, *([part] if part is not None else []), *second.parts])
+    return [*out[:at], message, *out[at + 2 :]], message, _Pair(first, second)
+
+
+def _place_summary(out: list[Any], body: str, fmt: str, at: int | None) -> tuple[list[Any], Any, Any] | None:
+    """``out`` with the summary ``body``: replacing the one at ``out[at]`` (updated in place,
+    never a second one), else inserted where the format expects it; with the message that
+    holds it and the message it replaced (None when inserted). None if the format offers
+    no place (an empty history, an Anthropic history without a user message).
+
+    pydantic-ai: a ``CompactionPart`` (a summary the framework sends as user-voice text;
+    pydantic-ai's own harness does the same) in the first request, after its system
+    prompts and tool results, before the user's prompt. OpenAI chat and Responses: a ``system`` / ``developer`` message after the
+    leading system messages. Anthropic (no system role in messages, user first, tool
+    results first in a user turn): a text block in the first user message, after its
+    ``tool_result`` blocks and before the user's own text.
     """
     if not out:
         return None
-    body = SUMMARY_MARK.format(n=n) + "\n" + text
     if fmt == "pydantic-ai":
         from pydantic_ai.messages import CompactionPart, ModelRequest
 
-        message: Any = ModelRequest(parts=[CompactionPart(content=body)])
-        at = 1 if getattr(out[0], "kind", None) == "request" else 0
-        cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
-        return [*out[:at], message, *out[at:]], cost
+        if at is not None:
+            old = out[at]
+            parts = list(old.parts)
+            k = _compaction_part_at(old)
+            parts[k] = dataclasses.replace(parts[k], content=body)  # type: ignore[index]
+            message: Any = dataclasses.replace(old, parts=parts)
+            out = [*out[:at], message, *out[at + 1 :]]
+            merged = _merged_requests(out, at)
+            if merged is not None:
+                return merged[0], merged[1], _Pair(old, out[at + 1])
+            return out, message, old
+        merged = _merged_requests(out, 0, CompactionPart(content=body))
+        if merged is not None:
+            return merged
+        part = CompactionPart(content=body)
+        if getattr(out[0], "kind", None) != "request":
+            message = ModelRequest(parts=[part])
+            return [message, *out], message, None
+        # In the first request (pydantic-ai would merge a request of its own into it),
+        # after its system prompts and tool results, before the user's prompt.
+        first = out[0]
+        parts = list(first.parts)
+        k = 0
+        while k < len(parts) and getattr(parts[k], "part_kind", None) in ("system-prompt", "tool-return", "retry-prompt"):
+            k += 1
+        message = dataclasses.replace(first, parts=[*parts[:k], part, *parts[k:]])
+        return [message, *out[1:]], message, first
     if fmt == "anthropic":
-        user = next((k for k, m in enumerate(out) if isinstance(m, dict) and m.get("role") == "user"), None)
+        block = {"type": "text", "text": body}
+        if at is not None:
+            old = out[at]
+            content = list(old["content"])
+            content[_text_block_at(content)] = block  # type: ignore[index]
+            message = {**old, "content": content}
+            return [*out[:at], message, *out[at + 1 :]], message, old
+        user = next((k for k, m in enumerate(out) if type(m) is dict and m.get("role") == "user"), None)
         if user is None:
             return None
-        at = user
-        first = out[at]
+        first = out[user]
         content = first.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        merged = {**first, "content": [*blocks, {"type": "text", "text": body}]}
-        was = int(_core.count_history_tokens([first], encoding=encoding, format=fmt).sum())
-        now = int(_core.count_history_tokens([merged], encoding=encoding, format=fmt).sum())
-        return [*out[:at], merged, *out[at + 1 :]], now - was
+        # A string content becomes a text block (none if empty: Anthropic refuses empty text).
+        blocks = ([{"type": "text", "text": content}] if content else []) if isinstance(content, str) else list(content or [])
+        results = 0
+        while results < len(blocks) and type(blocks[results]) is dict and blocks[results].get("type") == "tool_result":
+            results += 1
+        holder = {**first, "content": [*blocks[:results], block, *blocks[results:]]}
+        return [*out[:user], holder, *out[user + 1 :]], holder, first
     role = "system" if fmt == "openai" else "developer"
+    if at is not None:
+        message = {**out[at], "content": body}
+        return [*out[:at], message, *out[at + 1 :]], message, out[at]
     message = {"role": role, "content": body}
-    at = 0
-    while at < len(out) and isinstance(out[at], dict) and out[at].get("role") in ("system", "developer"):
-        at += 1
-    cost = int(_core.count_history_tokens([message], encoding=encoding, format=fmt).sum())
-    return [*out[:at], message, *out[at:]], cost
+    first = 0
+    while first < len(out) and type(out[first]) is dict and out[first].get("role") in ("system", "developer"):
+        first += 1
+    return [*out[:first], message, *out[first:]], message, None
+
+
+class _SummaryJob:
+    """The summary a compaction writes, between the window and the result.
+
+    Made before the window (:meth:`plan`: the room taken from the target, the summary met
+    in the history); :meth:`inputs` says what to summarize once the window has run, and
+    :meth:`apply` places the text. Every failure to read or place a summary skips it: the
+    compaction goes on as without a summary, never raising for it. Used by
+    :class:`Compactor` and mirrored by ``tokensieve.baseline.compact``.
+    """
+
+    __slots__ = ("config", "encoding", "fmt", "found", "room", "window_target")
+
+    def __init__(self, config: BudgetConfig, room: int, found: _Found | None, fmt: str) -> None:
+        self.config = config
+        self.encoding = config.encoding
+        self.room = room
+        self.found = found
+        self.fmt = fmt
+        # The window gets the target minus the summary's room (an earlier summary in the
+        # history is counted with the messages already: only the rest of the room is taken).
+        taken = max(room - (found.tokens if found is not None else 0), 0)
+        self.window_target = max(config.target_input_tokens - taken, 0)
+
+    @classmethod
+    def plan(cls, config: BudgetConfig, messages: Sequence[Any], fmt: str | None) -> _SummaryJob | None:
+        room = summary_room(config)
+        if room <= 0:
+            return None
+        try:
+            fmt = fmt or _detect_format(messages)
+        except Exception:  # the core reads the messages and says what is wrong with them
+            fmt = "openai"
+        return cls(config, room, _find_summary(messages, fmt, config.encoding), fmt)
+
+    def window_config(self, config: BudgetConfig) -> BudgetConfig:
+        """``config`` with the window's target."""
+        if self.window_target == config.target_input_tokens:
+            return config
+        return config.replace(target_input_tokens=self.window_target)
+
+    def inputs(
+        self, messages: Sequence[Any], out: list[Any], dropped: Sequence[int], steps: Sequence[tuple[str, int, int]]
+    ) -> tuple[list[Any], str | None] | None:
+        """What to summarize, when the window dropped messages: the input's messages up
+        to the last one dropped or whose output masking replaced (what masking hid: the
+        summary covers it), the earlier summary excepted, and that summary's text; else
+        None. Masking alone (nothing dropped) writes no summary: one placed after the
+        system prompt would change with every masking batch, and the provider's prompt
+        cache with it."""
+        if not any(step == "window" and items for step, _, items in steps):
+            return None
+        try:
+            n = len(messages)
+            gone = set(dropped)
+            boundary = max(dropped) + 1 if dropped else 0
+            if any(step == "mask" and items for step, _, items in steps):
+                # The last message whose output masking replaced (masking covers what is
+                # older than the last exchanges, in batches: this moves once a batch).
+                kept = [i for i in range(n) if i not in gone]
+                for j in range(min(len(kept), len(out)) - 1, -1, -1):
+                    i = kept[j]
+                    if i < boundary:
+                        break
+                    if out[j] is not _item(messages, i) and _holds_placeholder(out[j], self.fmt):
+                        boundary = i + 1
+                        break
+            skip = self.found.index if self.found is not None else -1
+            chosen = [_item(messages, i) for i in range(boundary) if i != skip]
+        except Exception:
+            return None
+        return chosen, (self.found.text if self.found is not None else None)
+
+    def cap(self, before: int, after: int) -> int:
+        """The summary's token cap: its room, and never more than keeps the compaction from
+        adding tokens (``before``) or crossing the hard limit (an earlier summary it
+        replaces frees its own tokens)."""
+        was = self.found.tokens if self.found is not None else 0
+        hard = int(self.config.hard_limit_tokens)
+        return max(0, min(self.room, before - after + was, hard - after + was))
+
+    def apply(self, out: list[Any], text: str | None, n: int, before: int, after: int) -> tuple[list[Any], int] | None:
+        """``out`` with the summary placed, and the tokens that added; None: no summary (no
+        text, no place for it, or over its room, or it would make the compaction add tokens
+        or cross the hard limit: the history is never lost for want of one)."""
+        if not text:
+            return None
+        try:
+            at = None
+            if self.found is not None:
+                # The earlier summary, where the window kept it: updated, never doubled.
+                at = next((k for k in range(min(len(out), _SUMMARY_SCAN + 1)) if _summary_at(out[k], self.fmt)), None)
+            placed = _place_summary(out, _summary_body(text, n), self.fmt, at)
+            if placed is None:
+                return None
+            placed_out, new, old = placed
+            olds = [] if old is None else [old.first, old.second] if isinstance(old, _Pair) else [old]
+            counts = _count_each([new, *olds], self.fmt, self.encoding)
+            cost = counts[0] - sum(counts[1:])
+            # What the summary itself takes: all of its message, or what it adds to one.
+            was = self.found.tokens if at is not None and self.found is not None else 0
+            own = cost + was
+        except Exception:
+            return None
+        if own > self.room or after + cost > before or after + cost > self.config.hard_limit_tokens:
+            return None
+        return placed_out, cost
+
+
+_MASKED = "[tokensieve masked the output of "
+
+
+def _holds_placeholder(message: Any, fmt: str) -> bool:
+    """Whether a rebuilt message holds a tool output masking replaced."""
+    def masked(value: Any) -> bool:
+        return type(value) is str and value.startswith(_MASKED)
+
+    if fmt == "pydantic-ai":
+        return any(masked(getattr(p, "content", None)) for p in getattr(message, "parts", ()))
+    if type(message) is not dict:
+        return False
+    if fmt == "responses":
+        return masked(message.get("output"))
+    content = message.get("content")
+    if fmt == "anthropic" and type(content) is list:
+        return any(type(b) is dict and masked(b.get("content")) for b in content)
+    return masked(content)
+
+
+def _summary_at(message: Any, fmt: str) -> bool:
+    try:
+        if fmt == "pydantic-ai":
+            return _compaction_part_at(message) is not None
+        if type(message) is not dict:
+            return False
+        if fmt == "anthropic":
+            return message.get("role") == "user" and _text_block_at(message.get("content")) is not None
+        return message.get("role") in ("system", "developer") and is_summary_text(message.get("content"))
+    except Exception:
+        return False
+
+
+_SHARED_SUMMARIZERS: dict[tuple[str, int], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _extractive(encoding: str, cap: int) -> Any:
+    """The shared extractive summarizer of an encoding and cap (its cache is by content)."""
+    key = (encoding, cap)
+    with _SHARED_LOCK:
+        summarizer = _SHARED_SUMMARIZERS.get(key)
+        if summarizer is None:
+            from tokensieve.summarize import ExtractiveSummarizer
+
+            if len(_SHARED_SUMMARIZERS) >= 16:
+                _SHARED_SUMMARIZERS.pop(next(iter(_SHARED_SUMMARIZERS)))
+            summarizer = _SHARED_SUMMARIZERS[key] = ExtractiveSummarizer(BudgetConfig(encoding=encoding), max_tokens=cap)
+        return summarizer
+
+
+#: Message framing a summary's text is rendered within (its message's own tokens).
+_SUMMARY_FRAMING = 8
+
+
+def _previous_summary(text: str | None) -> Any:
+    """The :class:`~tokensieve.summarize.Summary` an earlier summary's text came from (its
+    facts, when this process wrote it), else one read back from its text."""
+    if text is None:
+        return None
+    from tokensieve.summarize import Summary, remembered
+
+    return remembered(text) or Summary(text=text, tokens=0, summarizer="extractive")
+
+
+def _extractive_text(job: _SummaryJob, chosen: list[Any], previous_text: str | None, before: int, after: int) -> str | None:
+    """The extractive summary's text within the job's cap; None when it cannot be read."""
+    cap = job.cap(before, after) - _SUMMARY_FRAMING
+    if cap <= 0:
+        return None
+    try:
+        summary = _extractive(job.encoding, cap).summarize(chosen, format=job.fmt, previous=_previous_summary(previous_text))
+    except Exception:  # a message the summary cannot read: no summary, the compaction goes on
+        return None
+    return summary.text if summary.tokens <= cap else None
 
 
 def _item(messages: Sequence[Any], i: int) -> Any:
@@ -214,6 +583,49 @@ def _unchanged_prefix(messages: Sequence[Any], out: list[Any], n_input: int) -> 
     while n < min(n_input, len(out)) and _item(messages, n) is out[n]:
         n += 1
     return n
+
+
+class _State:
+    """A compaction between the window and the summary's text."""
+
+    __slots__ = (
+        "action", "after", "before", "calls", "chosen", "config", "cut", "defects", "dropped", "dumped",
+        "exchanges", "fmt", "job", "messages", "orphans", "out", "per_message", "previous", "steps",
+    )
+
+    def __init__(self, config: BudgetConfig, messages: Sequence[Any], dumped: Any, out: list[Any], report: tuple, steps: list, job: _SummaryJob | None) -> None:
+        (self.action, self.before, self.after, self.exchanges, self.dropped, self.orphans, self.calls,
+         self.defects, self.cut, self.per_message, self.fmt) = report
+        self.config, self.messages, self.dumped, self.out, self.steps, self.job = config, messages, dumped, out, steps, job
+        self.chosen: list[Any] | None = None
+        self.previous: str | None = None
+
+
+def _call_summarizer(summarizer: SummaryFunction, state: _State) -> str | None:
+    """The text of a caller's summarizer, given the messages the window dropped."""
+    return summarizer([_item(state.messages, i) for i in state.dropped], state.fmt)
+
+
+async def _model_text(state: _State, model: Any) -> str | None:
+    """The summary written by ``model``, falling back to the extractive one."""
+    from tokensieve.summarize import ModelSummarizer
+
+    job, chosen = state.job, state.chosen
+    if job is None or chosen is None:
+        return None
+    cap = job.cap(state.before, state.after) - _SUMMARY_FRAMING
+    if cap <= 0:
+        return None
+    try:
+        summarizer = ModelSummarizer(model, job.config, max_tokens=cap, fallback=_extractive(job.encoding, cap))
+        summary = await summarizer.summarize_async(
+            chosen, format=job.fmt, previous=_previous_summary(state.previous)  # type: ignore[arg-type]
+        )
+    except Exception:  # unreadable messages, a model that cannot be built: no summary
+        return None
+    if summary.tokens > cap:  # the model wrote more than its room: the extractive summary
+        return _extractive_text(job, chosen, state.previous, state.before, state.after)
+    return summary.text
 
 
 class Compactor:
@@ -304,19 +716,55 @@ class Compactor:
             InvalidMessageError: a message cannot be read (its index is in the error).
             InputTypeError: ``messages`` is not a list.
         """
+        state = self._window(messages, format, config)
+        text = None
+        if state.chosen is not None and state.job is not None:
+            if self.summarizer is not None:
+                text = _call_summarizer(self.summarizer, state)
+            else:
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+        return self._finish(state, text)
+
+    async def compact_async(
+        self, messages: Sequence[M], *, format: Format | None = None, config: BudgetConfig | None = None
+    ) -> CompactionResult:
+        """:meth:`compact` for async callers: with a ``summary.model`` configured (e.g. a
+        preset's ``summary_model``), the summary is written by that model
+        (:class:`~tokensieve.summarize.ModelSummarizer`, falling back to the extractive
+        summary on failure or timeout); else the same result as :meth:`compact`.
+
+        Example:
+            >>> import asyncio
+            >>> from tokensieve import Compactor
+            >>> history = [{"role": "user", "content": "Summarize our plan."}]
+            >>> asyncio.run(Compactor().compact_async(history)).action
+            'none'
+        """
+        state = self._window(messages, format, config)
+        text = None
+        if state.chosen is not None and state.job is not None:
+            model = state.job.config.context.summary.model
+            if self.summarizer is not None:
+                text = _call_summarizer(self.summarizer, state)
+            elif model is not None and not self.costly_steps_suspended:
+                text = await _model_text(state, model)
+            else:
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+        return self._finish(state, text)
+
+    def _window(self, messages: Sequence[Any], format: Format | None, config: BudgetConfig | None) -> _State:
+        """Every step but the summary's text: the window ran, the summary is planned."""
         config = config or self.config
-        if self.costly_steps_suspended and config.context.summary.enabled:
-            config = config.replace(context=dataclasses.replace(config.context, summary=False))  # type: ignore[arg-type]
-        summary = config.context.summary
-        summarizer = self.summarizer if summary.enabled else None
-        # The summary's room is reserved while the window decides, released once written.
-        room = summary.max_tokens if summarizer is not None else 0
-        core = config.replace(reserved_tokens=config.reserved_tokens + room) if room else config
         format = _format_argument(format)  # type: ignore[assignment]
         dumped = _pydantic_ai_dump(messages, format)
         if dumped is not None:
             messages = _load_pydantic_ai(dumped)
             format = "pydantic-ai"
+        # A summarizer of the caller's (a model, perhaps) is a costly step: suspended after
+        # ineffective compactions. The extractive summary costs no model call and stays.
+        suspended = self.summarizer is not None and self.costly_steps_suspended
+        job = None if suspended else _SummaryJob.plan(config, messages, format)
+        core = job.window_config(config) if job is not None else config
         out, report, steps = _core.compact_history(
             messages,
             core._core_budget(),
@@ -324,37 +772,46 @@ class Compactor:
             format=format,
             strategies=config.context._core_strategies(),
         )
-        (action, before, after, exchanges, dropped, orphans, calls, defects, cut, per_message, fmt) = report
-        before, after = before - room, after - room
-        # Only when the window dropped messages: acknowledgement turns pruned alone need no summary.
-        if summarizer is not None and any(step == "window" and items for step, _, items in steps):
-            text = summarizer([_item(messages, i) for i in dropped], fmt)
-            if text:
-                inserted = _insert_summary(out, text, fmt, len(dropped), config.encoding)
-                if inserted is not None and inserted[1] <= summary.max_tokens:
-                    out, cost = inserted
-                    after += cost
-                    steps = [*steps, ("summary", -cost, len(dropped))]
-        if dumped is not None:
-            out = _dump_pydantic_ai(out, messages, dumped)
+        state = _State(config, messages, dumped, out, report, list(steps), job)
+        if job is not None:
+            job.fmt = state.fmt
+            found = job.inputs(messages, out, state.dropped, steps)
+            if found is not None:
+                state.chosen, state.previous = found
+        return state
+
+    def _finish(self, state: _State, text: str | None) -> CompactionResult:
+        out, after, steps = state.out, state.after, state.steps
+        job = state.job
+        if job is not None and text:
+            placed = job.apply(out, text, len(state.dropped), state.before, after)
+            if placed is not None:
+                out, cost = placed
+                after += cost
+                steps = [*steps, ("summary", -cost, len(state.dropped))]
+        if state.dumped is not None:
+            out = _dump_pydantic_ai(out, state.messages, state.dumped)
+        per_message = state.per_message
         result = CompactionResult(
             messages=out,
-            action=action,
-            tokens_before=before,
+            action=state.action,
+            tokens_before=state.before,
             tokens_after=after,
             messages_before=len(per_message),
             messages_after=len(out),
-            exchanges_kept=exchanges,
-            dropped=tuple(dropped),
-            orphans_removed=orphans,
-            calls_repaired=calls,
-            input_defects_repaired=defects,
-            pairs_cut_by_window=cut,
+            exchanges_kept=state.exchanges,
+            dropped=tuple(state.dropped),
+            orphans_removed=state.orphans,
+            calls_repaired=state.calls,
+            input_defects_repaired=state.defects,
+            pairs_cut_by_window=state.cut,
             per_message_tokens=per_message,
-            format=fmt,
+            format=state.fmt,
             steps=tuple(StepReport(name, saved, items) for name, saved, items in steps),
-            target_input_tokens=config.target_input_tokens,
-            unchanged_prefix=_unchanged_prefix(dumped if dumped is not None else messages, out, len(per_message)),
+            target_input_tokens=state.config.target_input_tokens,
+            unchanged_prefix=_unchanged_prefix(
+                state.dumped if state.dumped is not None else state.messages, out, len(per_message)
+            ),
         )
         self._observe(result)
         return result
@@ -413,8 +870,10 @@ async def compact_history_async(
     """:func:`compact_history` for async callers: the same result, awaited.
 
     The steps that need no model run inline (they are fast and release the GIL while
-    they work); this is the entry point where a model summarizer (see
-    :mod:`tokensieve.summarize`) is awaited when the pipeline uses one.
+    they work); with a ``summary.model`` in the config (a preset's ``summary_model``) the
+    summary of what the window drops is written by that model and awaited here
+    (:class:`~tokensieve.summarize.ModelSummarizer`, falling back to the extractive
+    summary on failure or timeout); without one, the same result as :func:`compact_history`.
 
     Example:
         >>> import asyncio
@@ -423,7 +882,8 @@ async def compact_history_async(
         >>> asyncio.run(compact_history_async(history, max_input_tokens=8_000, target_input_tokens=2_000)) == history
         True
     """
-    return compact_history(messages, config, format=format, **overrides)
+    result = await Compactor(config, **overrides).compact_async(messages, format=format)
+    return result.messages
 
 
 def count_history_tokens(

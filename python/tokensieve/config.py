@@ -200,7 +200,9 @@ class PruneStrategy:
 
 @dataclass(frozen=True, slots=True)
 class SummaryStrategy:
-    """A summary of what the window drops, inserted after the system prompt.
+    """A summary of what the window drops (and of the outputs masking hid), inserted after
+    the system prompt and updated in place by later compactions: the extractive summary
+    by default (no model), or ``model``'s in the async entry points.
 
     Example:
         >>> from tokensieve import SummaryStrategy
@@ -209,12 +211,18 @@ class SummaryStrategy:
     """
 
     enabled: bool = True
-    #: Room reserved for the summary in the budget.
+    #: The summary's room, taken from ``target_input_tokens`` (at most a tenth of it).
     max_tokens: int = 1_000
+    #: A model that writes the summary in ``compact_history_async`` / ``compact_async``
+    #: (a pydantic-ai model name, e.g. ``"groq:llama-3.1-8b-instant"``); None: the
+    #: extractive summary, which needs no model (the synchronous path always uses it).
+    model: str | None = None
 
     def __post_init__(self) -> None:
         _bool("summary", "enabled", self.enabled)
         _non_negative_int("summary", "max_tokens", self.max_tokens)
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise ConfigurationError(f"summary.model must be a model name or None, got {self.model!r}")
 
 
 _STEPS: dict[str, type] = {"mask": MaskStrategy, "prune": PruneStrategy, "summary": SummaryStrategy}
@@ -552,8 +560,14 @@ def _from_data(name: str, data: Mapping[str, Any]) -> tuple[BudgetConfig, tuple[
     fields.pop("description", None)
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
         raise ConfigurationError(f"preset {name!r}: patterns must be a list of strings")
+    # A preset's "summary_model": the model of its summary (context.summary.model).
+    summary_model = fields.pop("summary_model", None)
     try:
-        return BudgetConfig(**fields), tuple(p.lower() for p in patterns)
+        config = BudgetConfig(**fields)
+        if summary_model is not None:
+            summary = dataclasses.replace(config.context.summary, model=summary_model)
+            config = config.replace(context=dataclasses.replace(config.context, summary=summary))
+        return config, tuple(p.lower() for p in patterns)
     except TypeError as e:
         raise ConfigurationError(f"preset {name!r}: {e}") from None
 

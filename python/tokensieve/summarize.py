@@ -56,6 +56,7 @@ __all__ = [
     "ModelSummarizer",
     "Summarizer",
     "Summary",
+    "remembered",
 ]
 
 #: The default token cap of a summary.
@@ -150,6 +151,36 @@ def _base_facts(previous: Summary | None) -> _core.SummaryFacts | None:
     if previous.text.startswith("[Summary of "):
         return _core.read_events([{"role": "user", "content": previous.text}], format="openai").fold()
     return None
+
+
+#: The last summaries written, by their text: a summary met again in a history (a later
+#: compaction updates it) is continued from its facts, not only from what its text says.
+_BY_TEXT: OrderedDict[str, Summary] = OrderedDict()
+_BY_TEXT_SIZE = 64
+_BY_TEXT_LOCK = threading.Lock()
+
+
+def _remember(summary: Summary) -> Summary:
+    with _BY_TEXT_LOCK:
+        _BY_TEXT[summary.text] = summary
+        _BY_TEXT.move_to_end(summary.text)
+        while len(_BY_TEXT) > _BY_TEXT_SIZE:
+            _BY_TEXT.popitem(last=False)
+    return summary
+
+
+def remembered(text: str) -> Summary | None:
+    """The :class:`Summary` this process wrote with this exact text, if still remembered
+    (the last 64): what a compaction that meets the summary again updates.
+
+    Example:
+        >>> from tokensieve.summarize import ExtractiveSummarizer, remembered
+        >>> s = ExtractiveSummarizer().summarize([{"role": "user", "content": "Fix the flaky test."}])
+        >>> remembered(s.text) is s
+        True
+    """
+    with _BY_TEXT_LOCK:
+        return _BY_TEXT.get(text)
 
 
 class ExtractiveSummarizer:
@@ -248,7 +279,7 @@ class ExtractiveSummarizer:
             if cached is not None:
                 self._summaries.move_to_end(digest)
                 return cached
-        summary = self._render(self._fold(events, base))
+        summary = _remember(self._render(self._fold(events, base)))
         if self.cache_size:
             with self._lock:
                 self._summaries[digest] = summary
@@ -292,8 +323,8 @@ class ModelSummarizer:
 
     Args:
         model: a pydantic-ai model or model name (e.g. ``"groq:llama-3.1-8b-instant"``);
-            None takes the config's ``summary_model`` (``config.context.summary_model``
-            or ``config.summary_model``, where the config has one).
+            None takes the config's ``context.summary.model`` (a preset's
+            ``summary_model``).
         config: a :class:`~tokensieve.config.BudgetConfig`, a preset name or None; its
             ``encoding`` counts the summary's tokens.
         timeout: seconds the model may take before the extractive summary is used.
@@ -337,8 +368,7 @@ class ModelSummarizer:
     ) -> None:
         self.config: BudgetConfig = resolve_config(config, {})
         if model is None:
-            context = getattr(self.config, "context", None)
-            model = getattr(context, "summary_model", None) or getattr(self.config, "summary_model", None)
+            model = self.config.context.summary.model
         if model is None:
             raise ConfigurationError("ModelSummarizer needs a model (or a config with a summary_model)")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -414,7 +444,7 @@ class ModelSummarizer:
             return self.fallback._render(facts, error=detail)
         text = _complete(text, facts)
         tokens = _core.count_tokens(text, self.config.encoding)
-        return Summary(text=text, tokens=tokens, summarizer=self.name, messages=facts.messages, facts=facts)
+        return _remember(Summary(text=text, tokens=tokens, summarizer=self.name, messages=facts.messages, facts=facts))
 
     def _prompt(self, events: _core.SummaryEvents, facts: _core.SummaryFacts, previous: Summary | None) -> str:
         parts = []

@@ -211,12 +211,92 @@ def _cut_to_system_parts(out: Any, original: Any) -> bool:
     )
 
 
+def _without_summary(fmt: str, message: Any) -> list:
+    """``message`` as it may have been before the compaction pipeline placed its summary
+    in it (``tokensieve.compaction.is_summary_text``): ``[message]`` when it holds none,
+    ``[]`` when it is the summary alone, else the message without it (an Anthropic text
+    content, made blocks to take the summary, also as the string it was)."""
+    from tokensieve.compaction import is_summary_text
+
+    if fmt == "pydantic-ai":
+        parts = list(getattr(message, "parts", ()))
+        rest = [p for p in parts if not (_part_kind(p) == "compaction" and is_summary_text(getattr(p, "content", None)))]
+        if len(rest) == len(parts):
+            return [message]
+        return [dataclasses.replace(message, parts=rest)] if rest else []
+    if not isinstance(message, dict):
+        return [message]
+    if fmt in ("openai", "responses"):
+        return [] if is_summary_text(message.get("content")) else [message]
+    content = message.get("content")
+    if not isinstance(content, list):
+        return [message]
+    rest = [b for b in content if not (isinstance(b, dict) and b.get("type") == "text" and is_summary_text(b.get("text")))]
+    if len(rest) == len(content):
+        return [message]
+    found = [{**message, "content": rest}]
+    if not rest:
+        found.append({**message, "content": ""})
+    elif len(rest) == 1 and isinstance(rest[0], dict) and rest[0].get("type") == "text" and set(rest[0]) == {"type", "text"}:
+        found.append({**message, "content": rest[0]["text"]})
+    return found
+
+
+class Sources(list):
+    """The input index of each output message (None: synthesized), and ``merged``: input
+    requests merged into the next one's output message (pydantic-ai); ``i in sources``
+    holds for those too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.merged: set[int] = set()
+
+    def __contains__(self, i: object) -> bool:
+        return list.__contains__(self, i) or i in self.merged
+
+
+def holds_summary(fmt: str, message: Any) -> bool:
+    """A message in which the compaction pipeline placed its summary."""
+    return _without_summary(fmt, message) != [message]
+
+
+def is_summary_message(fmt: str, message: Any) -> bool:
+    """A message that is only a summary the compaction pipeline inserted."""
+    return _without_summary(fmt, message) == []
+
+
+def _merged_from(fmt: str, message: Any, source: list, last: int, i: int) -> int | None:
+    """The index of the request of ``source`` (after ``last``, before ``i``) that a
+    pydantic-ai ``message`` is, whole or cut to its system parts, followed by ``source[i]``
+    (itself, or rebuilt: -1 when no such request came first); None if it is not such a merge."""
+    if fmt != "pydantic-ai" or _kind(message) != "request" or _kind(source[i]) != "request":
+        return None
+    parts = list(message.parts)
+    for split in range(0, len(parts)):
+        head = parts[:split]
+        tail = dataclasses.replace(message, parts=parts[split:])
+        if not (all(a is b for a, b in zip(parts[split:], source[i].parts)) and len(parts) - split == len(source[i].parts)):
+            if _rebuilt_from(fmt, tail, source[i]) is not None:
+                continue
+        if not head:
+            return -1
+        for j in range(last + 1, i):
+            if _kind(source[j]) != "request":
+                continue
+            whole = list(source[j].parts)
+            system = [p for p in whole if _part_kind(p) in SYSTEM_KINDS]
+            for kept in (whole, system):  # the request kept whole, or cut to its system parts
+                if len(kept) == len(head) and all(a is b for a, b in zip(kept, head)):
+                    return j
+    return None
+
+
 def trace(fmt: str, output: list, source: list) -> tuple[list[int | None], list[str]]:
     """For each output message, the index of the input message it is or was rebuilt from
     (None for a synthesized message); and the problems found on the way: an order not
     kept, a message that is none of those."""
     index_of = {id(m): i for i, m in enumerate(source)}
-    sources: list[int | None] = []
+    sources = Sources()
     problems: list[str] = []
     last = -1
     for k, message in enumerate(output):
@@ -230,10 +310,35 @@ def trace(fmt: str, output: list, source: list) -> tuple[list[int | None], list[
         if is_stub_message(fmt, message):
             sources.append(None)
             continue
+        candidates = _without_summary(fmt, message)
+        if candidates == []:  # a summary message the pipeline inserted: synthesized, as a stub
+            sources.append(None)
+            continue
         reasons = []
-        for i in range(last + 1, len(source)):
-            reason = _rebuilt_from(fmt, message, source[i])
+        order = range(last + 1, len(source))
+        if candidates != [message]:
+            # The message that took the summary may equal other input messages by value
+            # (an Anthropic string content): the latest one before the next message the
+            # output returns as it is.
+            bound = next((index_of[id(m)] for m in output[k + 1 :] if id(m) in index_of), len(source))
+            order = [*range(bound - 1, last, -1), *range(bound, len(source))]
+        for i in order:
+            matched = any(
+                (fmt == "anthropic" and isinstance(c.get("content"), str) and c == source[i])
+                or _rebuilt_from(fmt, c, source[i]) is None
+                for c in candidates
+            )
+            reason = None if matched else _rebuilt_from(fmt, candidates[0], source[i])
             if reason is None:
+                sources.append(i)
+                last = i
+                break
+            # pydantic-ai: a request trimmed to its system prompts (and the summary) merged
+            # with the next request, as pydantic-ai merges them when sending.
+            merged = _merged_from(fmt, candidates[0], source, last, i)
+            if merged is not None:
+                if merged >= 0:
+                    sources.merged.add(merged)
                 sources.append(i)
                 last = i
                 break
@@ -295,6 +400,8 @@ def shared_violations(fmt: str, output: list, source: list) -> list[str]:
     sources, problems = trace(fmt, output, source)
     violations = list(problems)
     kept = {i: k for k, i in enumerate(sources) if i is not None}
+    for j in sources.merged:  # a request merged into the next one's message is kept
+        kept.setdefault(j, min((k for i, k in kept.items() if i > j), default=0))
     for i in system_indices(fmt, source):
         if i not in kept:
             violations.append(f"the system message input[{i}] was dropped")
@@ -310,6 +417,8 @@ def shared_violations(fmt: str, output: list, source: list) -> list[str]:
                     p
                     for p in _prompt_items(fmt, source[task])
                     if not any(p is q or (isinstance(p, str) and q == {"type": "text", "text": p}) for q in items)
+                    # An empty string content that took the summary holds no empty text block.
+                    and not (p == "" and _without_summary(fmt, out) != [out])
                 ]
                 if missing:
                     violations.append(f"the current task lost its prompt {_short(missing)}")

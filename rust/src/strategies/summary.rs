@@ -101,6 +101,7 @@ impl Event {
 pub const HEADER_PREFIX: &str = "[Summary of ";
 
 const TASK_TITLE: &str = "## Task (the user's first message, verbatim)\n";
+const LAST_ERROR_TITLE: &str = "## Last error (resolved since)\n";
 
 /// Follow-up prompts kept (the most recent), each shortened to [`FOLLOW_UP_CHARS`].
 pub const MAX_FOLLOW_UPS: usize = 12;
@@ -252,6 +253,9 @@ pub struct Facts {
     pub decisions_dropped: u64,
     pub errors: Vec<ErrorFact>,
     pub errors_dropped: u64,
+    /// The last error met, `what: message`, kept when a later success resolved it (the
+    /// open errors forget it then): where the work last went wrong.
+    pub last_error: Option<String>,
     pending: Vec<Pending>,
 }
 
@@ -343,6 +347,10 @@ impl Facts {
         let short = shorten(text, FOLLOW_UP_CHARS);
         if self.follow_ups.last() == Some(&short) {
             return;
+        }
+        // A request made again is listed once, where it was last made.
+        if let Some(at) = self.follow_ups.iter().position(|f| *f == short) {
+            self.follow_ups.remove(at);
         }
         self.follow_ups.push(short);
         if self.follow_ups.len() > MAX_FOLLOW_UPS {
@@ -467,6 +475,12 @@ impl Facts {
         if let Some(at) = self.errors.iter().position(|e| e.key == key) {
             self.errors.remove(at);
         }
+        if !outcome.is_failure() && !subject.is_empty() {
+            // A call that failed before naming what it works on (arguments refused by
+            // validation) is resolved by the tool's next success.
+            let bare = format!("{tool}\u{0}");
+            self.errors.retain(|e| e.key != bare);
+        }
         let message = match &outcome {
             Outcome::Exit(code, line) if line.is_empty() => format!("exit {code}"),
             Outcome::Exit(code, line) => format!("exit {code}: {line}"),
@@ -474,6 +488,7 @@ impl Facts {
             Outcome::Ok | Outcome::Pending => return,
         };
         let what = if subject.is_empty() { tool } else { format!("{tool} `{}`", shorten(subject, COMMAND_CHARS)) };
+        self.last_error = Some(format!("{what}: {message}"));
         self.errors.push(ErrorFact { what, message, key });
         if self.errors.len() > MAX_ERRORS {
             self.errors.remove(0);
@@ -527,7 +542,7 @@ impl Facts {
 // ---- Serialization -------------------------------------------------------------------------
 
 /// The first byte of [`Facts::to_bytes`]: its layout's version.
-const BYTES_VERSION: u8 = 1;
+const BYTES_VERSION: u8 = 2;
 
 struct Writer(Vec<u8>);
 
@@ -658,6 +673,7 @@ impl Facts {
             w.str(&e.key);
         }
         w.u64(self.errors_dropped);
+        w.opt(self.last_error.as_deref());
         w.u64(self.pending.len() as u64);
         for p in &self.pending {
             w.str(&p.call_id);
@@ -721,6 +737,7 @@ impl Facts {
             f.errors.push(ErrorFact { what: r.str()?, message: r.str()?, key: r.str()? });
         }
         f.errors_dropped = r.u64()?;
+        f.last_error = r.opt()?;
         for _ in 0..r.len()? {
             let call_id = r.str()?;
             let tool = r.str()?;
@@ -862,13 +879,18 @@ impl Facts {
             });
         }
         if !self.errors.is_empty() || self.errors_dropped > 0 {
-            let items = self.errors.iter().map(|e| format!("{}: {}", e.what, e.message)).collect();
+            let mut items: Vec<String> = self.errors.iter().map(|e| format!("{}: {}", e.what, e.message)).collect();
+            // The last error is never cut: it is where the work stands.
+            let extra = match items.last() {
+                Some(last) if self.last_error.as_deref() == Some(last.as_str()) => items.pop(),
+                _ => None,
+            };
             sections.push(Lines {
                 section: Section::Errors,
                 title: "Open errors",
                 items,
                 dropped: self.errors_dropped,
-                extra: None,
+                extra,
             });
         }
         if !self.follow_ups.is_empty() {
@@ -938,6 +960,12 @@ fn assemble(facts: &Facts, sections: &[Lines], cut: &[usize; 5]) -> String {
             }
         }
         None => out.push_str("(none in the summarized messages)\n"),
+    }
+    // The last error, when a later success resolved it (an open one is listed below): never cut.
+    if let Some(last) = &facts.last_error {
+        if facts.errors.last().map(|e| format!("{}: {}", e.what, e.message)).as_deref() != Some(last.as_str()) {
+            let _ = writeln!(out, "{LAST_ERROR_TITLE}- {last}");
+        }
     }
     // Sections the cap emptied are named on one line at the end, not each under its title.
     let mut emptied: Vec<String> = Vec::new();
@@ -2016,9 +2044,33 @@ fn outcome_of(text: &str, is_error: bool, shell: bool) -> Outcome {
         Some(0) if !is_error => Outcome::Ok,
         Some(0) => Outcome::Error(error_line(text)),
         Some(code) => Outcome::Exit(code, error_line(text)),
-        None if is_error || says_failed(text, shell) => Outcome::Error(error_line(text)),
+        None if is_error || says_failed(text, shell) || refused(text) => Outcome::Error(error_line(text)),
         None => Outcome::Ok,
     }
+}
+
+/// A tool's own refusal (`edit_file: old_string not found in a.py`) or pydantic's
+/// validation errors (`1 validation error for edit_file`) in the first line: errors for
+/// the summary (which lists them), though not clear enough failures for the prune step's
+/// shared detector ([`super::failure`]), where a false positive would hide a useful output.
+fn refused(text: &str) -> bool {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = prefix_at_boundary(first, 200).to_ascii_lowercase();
+    if first.contains(" validation error for ") || first.contains(" validation errors for ") {
+        return true;
+    }
+    first.split_once(": ").is_some_and(|(tool, rest)| {
+        let a_name = !tool.is_empty() && tool.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        a_name && (rest.contains(" not found") || rest.starts_with("error") || rest.contains(" failed"))
+    })
+}
+
+/// `path:line:col: message` (or `path:line: message`), as compilers and linters write.
+fn is_diagnostic(line: &str) -> bool {
+    let mut fields = line.splitn(4, ':');
+    let (Some(path), Some(row)) = (fields.next(), fields.next()) else { return false };
+    let numeric = |s: &str| !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    !path.is_empty() && !path.contains(' ') && path.contains(['.', '/']) && numeric(row) && fields.next().is_some()
 }
 
 /// The line of a failed result that says why: the last line of a Python traceback, else
@@ -2032,6 +2084,14 @@ fn error_line(text: &str) -> String {
             return shorten(line, ERROR_CHARS);
         }
     }
+    // pytest's short summary (`FAILED path::test - Error: why`): the last one.
+    if let Some(line) = head.lines().rev().find(|l| l.starts_with("FAILED ") || l.starts_with("ERROR ")) {
+        return shorten(line, ERROR_CHARS);
+    }
+    // A compiler's or linter's diagnostic: `path:line:col: message`.
+    if let Some(line) = head.lines().find(|l| is_diagnostic(l)) {
+        return shorten(line, ERROR_CHARS);
+    }
     const WORDS: [&str; 9] = [
         "error",
         "failed",
@@ -2044,6 +2104,10 @@ fn error_line(text: &str) -> String {
         "panicked",
     ];
     let named = head.lines().find(|l| {
+        // Banners (`==== FAILURES ====`, `____ test_x ____`) name no error.
+        if l.trim_start().starts_with(['=', '_', '-']) {
+            return false;
+        }
         let lower = l.to_ascii_lowercase();
         WORDS.iter().any(|w| lower.contains(w))
     });
@@ -2342,6 +2406,58 @@ mod tests {
         );
         assert_eq!(exit_code("Process exited with code 127"), Some(127));
         assert_eq!(exit_code("nothing"), None);
+    }
+
+    #[test]
+    fn the_error_line_is_pytests_failed_line_or_a_diagnostic_and_refusals_are_errors() {
+        let pytest = "===== test session starts =====\ncollected 3 items\n\n===== FAILURES =====\n\
+                      ____ test_a ____\nE   KeyError: x\n===== short test summary info =====\n\
+                      FAILED tests/t.py::test_a - KeyError: x\n===== 1 failed =====\nexit code: 1";
+        assert_eq!(outcome_of(pytest, false, true), Outcome::Exit(1, "FAILED tests/t.py::test_a - KeyError: x".into()));
+        let ruff = "src/a.py:3:8: F401 `os` imported but unused\nFound 1 error.\n[exit code 1]";
+        assert_eq!(outcome_of(ruff, false, true), Outcome::Exit(1, "src/a.py:3:8: F401 `os` imported but unused".into()));
+        let refused = "edit_file: old_string not found in src/a.py. Read the file again.";
+        assert_eq!(outcome_of(refused, false, false), Outcome::Error(refused.into()));
+        let invalid = "1 validation error for edit_file\npath Field required";
+        assert_eq!(outcome_of(invalid, false, false), Outcome::Error("1 validation error for edit_file".into()));
+        // A file that happens to say "error" is no failure.
+        assert_eq!(outcome_of("def error_line(text):\n    pass", false, false), Outcome::Ok);
+    }
+
+    #[test]
+    fn the_last_error_is_kept_once_resolved_and_never_cut() {
+        let messages = vec![
+            vec![Event::prompt("task")],
+            vec![call("c1", "bash", r#"{"command": "pytest -q"}"#)],
+            vec![Event::result("c1", "FAILED tests/t.py::test_a - KeyError: x\nexit code: 1", false)],
+            vec![call("c2", "edit_file", r#"{"old": "a"}"#)],
+            vec![Event::result("c2", "1 validation error for edit_file", true)],
+            vec![call("c3", "edit_file", r#"{"path": "src/a.py", "old": "a"}"#)],
+            vec![Event::result("c3", "ok", false)],
+            vec![call("c4", "bash", r#"{"command": "pytest -q"}"#)],
+            vec![Event::result("c4", "3 passed\nexit code: 0", false)],
+        ];
+        let facts = summarize(refs(&messages));
+        // The validation error is resolved by the tool's next success; the tests pass now.
+        assert!(facts.errors.is_empty(), "{:?}", facts.errors);
+        assert_eq!(facts.last_error.as_deref(), Some("edit_file: 1 validation error for edit_file"));
+        let text = facts.render(None).text;
+        assert!(text.contains("## Last error (resolved since)\n- edit_file: 1 validation error for edit_file\n"), "{text}");
+        // Open, it is listed once, last of the open errors, and survives any cap.
+        let open = summarize(refs(&messages[..3]));
+        let enc = encoding(EncodingId::O200kBase);
+        let capped = open.render(Some((enc, 1))).text;
+        assert!(capped.contains("- bash `pytest -q`: exit 1: FAILED tests/t.py::test_a - KeyError: x"), "{capped}");
+        assert!(!capped.contains("## Last error"));
+        assert_eq!(Facts::from_bytes(&facts.to_bytes()).as_ref(), Some(&facts));
+    }
+
+    #[test]
+    fn a_request_made_again_is_listed_once_where_it_was_last_made() {
+        let messages: Vec<Vec<Event>> =
+            ["task", "update the README", "run the tests", "update the README"].iter().map(|p| vec![Event::prompt(*p)]).collect();
+        let facts = summarize(refs(&messages));
+        assert_eq!(facts.follow_ups, vec!["run the tests".to_owned(), "update the README".to_owned()]);
     }
 
     #[test]

@@ -578,15 +578,20 @@ fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
     if let Some(j) = word {
         // `[A-Z]*[a-z]+` or else `[A-Z]+[a-z]*`: both end after the lower-case run that
         // follows the upper-case one (if any).
-        let mut e = range_run(s, j, b'A', b'Z');
-        if non_ascii_at(s, e) {
-            return None;
-        }
-        e = range_run(s, e, b'a', b'z');
-        if non_ascii_at(s, e) {
-            return None;
-        }
-        return Some(Text { s }.o200k_contraction(e));
+        let t = Text { s };
+        let upper_end = range_run(s, j, b'A', b'Z');
+        let e = if non_ascii_at(s, upper_end) {
+            // The upper-case run may go on in a multi-byte character. `[A-Z]` is not
+            // lower-ish, so alternative 1 from `j` is alternative 1 from here, and
+            // alternative 2 takes the upper-ish run on from here in any case.
+            t.o200k_word_lower(upper_end).unwrap_or_else(|| t.run(t.run(upper_end, UPPER), LOWER))
+        } else {
+            let e = range_run(s, upper_end, b'a', b'z');
+            // Past one `[a-z]`, the lower-ish run of alternative 1 goes on through
+            // multi-byte characters as long as they are lower-ish.
+            if non_ascii_at(s, e) && e > upper_end { t.run(e, LOWER) } else { e }
+        };
+        return Some(t.o200k_contraction(e));
     }
     // 3: `\p{N}{1,3}`.
     if c0 & DIGIT != 0 {

@@ -161,17 +161,20 @@ impl Vocabulary {
             let tag = h | 1;
             let set = (h >> (64 - MEMO_SETS_BITS)) as usize * MEMO_WAYS;
             let tags: &[u64; MEMO_WAYS] = memo.tags[set..set + MEMO_WAYS].try_into().unwrap();
-            let mut free = None;
+            // The ways whose tag matches, as a bit mask built without branching (a branch
+            // per way mispredicted on every hit whose way differs from the last one's).
+            let mut hits = 0u32;
             for (way, &t) in tags.iter().enumerate() {
-                if t == tag {
-                    let entry = &memo.entries[set + way];
-                    if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
-                        return entry.count as usize;
-                    }
-                } else if t == 0 && free.is_none() {
-                    free = Some(way);
-                }
+                hits |= ((t == tag) as u32) << way;
             }
+            while hits != 0 {
+                let entry = &memo.entries[set + hits.trailing_zeros() as usize];
+                if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
+                    return entry.count as usize;
+                }
+                hits &= hits - 1;
+            }
+            let free = tags.iter().position(|&t| t == 0);
             let count = self.merge(piece, &mut memo.parts);
             // An empty way if there is one, else one in turn (a clock over all sets:
             // as good as random replacement, and no state per set).

@@ -578,15 +578,20 @@ fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
     if let Some(j) = word {
         // `[A-Z]*[a-z]+` or else `[A-Z]+[a-z]*`: both end after the lower-case run that
         // follows the upper-case one (if any).
-        let mut e = range_run(s, j, b'A', b'Z');
-        if non_ascii_at(s, e) {
-            return None;
-        }
-        e = range_run(s, e, b'a', b'z');
-        if non_ascii_at(s, e) {
-            return None;
-        }
-        return Some(Text { s }.o200k_contraction(e));
+        let t = Text { s };
+        let upper_end = range_run(s, j, b'A', b'Z');
+        let e = if non_ascii_at(s, upper_end) {
+            // The upper-case run may go on in a multi-byte character. `[A-Z]` is not
+            // lower-ish, so alternative 1 from `j` is alternative 1 from here, and
+            // alternative 2 takes the upper-ish run on from here in any case.
+            t.o200k_word_lower(upper_end).unwrap_or_else(|| t.run(t.run(upper_end, UPPER), LOWER))
+        } else {
+            let e = range_run(s, upper_end, b'a', b'z');
+            // Past one `[a-z]`, the lower-ish run of alternative 1 goes on through
+            // multi-byte characters as long as they are lower-ish.
+            if non_ascii_at(s, e) && e > upper_end { t.run(e, LOWER) } else { e }
+        };
+        return Some(t.o200k_contraction(e));
     }
     // 3: `\p{N}{1,3}`.
     if c0 & DIGIT != 0 {
@@ -655,41 +660,45 @@ fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
 /// 7. `\s+`
 fn o200k_end(t: &Text, i: usize) -> usize {
     let (c, cp, len) = t.at(i).expect("i is inside the text");
+    // The first two characters are decoded once: each alternative below that would read
+    // them again is decided (or skipped) from these bits.
+    let j = i + len;
+    let (c1, len1) = t.at(j).map_or((NONE, 0), |(c1, _, len1)| (c1, len1));
     let prefix = Text::prefix_ok(c, cp);
-    // 1, first with the optional prefix taken, then without it (a mark can be either).
-    if prefix {
-        if let Some(e) = t.o200k_word_lower(i + len) {
+    // 1 and 2 can only match when a word character starts them, with the prefix taken
+    // (the second character) or without it (the first); otherwise all four fail.
+    if (prefix && c1 & (UPPER | LOWER) != 0) || c & (UPPER | LOWER) != 0 {
+        // 1, first with the optional prefix taken, then without it (a mark can be either).
+        if prefix {
+            if let Some(e) = t.o200k_word_lower(j) {
+                return t.o200k_contraction(e);
+            }
+        }
+        if c & (UPPER | LOWER) != 0 {
+            if let Some(e) = t.o200k_word_lower(i) {
+                return t.o200k_contraction(e);
+            }
+        }
+        // 2, same order.
+        if prefix {
+            if let Some(e) = t.o200k_word_upper(j) {
+                return t.o200k_contraction(e);
+            }
+        }
+        if let Some(e) = t.o200k_word_upper(i) {
             return t.o200k_contraction(e);
         }
-    }
-    if c & (UPPER | LOWER) != 0 {
-        if let Some(e) = t.o200k_word_lower(i) {
-            return t.o200k_contraction(e);
-        }
-    }
-    // 2, same order.
-    if prefix {
-        if let Some(e) = t.o200k_word_upper(i + len) {
-            return t.o200k_contraction(e);
-        }
-    }
-    if let Some(e) = t.o200k_word_upper(i) {
-        return t.o200k_contraction(e);
     }
     // 3.
     if c & NUMBER != 0 {
-        return t.digits(i);
+        return if c1 & NUMBER != 0 { t.digits_up_to(j + len1, 1) } else { j };
     }
     // 4.
     let other = |c: u8| c & (WS | LETTER | NUMBER) == 0;
-    let start = if cp == ' ' as u32 && other(t.bits(i + 1)) && i + 1 < t.s.len() {
-        Some(i + 1)
-    } else if other(c) {
-        Some(i)
-    } else {
-        None
-    };
-    if let Some(j) = start {
+    if cp == ' ' as u32 && len1 != 0 && other(c1) {
+        return t.byte_run(t.other_run(j + len1), b"\r\n/");
+    }
+    if other(c) {
         return t.byte_run(t.other_run(j), b"\r\n/");
     }
     // Only whitespace is left.
@@ -984,6 +993,39 @@ mod tests {
                 })
                 .collect();
             assert_eq!(split(&text, Pattern::O200k), split_general(&text, Pattern::O200k), "{text:?}");
+        }
+    }
+
+    /// The general o200k scanner (and the fast path in front of it) against the pattern
+    /// itself, run by fancy-regex, on random mixed-script text: 2-, 3- and 4-byte letters
+    /// of every case class (Lu, Ll, Lt, Lm, Lo), combining marks (`\p{M}`, in both
+    /// letter classes but no letter, so also a prefix), apostrophe suffixes, digits of
+    /// several scripts, CR/LF, ASCII and Unicode whitespace before letters, punctuation.
+    #[test]
+    fn the_general_o200k_scanner_splits_mixed_scripts_as_the_pattern() {
+        const PARTS: &[&str] = &[
+            "a", "Z", "s", "'", "'s", "'S", "'ll", "'RE", "'ſ", "'t", "'é", "7", "42", " ", " ", "  ", "\t",
+            "\n", "\r", "\r\n", "/", ".", ",", "-", "(", "\"", // ASCII
+            "é", "É", "ß", "ж", "Ж", "привет", "ПРИВЕТ", "Ελλάδα", "ΑΘΗΝΑ", "ǅ", "ǆ", "ʰ", "ˆ", "中", "中文",
+            "ก", "\u{301}", "\u{0308}", "\u{94D}", "\u{E31}", "ſ", "İ", "ﬀ", "𝐀", "𝐚", "𠀀", // letters, marks
+            "٣", "²", "Ⅷ", "𝟎", "१२३", // numbers
+            "\u{a0}", "\u{3000}", "\u{85}", "\u{2028}", "\u{2009}", "\u{200d}", // \s and a format char
+            "😀", "⚠\u{fe0f}", "—", "’", "“", "”", "…", "€", // others
+        ];
+        let re = fancy_regex::Regex::new(Pattern::O200k.regex()).unwrap();
+        let mut seed = 0x5DEE_CE66_D1CE_4E5Bu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..30_000 {
+            let len = next() % 16;
+            let text: String = (0..len).map(|_| PARTS[(next() >> 8) as usize % PARTS.len()]).collect();
+            let expected: Vec<&str> = re.find_iter(&text).map(|m| m.unwrap().as_str()).collect();
+            assert_eq!(split_general(&text, Pattern::O200k), expected, "{text:?}");
+            assert_eq!(split(&text, Pattern::O200k), expected, "{text:?}");
         }
     }
 

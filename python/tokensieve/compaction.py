@@ -555,13 +555,21 @@ def _previous_summary(text: str | None) -> Any:
     return remembered(text) or Summary(text=text, tokens=0, summarizer="extractive")
 
 
-def _extractive_text(job: _SummaryJob, chosen: list[Any], previous_text: str | None, before: int, after: int) -> str | None:
-    """The extractive summary's text within the job's cap; None when it cannot be read."""
+def _extractive_text(
+    job: _SummaryJob, chosen: list[Any], previous_text: str | None, before: int, after: int, *, proven: bool = False
+) -> str | None:
+    """The extractive summary's text within the job's cap; None when it cannot be read.
+    ``proven``: called right after the window's read of the history, no other code run
+    between (then the messages that read proved unchanged reuse their events)."""
     cap = job.cap(before, after) - _SUMMARY_FRAMING
     if cap <= 0:
         return None
     try:
-        summary = _extractive(job.encoding, cap).summarize(chosen, format=job.fmt, previous=_previous_summary(previous_text))
+        summarizer, previous = _extractive(job.encoding, cap), _previous_summary(previous_text)
+        if proven:
+            summary = summarizer._summarize_proven(chosen, job.fmt, previous)
+        else:
+            summary = summarizer.summarize(chosen, format=job.fmt, previous=previous)
     except Exception:  # a message the summary cannot read: no summary, the compaction goes on
         return None
     return summary.text if summary.tokens <= cap else None
@@ -722,7 +730,7 @@ class Compactor:
             if self.summarizer is not None:
                 text = _call_summarizer(self.summarizer, state)
             else:
-                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after, proven=True)
         return self._finish(state, text)
 
     async def compact_async(
@@ -749,7 +757,7 @@ class Compactor:
             elif model is not None and not self.costly_steps_suspended:
                 text = await _model_text(state, model)
             else:
-                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after, proven=True)
         return self._finish(state, text)
 
     def _window(self, messages: Sequence[Any], format: Format | None, config: BudgetConfig | None) -> _State:

@@ -10,12 +10,13 @@
 
 use super::read::walk::{WalkError, Walker};
 use super::read::{self, wrap, At, Format};
-use super::{borrow_text, resolve_encoding, type_name};
+use super::{borrow_text, history_memo, resolve_encoding, type_name};
 use crate::counting;
 use crate::encoding::{self, EncodingId};
 use crate::error::Error;
 use crate::strategies::summary::{self, Event, EventKind, Facts, FileAction, Outcome};
 use pyo3::intern;
+use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 
@@ -28,7 +29,7 @@ const MAX_TEXT_DEPTH: usize = 8;
 /// The events of a list of messages, one list per message, with each message's digest.
 #[pyclass(frozen, name = "SummaryEvents", module = "tokensieve._core")]
 pub struct PyEvents {
-    messages: Vec<Vec<Event>>,
+    messages: Vec<Arc<[Event]>>,
     digests: Vec<u128>,
     format: Format,
 }
@@ -40,19 +41,46 @@ pub struct PyFacts {
 }
 
 /// Read the events of ``messages`` (a list; a tuple is read as one) in ``format``
-/// (detected when None).
+/// (detected when None). ``proven`` (the pipeline's own call, right after its read of
+/// the history): the leading messages that are the very objects this thread's last read
+/// proved unchanged (the history memo, see `history_memo.rs`) take the events read from
+/// them last time; only the others are read, and their events kept for next time.
 #[pyfunction]
-#[pyo3(signature = (messages, *, format = None))]
+#[pyo3(signature = (messages, *, format = None, proven = false))]
 pub fn read_events(
     py: Python<'_>,
     messages: &Bound<'_, PyAny>,
     format: Option<&Bound<'_, PyAny>>,
+    proven: bool,
 ) -> PyResult<PyEvents> {
     let (list, format) = super::history_and_format(py, messages, format)?;
+    let mut memo = if proven && format == Format::PydanticAi { history_memo::take_proven() } else { None };
+    // The leading messages whose events are known: proved by the last read, the same
+    // objects, and read by the summary before.
+    let mut known = 0;
+    let mut same = 0;
+    let mut kept = history_memo::KeptEvents::default();
+    if let Some((entry, n)) = &mut memo {
+        same = (0..(*n).min(entry.len()).min(list.len()))
+            .take_while(|&i| {
+                // Safety: the GIL is held and the list is read in bounds; no Python code runs.
+                let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), i as _) } as usize;
+                entry.address(i) == Some(item)
+            })
+            .count();
+        if let Some(state) = entry.state_mut() {
+            kept = state.events.take().unwrap_or_default();
+        }
+        kept.messages.truncate(same);
+        kept.digests.truncate(same);
+        known = kept.messages.len();
+    }
     let mut reader =
         EventReader { py, format, index: 0, at: At::key(""), walker: Walker::default(), legacy_call: None };
-    let mut messages = Vec::with_capacity(list.len());
-    for (index, message) in list.iter().enumerate() {
+    let mut messages: Vec<Arc<[Event]>> = Vec::with_capacity(list.len());
+    messages.extend(kept.messages.iter().cloned());
+    let mut read_error = None;
+    for (index, message) in list.iter().enumerate().skip(known) {
         reader.index = index;
         reader.at = At::key("");
         reader.walker.enclosing = [message.as_ptr() as usize, 0];
@@ -64,11 +92,31 @@ pub fn read_events(
             Format::Anthropic => reader.anthropic(&message, &mut events),
         };
         if let Err(err) = result {
-            return Err(wrap(py, err, index, reader.at));
+            read_error = Some(wrap(py, err, index, reader.at));
+            break;
         }
-        messages.push(events);
+        messages.push(events.into());
     }
-    let digests = py.detach(|| messages.iter().map(|m| summary::message_digest(m)).collect());
+    let mut digests = kept.digests;
+    if read_error.is_none() {
+        let new: Vec<u128> = py.detach(|| messages[known..].iter().map(|m| summary::message_digest(m)).collect());
+        digests.extend(new);
+    }
+    if let Some((mut entry, _)) = memo {
+        // Kept for the leading messages that are the entry's own (it holds them: their
+        // addresses stay theirs) and were proved by the read.
+        let keep = if read_error.is_none() { same } else { known };
+        if let Some(state) = entry.state_mut() {
+            state.events = Some(history_memo::KeptEvents {
+                messages: messages[..keep].to_vec(),
+                digests: digests[..keep].to_vec(),
+            });
+        }
+        history_memo::put_back(entry);
+    }
+    if let Some(err) = read_error {
+        return Err(err);
+    }
     Ok(PyEvents { messages, digests, format })
 }
 
@@ -123,8 +171,8 @@ impl PyEvents {
         let base = facts.map(|f| &f.get().inner);
         let messages = &self.messages[start.min(self.messages.len())..];
         let inner = py.detach(|| match base {
-            Some(base) => base.merged(messages.iter().map(Vec::as_slice)),
-            None => summary::summarize(messages.iter().map(Vec::as_slice)),
+            Some(base) => base.merged(messages.iter().map(|m| &m[..])),
+            None => summary::summarize(messages.iter().map(|m| &m[..])),
         });
         PyFacts { inner }
     }
@@ -134,7 +182,7 @@ impl PyEvents {
     #[pyo3(signature = (max_chars = 2000, start = 0))]
     fn transcript(&self, py: Python<'_>, max_chars: usize, start: usize) -> String {
         let messages = &self.messages[start.min(self.messages.len())..];
-        py.detach(|| summary::transcript(messages.iter().map(Vec::as_slice), max_chars.max(16)))
+        py.detach(|| summary::transcript(messages.iter().map(|m| &m[..]), max_chars.max(16)))
     }
 
     /// The events of message ``index`` as ``(kind, text, tool, arguments, is_error,

@@ -435,21 +435,26 @@ class _SummaryJob:
             return None
         try:
             n = len(messages)
-            gone = set(dropped)
             boundary = max(dropped) + 1 if dropped else 0
             if any(step == "mask" and items for step, _, items in steps):
                 # The last message whose output masking replaced (masking covers what is
                 # older than the last exchanges, in batches: this moves once a batch).
-                kept = [i for i in range(n) if i not in gone]
-                for j in range(min(len(kept), len(out)) - 1, -1, -1):
-                    i = kept[j]
-                    if i < boundary:
-                        break
+                # Walked from the last message down to the last one dropped: every message
+                # in between is kept, input message i at out[i - len(dropped)] (the
+                # dropped indices are distinct, all below the boundary).
+                for i in range(min(n, len(out) + len(dropped)) - 1, boundary - 1, -1):
+                    j = i - len(dropped)
                     if out[j] is not _item(messages, i) and _holds_placeholder(out[j], self.fmt):
                         boundary = i + 1
                         break
             skip = self.found.index if self.found is not None else -1
-            chosen = [_item(messages, i) for i in range(boundary) if i != skip]
+            if type(messages) is list or type(messages) is tuple:
+                # Sliced in place (never a subclass's own methods, as ``_item``).
+                chosen = list(type(messages).__getitem__(messages, slice(0, boundary)))  # type: ignore[arg-type]
+                if 0 <= skip < boundary:
+                    del chosen[skip]
+            else:
+                chosen = [_item(messages, i) for i in range(boundary) if i != skip]
         except Exception:
             return None
         return chosen, (self.found.text if self.found is not None else None)

@@ -31,6 +31,9 @@ const MAX_TEXT_DEPTH: usize = 8;
 pub struct PyEvents {
     messages: Vec<Arc<[Event]>>,
     digests: Vec<u128>,
+    /// `chain[n]`: the digest of no facts with the first `n` messages folded in, for the
+    /// leading messages whose chain is known (kept with the events on the warm path).
+    chain: Vec<u128>,
     format: Format,
 }
 
@@ -73,6 +76,7 @@ pub fn read_events(
         }
         kept.messages.truncate(same);
         kept.digests.truncate(same);
+        kept.chain.truncate(same + 1);
         known = kept.messages.len();
     }
     let mut reader =
@@ -98,9 +102,19 @@ pub fn read_events(
         messages.push(events.into());
     }
     let mut digests = kept.digests;
+    let mut chain = kept.chain;
     if read_error.is_none() {
         let new: Vec<u128> = py.detach(|| messages[known..].iter().map(|m| summary::message_digest(m)).collect());
         digests.extend(new);
+        if memo.is_some() {
+            if chain.is_empty() {
+                chain.push(0);
+            }
+            while chain.len() <= digests.len() {
+                let d = summary::chain_digest(chain[chain.len() - 1], digests[chain.len() - 1]);
+                chain.push(d);
+            }
+        }
     }
     if let Some((mut entry, _)) = memo {
         // Kept for the leading messages that are the entry's own (it holds them: their
@@ -110,6 +124,7 @@ pub fn read_events(
             state.events = Some(history_memo::KeptEvents {
                 messages: messages[..keep].to_vec(),
                 digests: digests[..keep].to_vec(),
+                chain: chain[..(keep + 1).min(chain.len())].to_vec(),
             });
         }
         history_memo::put_back(entry);
@@ -117,7 +132,7 @@ pub fn read_events(
     if let Some(err) = read_error {
         return Err(err);
     }
-    Ok(PyEvents { messages, digests, format })
+    Ok(PyEvents { messages, digests, chain, format })
 }
 
 #[pymethods]
@@ -134,13 +149,18 @@ impl PyEvents {
 
     /// The digest of facts of digest ``base`` with the first ``n`` messages folded in.
     fn digest(&self, base: u128, n: usize) -> u128 {
-        self.digests[..n.min(self.digests.len())].iter().fold(base, |d, &m| summary::chain_digest(d, m))
+        let n = n.min(self.digests.len());
+        if base == 0 && n < self.chain.len() {
+            return self.chain[n];
+        }
+        self.digests[..n].iter().fold(base, |d, &m| summary::chain_digest(d, m))
     }
 
     /// The largest ``n`` such that ``digest(base, n)`` is in ``known`` (a set or dict of
     /// digests), or -1 when none is: the longest prefix already summarized.
     fn longest_known(&self, py: Python<'_>, base: u128, known: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let chain: Vec<u128> = py.detach(|| {
+        let kept = base == 0 && self.chain.len() == self.digests.len() + 1;
+        let chain: Vec<u128> = if kept { self.chain.clone() } else { py.detach(|| {
             let mut chain = Vec::with_capacity(self.digests.len() + 1);
             let mut d = base;
             chain.push(d);
@@ -149,7 +169,7 @@ impl PyEvents {
                 chain.push(d);
             }
             chain
-        });
+        }) };
         let set = known.cast::<PySet>().ok();
         let dict = known.cast::<PyDict>().ok();
         for (n, d) in chain.iter().enumerate().rev() {

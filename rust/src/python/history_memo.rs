@@ -115,6 +115,8 @@ pub struct State {
 pub struct KeptEvents {
     pub messages: Vec<std::sync::Arc<[crate::strategies::summary::Event]>>,
     pub digests: Vec<u128>,
+    /// `chain[n]`: the digest of no facts with the first `n` messages folded in.
+    pub chain: Vec<u128>,
 }
 
 /// Gives each entry put back a new number: a proof names the entry as its read left it.
@@ -677,6 +679,7 @@ fn cut_state(state: &mut State, n: usize) {
     if let Some(kept) = &mut state.events {
         kept.messages.truncate(n);
         kept.digests.truncate(n);
+        kept.chain.truncate(n + 1);
     }
 }
 

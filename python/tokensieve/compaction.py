@@ -435,7 +435,7 @@ class _SummaryJob:
             return None
         try:
             n = len(messages)
-            boundary = max(dropped) + 1 if dropped else 0
+            boundary = dropped[-1] + 1 if dropped else 0  # the core's indices: ascending, distinct
             if any(step == "mask" and items for step, _, items in steps):
                 # The last message whose output masking replaced (masking covers what is
                 # older than the last exchanges, in batches: this moves once a batch).

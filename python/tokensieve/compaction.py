@@ -449,8 +449,8 @@ class _SummaryJob:
                         break
             skip = self.found.index if self.found is not None else -1
             if type(messages) is list or type(messages) is tuple:
-                # Sliced in place (never a subclass's own methods, as ``_item``).
-                chosen = list(type(messages).__getitem__(messages, slice(0, boundary)))  # type: ignore[arg-type]
+                # Sliced (an exact list or tuple: no subclass's own methods, as ``_item``).
+                chosen = list(messages[:boundary])
                 if 0 <= skip < boundary:
                     del chosen[skip]
             else:

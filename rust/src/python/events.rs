@@ -16,9 +16,9 @@ use crate::encoding::{self, EncodingId};
 use crate::error::Error;
 use crate::strategies::summary::{self, Event, EventKind, Facts, FileAction, Outcome};
 use pyo3::intern;
-use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
+use std::sync::Arc;
 
 /// An event as Python sees it: (kind, text, tool, arguments, is_error, call_id).
 type EventTuple = (&'static str, String, String, String, bool, String);
@@ -160,16 +160,20 @@ impl PyEvents {
     /// digests), or -1 when none is: the longest prefix already summarized.
     fn longest_known(&self, py: Python<'_>, base: u128, known: &Bound<'_, PyAny>) -> PyResult<i64> {
         let kept = base == 0 && self.chain.len() == self.digests.len() + 1;
-        let chain: Vec<u128> = if kept { self.chain.clone() } else { py.detach(|| {
-            let mut chain = Vec::with_capacity(self.digests.len() + 1);
-            let mut d = base;
-            chain.push(d);
-            for &m in &self.digests {
-                d = summary::chain_digest(d, m);
+        let chain: Vec<u128> = if kept {
+            self.chain.clone()
+        } else {
+            py.detach(|| {
+                let mut chain = Vec::with_capacity(self.digests.len() + 1);
+                let mut d = base;
                 chain.push(d);
-            }
-            chain
-        }) };
+                for &m in &self.digests {
+                    d = summary::chain_digest(d, m);
+                    chain.push(d);
+                }
+                chain
+            })
+        };
         let set = known.cast::<PySet>().ok();
         let dict = known.cast::<PyDict>().ok();
         for (n, d) in chain.iter().enumerate().rev() {

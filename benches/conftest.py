@@ -197,6 +197,10 @@ def compaction_ratio_lines() -> list[str]:
     if pipeline and window:
         rows.append(("pipeline 10,000 messages, warm (vs window)", _duration(pipeline["seconds"]),
                      _duration(window["seconds"]), f"{pipeline['seconds'] / window['seconds']:.1f}x cost"))
+    with_summary = RESULTS.get(("pipeline-summary-warm", "10000", "tokensieve"))
+    if with_summary and window:
+        rows.append(("pipeline + summary 10,000 messages, warm (vs window)", _duration(with_summary["seconds"]),
+                     _duration(window["seconds"]), f"{with_summary['seconds'] / window['seconds']:.1f}x cost"))
     # The peers (no cache: one cost, cold and warm), against tokensieve cold and warm.
     for peer, label in (("harness", "pydantic-ai-harness sliding window"), ("langchain", "LangChain trim_messages")):
         theirs = RESULTS.get(("compact-cold", "10000", peer))

@@ -109,6 +109,21 @@ def test_pipeline_warm(benchmark, histories, record):
     record(("pipeline-warm", "10000", "tokensieve"))
 
 
+def test_pipeline_with_summary_warm(benchmark, histories, record):
+    """The pipeline with the default strategies (the extractive summary on), warm, on the
+    10,000-message history: the summary reuses the events of the messages the history
+    memo proved unchanged and reads only the newly dropped ones."""
+    benchmark.group = "compact 10,000 messages, warm"
+    history = histories[10_000]
+    tokensieve.compact_history(history, _bench.PIPELINE_SUMMARY_CONFIG)  # the previous request
+    grown = _grown(history)
+    result = benchmark.pedantic(
+        lambda: tokensieve.compact_history(next(grown), _bench.PIPELINE_SUMMARY_CONFIG), rounds=20, iterations=1
+    )
+    assert result
+    record(("pipeline-summary-warm", "10000", "tokensieve"))
+
+
 def test_session_cost_per_request_stays_flat(benchmark, record):
     """2,000 requests, each appending an exchange and storing the compacted history."""
     benchmark.group = "session of 2,000 requests"

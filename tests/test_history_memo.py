@@ -277,3 +277,52 @@ def test_a_part_whose_dict_or_class_was_replaced_is_read_anew(pristine_cache):
     grown = history + _exchange(2)
     assert _counts(grown) == baseline.count_history_tokens(grown)
     assert _counts(grown) == _cold(lambda: _counts(grown))
+
+
+# ---- the summary: the events of the summarized prefix, kept with the history ----------
+
+SUMMARIZED = PIPELINE.replace(context=ContextStrategies())  # the default: the summary on
+
+
+def _summarized(history: list[Any]) -> tokensieve.CompactionResult:
+    return tokensieve.Compactor(SUMMARIZED).compact(history)
+
+
+def _summary_of(result: tokensieve.CompactionResult) -> Any:
+    assert any(s.step == "summary" and s.items for s in result.steps), result.steps
+    return result.messages
+
+
+def test_a_session_grown_request_by_request_gets_the_summary_a_cold_run_gets(pristine_cache):
+    """Pydantic-ai objects (the format the history memo covers): each request's summary,
+    its events reused from the requests before, is byte for byte the cold one."""
+    history = _bench.history(300, seed=5)
+    sent, warm = [], []
+    for n in range(1, 9):
+        history = history + _exchange(n)
+        sent.append(history)
+        warm.append(_summarized(history))
+    for history, ours in zip(sent, warm):
+        _summary_of(ours)
+        _same_result(ours, _cold(lambda h=history: _summarized(h)))
+
+
+@pytest.mark.parametrize("mutation", list(PIPELINE_MUTATIONS), ids=list(PIPELINE_MUTATIONS))
+def test_a_summarized_message_changed_in_place_changes_the_summary_as_a_cold_run_does(mutation, pristine_cache):
+    history = _bench.history(300, seed=3)
+    _summarized(history + _exchange(1))
+    _summary_of(_summarized(history + _exchange(2)))  # its events kept
+    PIPELINE_MUTATIONS[mutation](history)
+    grown = history + _exchange(3)
+    warm = _summarized(grown)
+    _same_result(warm, _cold(lambda: _summarized(grown)))
+
+
+def test_the_task_of_a_summarized_prompt_changed_in_place_is_the_summarys_new_task(pristine_cache):
+    history = _bench.history(300, seed=3)
+    _summarized(history + _exchange(1))
+    before = str(_summary_of(_summarized(history + _exchange(2))))
+    history[0].parts[1].content = "Port the scheduler to asyncio, then delete sched_v1.py"
+    after = _summarized(history + _exchange(3))
+    assert "Port the scheduler to asyncio" not in before
+    assert "Port the scheduler to asyncio" in str(_summary_of(after))

@@ -142,7 +142,7 @@ class Narrower:
 
 _EventTuple: TypeAlias = tuple[str, str, str, str, bool, str]
 
-def read_events(messages: Sequence[Any], *, format: str | None = None) -> SummaryEvents: ...
+def read_events(messages: Sequence[Any], *, format: str | None = None, proven: bool = False) -> SummaryEvents: ...
 
 @final
 class SummaryEvents:

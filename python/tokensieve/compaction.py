@@ -435,21 +435,26 @@ class _SummaryJob:
             return None
         try:
             n = len(messages)
-            gone = set(dropped)
-            boundary = max(dropped) + 1 if dropped else 0
+            boundary = dropped[-1] + 1 if dropped else 0  # the core's indices: ascending, distinct
             if any(step == "mask" and items for step, _, items in steps):
                 # The last message whose output masking replaced (masking covers what is
                 # older than the last exchanges, in batches: this moves once a batch).
-                kept = [i for i in range(n) if i not in gone]
-                for j in range(min(len(kept), len(out)) - 1, -1, -1):
-                    i = kept[j]
-                    if i < boundary:
-                        break
+                # Walked from the last message down to the last one dropped: every message
+                # in between is kept, input message i at out[i - len(dropped)] (the
+                # dropped indices are distinct, all below the boundary).
+                for i in range(min(n, len(out) + len(dropped)) - 1, boundary - 1, -1):
+                    j = i - len(dropped)
                     if out[j] is not _item(messages, i) and _holds_placeholder(out[j], self.fmt):
                         boundary = i + 1
                         break
             skip = self.found.index if self.found is not None else -1
-            chosen = [_item(messages, i) for i in range(boundary) if i != skip]
+            if type(messages) is list or type(messages) is tuple:
+                # Sliced (an exact list or tuple: no subclass's own methods, as ``_item``).
+                chosen = list(messages[:boundary])
+                if 0 <= skip < boundary:
+                    del chosen[skip]
+            else:
+                chosen = [_item(messages, i) for i in range(boundary) if i != skip]
         except Exception:
             return None
         return chosen, (self.found.text if self.found is not None else None)
@@ -555,13 +560,21 @@ def _previous_summary(text: str | None) -> Any:
     return remembered(text) or Summary(text=text, tokens=0, summarizer="extractive")
 
 
-def _extractive_text(job: _SummaryJob, chosen: list[Any], previous_text: str | None, before: int, after: int) -> str | None:
-    """The extractive summary's text within the job's cap; None when it cannot be read."""
+def _extractive_text(
+    job: _SummaryJob, chosen: list[Any], previous_text: str | None, before: int, after: int, *, proven: bool = False
+) -> str | None:
+    """The extractive summary's text within the job's cap; None when it cannot be read.
+    ``proven``: called right after the window's read of the history, no other code run
+    between (then the messages that read proved unchanged reuse their events)."""
     cap = job.cap(before, after) - _SUMMARY_FRAMING
     if cap <= 0:
         return None
     try:
-        summary = _extractive(job.encoding, cap).summarize(chosen, format=job.fmt, previous=_previous_summary(previous_text))
+        summarizer, previous = _extractive(job.encoding, cap), _previous_summary(previous_text)
+        if proven:
+            summary = summarizer._summarize_proven(chosen, job.fmt, previous)
+        else:
+            summary = summarizer.summarize(chosen, format=job.fmt, previous=previous)
     except Exception:  # a message the summary cannot read: no summary, the compaction goes on
         return None
     return summary.text if summary.tokens <= cap else None
@@ -722,7 +735,7 @@ class Compactor:
             if self.summarizer is not None:
                 text = _call_summarizer(self.summarizer, state)
             else:
-                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after, proven=True)
         return self._finish(state, text)
 
     async def compact_async(
@@ -749,7 +762,7 @@ class Compactor:
             elif model is not None and not self.costly_steps_suspended:
                 text = await _model_text(state, model)
             else:
-                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after)
+                text = _extractive_text(state.job, state.chosen, state.previous, state.before, state.after, proven=True)
         return self._finish(state, text)
 
     def _window(self, messages: Sequence[Any], format: Format | None, config: BudgetConfig | None) -> _State:

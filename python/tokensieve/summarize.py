@@ -131,14 +131,15 @@ class Summarizer(Protocol):
     ) -> Summary: ...
 
 
-def _read(messages: Sequence[Any], format: Format | None) -> _core.SummaryEvents:
+def _read(messages: Sequence[Any], format: Format | None, *, proven: bool = False) -> _core.SummaryEvents:
     """The events of ``messages``: pydantic-ai's JSON dumps are validated first, as
-    ``compact_history`` does."""
+    ``compact_history`` does. ``proven``: the pipeline's call right after its own read of
+    the history (the leading messages that read proved unchanged reuse their events)."""
     fmt = _format_argument(format)
     dumped = _pydantic_ai_dump(messages, fmt)
     if dumped is not None:
-        messages, fmt = _load_pydantic_ai(dumped), "pydantic-ai"
-    return _core.read_events(messages, format=fmt)
+        messages, fmt, proven = _load_pydantic_ai(dumped), "pydantic-ai", False
+    return _core.read_events(messages, format=fmt, proven=proven)
 
 
 def _base_facts(previous: Summary | None) -> _core.SummaryFacts | None:
@@ -251,6 +252,11 @@ class ExtractiveSummarizer:
     ) -> Summary:
         """:meth:`summarize`, for async callers (it is fast and needs no I/O)."""
         return self.summarize(messages, format=format, previous=previous)
+
+    def _summarize_proven(self, messages: Sequence[Any], format: Format | None, previous: Summary | None) -> Summary:
+        """:meth:`summarize` for the pipeline, right after its read of the history: the
+        messages that read proved unchanged reuse the events read from them last time."""
+        return self._summarize(_read(messages, format, proven=True), _base_facts(previous))
 
     def facts(
         self, messages: Sequence[Any], *, format: Format | None = None, previous: Summary | None = None

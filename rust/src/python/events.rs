@@ -10,7 +10,7 @@
 
 use super::read::walk::{WalkError, Walker};
 use super::read::{self, wrap, At, Format};
-use super::{borrow_text, resolve_encoding, type_name};
+use super::{borrow_text, history_memo, resolve_encoding, type_name};
 use crate::counting;
 use crate::encoding::{self, EncodingId};
 use crate::error::Error;
@@ -18,6 +18,7 @@ use crate::strategies::summary::{self, Event, EventKind, Facts, FileAction, Outc
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
+use std::sync::Arc;
 
 /// An event as Python sees it: (kind, text, tool, arguments, is_error, call_id).
 type EventTuple = (&'static str, String, String, String, bool, String);
@@ -28,8 +29,11 @@ const MAX_TEXT_DEPTH: usize = 8;
 /// The events of a list of messages, one list per message, with each message's digest.
 #[pyclass(frozen, name = "SummaryEvents", module = "tokensieve._core")]
 pub struct PyEvents {
-    messages: Vec<Vec<Event>>,
+    messages: Vec<Arc<[Event]>>,
     digests: Vec<u128>,
+    /// `chain[n]`: the digest of no facts with the first `n` messages folded in, for the
+    /// leading messages whose chain is known (kept with the events on the warm path).
+    chain: Vec<u128>,
     format: Format,
 }
 
@@ -40,19 +44,47 @@ pub struct PyFacts {
 }
 
 /// Read the events of ``messages`` (a list; a tuple is read as one) in ``format``
-/// (detected when None).
+/// (detected when None). ``proven`` (the pipeline's own call, right after its read of
+/// the history): the leading messages that are the very objects this thread's last read
+/// proved unchanged (the history memo, see `history_memo.rs`) take the events read from
+/// them last time; only the others are read, and their events kept for next time.
 #[pyfunction]
-#[pyo3(signature = (messages, *, format = None))]
+#[pyo3(signature = (messages, *, format = None, proven = false))]
 pub fn read_events(
     py: Python<'_>,
     messages: &Bound<'_, PyAny>,
     format: Option<&Bound<'_, PyAny>>,
+    proven: bool,
 ) -> PyResult<PyEvents> {
     let (list, format) = super::history_and_format(py, messages, format)?;
+    let mut memo = if proven && format == Format::PydanticAi { history_memo::take_proven() } else { None };
+    // The leading messages whose events are known: proved by the last read, the same
+    // objects, and read by the summary before.
+    let mut known = 0;
+    let mut same = 0;
+    let mut kept = history_memo::KeptEvents::default();
+    if let Some((entry, n)) = &mut memo {
+        same = (0..(*n).min(entry.len()).min(list.len()))
+            .take_while(|&i| {
+                // Safety: the GIL is held and the list is read in bounds; no Python code runs.
+                let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), i as _) } as usize;
+                entry.address(i) == Some(item)
+            })
+            .count();
+        if let Some(state) = entry.state_mut() {
+            kept = state.events.take().unwrap_or_default();
+        }
+        kept.messages.truncate(same);
+        kept.digests.truncate(same);
+        kept.chain.truncate(same + 1);
+        known = kept.messages.len();
+    }
     let mut reader =
         EventReader { py, format, index: 0, at: At::key(""), walker: Walker::default(), legacy_call: None };
-    let mut messages = Vec::with_capacity(list.len());
-    for (index, message) in list.iter().enumerate() {
+    let mut messages: Vec<Arc<[Event]>> = Vec::with_capacity(list.len());
+    messages.extend(kept.messages.iter().cloned());
+    let mut read_error = None;
+    for (index, message) in list.iter().enumerate().skip(known) {
         reader.index = index;
         reader.at = At::key("");
         reader.walker.enclosing = [message.as_ptr() as usize, 0];
@@ -64,12 +96,43 @@ pub fn read_events(
             Format::Anthropic => reader.anthropic(&message, &mut events),
         };
         if let Err(err) = result {
-            return Err(wrap(py, err, index, reader.at));
+            read_error = Some(wrap(py, err, index, reader.at));
+            break;
         }
-        messages.push(events);
+        messages.push(events.into());
     }
-    let digests = py.detach(|| messages.iter().map(|m| summary::message_digest(m)).collect());
-    Ok(PyEvents { messages, digests, format })
+    let mut digests = kept.digests;
+    let mut chain = kept.chain;
+    if read_error.is_none() {
+        let new: Vec<u128> = py.detach(|| messages[known..].iter().map(|m| summary::message_digest(m)).collect());
+        digests.extend(new);
+        if memo.is_some() {
+            if chain.is_empty() {
+                chain.push(0);
+            }
+            while chain.len() <= digests.len() {
+                let d = summary::chain_digest(chain[chain.len() - 1], digests[chain.len() - 1]);
+                chain.push(d);
+            }
+        }
+    }
+    if let Some((mut entry, _)) = memo {
+        // Kept for the leading messages that are the entry's own (it holds them: their
+        // addresses stay theirs) and were proved by the read.
+        let keep = if read_error.is_none() { same } else { known };
+        if let Some(state) = entry.state_mut() {
+            state.events = Some(history_memo::KeptEvents {
+                messages: messages[..keep].to_vec(),
+                digests: digests[..keep].to_vec(),
+                chain: chain[..(keep + 1).min(chain.len())].to_vec(),
+            });
+        }
+        history_memo::put_back(entry);
+    }
+    if let Some(err) = read_error {
+        return Err(err);
+    }
+    Ok(PyEvents { messages, digests, chain, format })
 }
 
 #[pymethods]
@@ -86,22 +149,31 @@ impl PyEvents {
 
     /// The digest of facts of digest ``base`` with the first ``n`` messages folded in.
     fn digest(&self, base: u128, n: usize) -> u128 {
-        self.digests[..n.min(self.digests.len())].iter().fold(base, |d, &m| summary::chain_digest(d, m))
+        let n = n.min(self.digests.len());
+        if base == 0 && n < self.chain.len() {
+            return self.chain[n];
+        }
+        self.digests[..n].iter().fold(base, |d, &m| summary::chain_digest(d, m))
     }
 
     /// The largest ``n`` such that ``digest(base, n)`` is in ``known`` (a set or dict of
     /// digests), or -1 when none is: the longest prefix already summarized.
     fn longest_known(&self, py: Python<'_>, base: u128, known: &Bound<'_, PyAny>) -> PyResult<i64> {
-        let chain: Vec<u128> = py.detach(|| {
-            let mut chain = Vec::with_capacity(self.digests.len() + 1);
-            let mut d = base;
-            chain.push(d);
-            for &m in &self.digests {
-                d = summary::chain_digest(d, m);
+        let kept = base == 0 && self.chain.len() == self.digests.len() + 1;
+        let chain: Vec<u128> = if kept {
+            self.chain.clone()
+        } else {
+            py.detach(|| {
+                let mut chain = Vec::with_capacity(self.digests.len() + 1);
+                let mut d = base;
                 chain.push(d);
-            }
-            chain
-        });
+                for &m in &self.digests {
+                    d = summary::chain_digest(d, m);
+                    chain.push(d);
+                }
+                chain
+            })
+        };
         let set = known.cast::<PySet>().ok();
         let dict = known.cast::<PyDict>().ok();
         for (n, d) in chain.iter().enumerate().rev() {
@@ -123,8 +195,8 @@ impl PyEvents {
         let base = facts.map(|f| &f.get().inner);
         let messages = &self.messages[start.min(self.messages.len())..];
         let inner = py.detach(|| match base {
-            Some(base) => base.merged(messages.iter().map(Vec::as_slice)),
-            None => summary::summarize(messages.iter().map(Vec::as_slice)),
+            Some(base) => base.merged(messages.iter().map(|m| &m[..])),
+            None => summary::summarize(messages.iter().map(|m| &m[..])),
         });
         PyFacts { inner }
     }
@@ -134,7 +206,7 @@ impl PyEvents {
     #[pyo3(signature = (max_chars = 2000, start = 0))]
     fn transcript(&self, py: Python<'_>, max_chars: usize, start: usize) -> String {
         let messages = &self.messages[start.min(self.messages.len())..];
-        py.detach(|| summary::transcript(messages.iter().map(Vec::as_slice), max_chars.max(16)))
+        py.detach(|| summary::transcript(messages.iter().map(|m| &m[..]), max_chars.max(16)))
     }
 
     /// The events of message ``index`` as ``(kind, text, tool, arguments, is_error,

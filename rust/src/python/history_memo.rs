@@ -105,6 +105,47 @@ pub struct State {
     pub ids: Vec<PyBackedStr>,
     pub id_of: FxHashMap<PyBackedStr, CallId>,
     pub details: Option<KeptDetails>,
+    /// The summary's events of the leading messages (`events.rs`), read after the
+    /// pipeline's read of this history: valid while those messages are unchanged.
+    pub events: Option<KeptEvents>,
+}
+
+/// The extractive summary's events of a history's leading messages, one entry per message.
+#[derive(Default)]
+pub struct KeptEvents {
+    pub messages: Vec<std::sync::Arc<[crate::strategies::summary::Event]>>,
+    pub digests: Vec<u128>,
+    /// `chain[n]`: the digest of no facts with the first `n` messages folded in.
+    pub chain: Vec<u128>,
+}
+
+/// Gives each entry put back a new number: a proof names the entry as its read left it.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The last read of this thread: the serial of the entry it put back and how many of
+    /// its leading messages that read proved unchanged (or read and remembered). Taken by
+    /// the summary's read of the same request ([`take_proven`]); cleared by every read.
+    static PROOF: std::cell::Cell<Option<(u64, usize)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Forget this thread's proof (a read starts: whatever it proves replaces it).
+pub fn clear_proof() {
+    PROOF.with(|p| p.set(None));
+}
+
+/// The entry this thread's last read put back, untouched since (no other read took it),
+/// with the number of leading messages that read proved; None when there is none. The
+/// proof is used up.
+pub fn take_proven() -> Option<(Entry, usize)> {
+    let (serial, n) = PROOF.with(|p| p.take())?;
+    if !enabled() {
+        return None;
+    }
+    with_memo(|m| {
+        let at = m.entries.iter().position(|e| e.serial == serial)?;
+        Some((m.entries.remove(at), n))
+    })
 }
 
 /// One remembered history, owned by the call using it while it is out of the memo.
@@ -112,6 +153,8 @@ pub struct Entry {
     encoding: EncodingId,
     stubs: bool,
     epoch: u64,
+    /// Set when put back (see [`PROOF`]).
+    serial: u64,
     messages: Vec<MessageCheck>,
     parts: Vec<PartCheck>,
     held: Vec<Py<PyAny>>,
@@ -157,6 +200,7 @@ fn fresh(encoding: EncodingId, stubs: bool) -> Entry {
         encoding,
         stubs,
         epoch: EPOCH.load(Ordering::Acquire),
+        serial: 0,
         messages: Vec::new(),
         parts: Vec::new(),
         held: Vec::new(),
@@ -369,6 +413,22 @@ impl Entry {
     /// The read state of the validated messages, for the reader to go on from.
     pub fn take_state(&mut self) -> Option<State> {
         self.state.take()
+    }
+
+    /// The address of remembered message `i`, if any (held by the entry: no other object
+    /// can have it).
+    pub fn address(&self, i: usize) -> Option<usize> {
+        self.messages.get(i).map(|c| c.address)
+    }
+
+    /// Messages remembered.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The read state held (the summary's read keeps its events in it).
+    pub fn state_mut(&mut self) -> Option<&mut State> {
+        self.state.as_mut()
     }
 
     /// Whether the next message read may still be remembered.
@@ -616,6 +676,11 @@ fn cut_state(state: &mut State, n: usize) {
     if let Some(kept) = &mut state.details {
         kept.messages = kept.messages.min(n);
     }
+    if let Some(kept) = &mut state.events {
+        kept.messages.truncate(n);
+        kept.digests.truncate(n);
+        kept.chain.truncate(n + 1);
+    }
 }
 
 fn text_bytes(v: &Bound<'_, PyAny>) -> usize {
@@ -649,6 +714,18 @@ pub fn keep(mut entry: Entry, state: State) {
     let mut state = state;
     cut_state(&mut state, entry.messages.len());
     entry.state = Some(state);
+    put_back(entry);
+}
+
+/// Put back an entry holding its state (see [`keep`]), proving its messages for this
+/// thread's next summary read.
+pub fn put_back(mut entry: Entry) {
+    if !enabled() || entry.messages.is_empty() || entry.epoch != EPOCH.load(Ordering::Acquire) {
+        return;
+    }
+    entry.serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    let proof = (entry.serial, entry.messages.len());
+    PROOF.with(|p| p.set(Some(proof)));
     let mut evicted = Vec::new();
     with_memo(|m| {
         m.entries.push(entry);

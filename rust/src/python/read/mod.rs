@@ -135,6 +135,8 @@ pub struct Read {
     pub memo_prefix: usize,
     /// The pipeline's details of the read before (see `details.rs`), kept with the memo.
     pub details: Option<history_memo::KeptDetails>,
+    /// The summary's events kept with the history memo's entry (passed on untouched).
+    pub events: Option<history_memo::KeptEvents>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
@@ -163,6 +165,7 @@ impl Read {
                 ids: self.ids,
                 id_of: self.id_of,
                 details: self.details,
+                events: self.events,
             };
             history_memo::keep(entry, state);
         }
@@ -427,6 +430,8 @@ pub fn read(
     // A history read before: the messages still as they were are taken as read then.
     let mut start = 0;
     let mut details = None;
+    let mut events = None;
+    history_memo::clear_proof();
     if format == Format::PydanticAi {
         r.memo = history_memo::take(messages, encoding.id(), stubs);
         if let Some(entry) = &mut r.memo {
@@ -438,6 +443,7 @@ pub fn read(
                     r.ids = state.ids;
                     r.id_of = state.id_of;
                     details = state.details;
+                    events = state.events;
                     start = valid;
                 }
                 _ => entry.truncate(0),
@@ -497,6 +503,7 @@ pub fn read(
         memo: r.memo,
         memo_prefix: start,
         details,
+        events,
     })
 }
 

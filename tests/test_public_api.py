@@ -27,7 +27,8 @@ CLASSES = {
     "ContextStrategies", "MaskStrategy", "PruneStrategy", "SummaryStrategy", "StepReport",
 }
 FUNCTIONS = {
-    "cache_info", "classify_task", "clear_cache", "compact_history", "configure_cache", "count_history_tokens",
+    "cache_info", "classify_task", "clear_cache", "compact_history", "compact_history_async", "configure_cache",
+    "count_history_tokens",
     "count_request_tokens", "count_tokens", "count_tokens_batch", "get_encoding", "load_presets", "preflight",
     "register_preset", "tiktoken_bpe_file", "narrow_history", "narrow_tool_output",
     "encoding_for_model", "encoding_name_for_model", "list_encodings", "load_encoding",

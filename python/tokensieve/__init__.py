@@ -76,6 +76,7 @@ __all__ = [
     "classify_task",
     "clear_cache",
     "compact_history",
+    "compact_history_async",
     "configure_cache",
     "count_history_tokens",
     "count_request_tokens",
@@ -133,6 +134,7 @@ _LAZY = {
     "Compactor": "tokensieve.compaction",
     "StepReport": "tokensieve.compaction",
     "compact_history": "tokensieve.compaction",
+    "compact_history_async": "tokensieve.compaction",
     "count_history_tokens": "tokensieve.compaction",
     "count_request_tokens": "tokensieve.compaction",
     "PRESETS": "tokensieve.config",
@@ -177,6 +179,7 @@ if TYPE_CHECKING:
         Compactor,
         StepReport,
         compact_history,
+        compact_history_async,
         count_history_tokens,
         count_request_tokens,
     )

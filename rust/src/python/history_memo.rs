@@ -39,6 +39,7 @@
 //! growing there); least recently used evicted first. Cleared with the content cache
 //! (`clear_cache`), bypassed when it is disabled, reset in a forked child.
 
+use super::instance::{entry, fields_in_dict, instance_dict};
 use super::part_memo;
 use super::value_memo;
 use crate::encoding::EncodingId;
@@ -534,32 +535,6 @@ impl Entry {
     }
 }
 
-/// `obj.__dict__` (a new reference), or None.
-fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    // Safety: the GIL is held and `obj` is alive; a NULL result has its error cleared.
-    unsafe {
-        let dict = ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut());
-        if dict.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        Some(Bound::from_owned_ptr(obj.py(), dict))
-    }
-}
-
-/// The address of `dict[name]`, borrowed (0: absent).
-fn entry(dict: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> usize {
-    // Safety: the GIL is held and `dict` is a dict (from `instance_dict`); only the
-    // address of the borrowed result is kept.
-    unsafe {
-        let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), name.as_ptr());
-        if found.is_null() {
-            ffi::PyErr_Clear();
-        }
-        found as usize
-    }
-}
-
 /// A message's `parts` list, if its `kind`, `parts` (and a request's `instructions`) are
 /// still the objects `c` recorded, looked up in its `__dict__`.
 fn plain_message_parts<'py>(
@@ -642,28 +617,13 @@ fn plain_type(ty: &Bound<'_, pyo3::types::PyType>) -> bool {
 
 fn decide_plain(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
     let py = ty.py();
-    let object = py.get_type::<pyo3::types::PyAny>();
-    if !ty.getattr("__getattribute__")?.is(&object.getattr("__getattribute__")?) {
-        return Ok(false);
-    }
-    for klass in ty.getattr("__mro__")?.try_iter()? {
-        let namespace = klass?.getattr("__dict__")?;
-        let names = (0..6).map(|field| super::read::field_name(py, field)).chain([
-            intern!(py, "outcome"),
-            intern!(py, "kind"),
-            intern!(py, "parts"),
-            intern!(py, "instructions"),
-        ]);
-        for name in names {
-            if let Ok(attr) = namespace.get_item(name) {
-                let kind = attr.get_type();
-                if kind.hasattr("__set__")? || kind.hasattr("__delete__")? {
-                    return Ok(false);
-                }
-            }
-        }
-    }
-    Ok(true)
+    let names = (0..6).map(|field| super::read::field_name(py, field).clone()).chain([
+        intern!(py, "outcome").clone(),
+        intern!(py, "kind").clone(),
+        intern!(py, "parts").clone(),
+        intern!(py, "instructions").clone(),
+    ]);
+    fields_in_dict(ty, names)
 }
 
 /// Keep the first `n` messages of a read's state (its call-id table whole: an id no part

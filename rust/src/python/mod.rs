@@ -10,6 +10,7 @@ mod build;
 mod details;
 mod events;
 mod history_memo;
+mod instance;
 mod loading;
 mod memo;
 mod narrow;

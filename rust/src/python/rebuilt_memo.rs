@@ -21,9 +21,9 @@
 //! (placeholder text and references), evicted by CLOCK, cleared with the content cache,
 //! bypassed when it is disabled.
 
+use super::instance::{entry, fields_in_dict, instance_dict};
 use crate::fork::Global;
 use crate::slab::Slab;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple, PyType};
 use std::sync::Mutex;
@@ -120,57 +120,12 @@ fn init_fields<'py>(obj: &Bound<'py, PyAny>) -> Option<(Vec<Bound<'py, PyString>
             names.push(field.getattr("name").ok()?.cast_into::<PyString>().ok()?);
         }
     }
-    let plain = plain_names(&ty, &names).unwrap_or(false);
+    let plain = fields_in_dict(&ty, names.iter().cloned()).unwrap_or(false);
     let mut table = FIELDS.lock();
     if table.len() < 64 && !table.iter().any(|(a, _, _, _)| *a == address) {
         table.push((address, ty.unbind(), names.iter().map(|n| n.clone().unbind()).collect(), plain));
     }
     Some((names, plain))
-}
-
-fn plain_names(ty: &Bound<'_, PyType>, names: &[Bound<'_, PyString>]) -> PyResult<bool> {
-    let object = ty.py().get_type::<PyAny>();
-    if !ty.getattr("__getattribute__")?.is(&object.getattr("__getattribute__")?) {
-        return Ok(false);
-    }
-    for klass in ty.getattr("__mro__")?.try_iter()? {
-        let namespace = klass?.getattr("__dict__")?;
-        for name in names {
-            if let Ok(attr) = namespace.get_item(name) {
-                let kind = attr.get_type();
-                if kind.hasattr("__set__")? || kind.hasattr("__delete__")? {
-                    return Ok(false);
-                }
-            }
-        }
-    }
-    Ok(true)
-}
-
-/// `obj.__dict__` (a new reference), or None.
-fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    // Safety: the GIL is held and `obj` is alive; a NULL result has its error cleared.
-    unsafe {
-        let dict = ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut());
-        if dict.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        Some(Bound::from_owned_ptr(obj.py(), dict))
-    }
-}
-
-/// The address of `dict[name]`, borrowed (0: absent).
-fn entry(dict: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> usize {
-    // Safety: the GIL is held, `dict` is a dict (from `instance_dict`); the result is a
-    // borrowed reference, only its address is kept.
-    unsafe {
-        let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), name.as_ptr());
-        if found.is_null() {
-            ffi::PyErr_Clear();
-        }
-        found as usize
-    }
 }
 
 fn snapshot(obj: &Bound<'_, PyAny>, held: &mut Vec<Py<PyAny>>) -> Option<Snapshot> {

@@ -196,8 +196,11 @@ def adversarial_sessions(draw, fmt: str, defects: bool = True) -> Session:
         for _ in range(draw(st.integers(0, 4))):
             calls: list[ACall] = []
             for _ in range(draw(st.integers(1, 3))):  # parallel calls
-                if answered_ids and chance(draw, 15):
-                    call_id = draw(st.sampled_from(answered_ids))  # reused across turns: valid
+                # An id of this very response is not free: two calls with one id in one
+                # response are the ambiguous "id reused inside one response" below.
+                free = [i for i in answered_ids if all(c.id != i for c in calls)]
+                if free and chance(draw, 15):
+                    call_id = draw(st.sampled_from(free))  # reused across turns: valid
                 elif calls and fmt != "responses" and defect("an id reused inside one response", 3):
                     call_id = calls[0].id
                     calls[0].sound = False

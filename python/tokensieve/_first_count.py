@@ -28,24 +28,18 @@ import sys
 import tempfile
 from typing import Any
 
+from tokensieve.baseline import _CL100K_PATTERN, _O200K_PATTERN
+
 LIBRARIES = ("tokensieve", "tiktoken", "fastokens", "toktok-rs")
 #: The module each library is imported as (a peer not installed is left out).
 MODULES = {"tokensieve": "tokensieve", "tiktoken": "tiktoken", "fastokens": "fastokens", "toktok-rs": "toktok"}
 
-#: The pre-tokenizer patterns, as each family's tokenizer publishes them.
-_O200K = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
+#: The pre-tokenizer patterns, as each family's tokenizer publishes them (OpenAI's as the
+#: baseline copies them from tiktoken).
 PATTERNS = {
-    "o200k_base": _O200K,
-    "o200k_harmony": _O200K,
-    "cl100k_base": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+    "o200k_base": _O200K_PATTERN,
+    "o200k_harmony": _O200K_PATTERN,
+    "cl100k_base": _CL100K_PATTERN,
     "qwen3": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 }
 #: The rank file a peer loads for each encoding.

@@ -6,10 +6,16 @@
 //! string, its address names its content: a hit returns the hash without reading the
 //! bytes. The counts themselves stay in the content cache, keyed by content; only the
 //! hashing is skipped. Bounded by the bytes it keeps alive, evicted by CLOCK.
+//!
+//! A string read for the first time is not hashed by the reader: the thread that counts
+//! it hashes it (for the content cache) and the reader, once the chunk comes back,
+//! remembers that hash here (`read::release`), so a cold read hashes each large string
+//! once, off the thread that holds the GIL.
 
 use crate::fork::Global;
 use crate::slab::Slab;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyString;
 use std::sync::Mutex;
 
@@ -21,7 +27,7 @@ pub const MAX_MEMO_BYTES: usize = 64 << 20;
 
 struct Entry {
     /// Keeps the string alive, so its address cannot be reused by another object.
-    _string: Py<PyString>,
+    _string: PyBackedStr,
     hash: u128,
 }
 
@@ -38,18 +44,27 @@ pub(super) fn after_fork_in_child() {
     MEMO.reset_if_held();
 }
 
-/// The content hash of `string`, whose UTF-8 is `text`: remembered for large strings.
-pub fn content_hash(string: &Bound<'_, PyString>, text: &str) -> u128 {
+/// The content hash of `string`, if remembered.
+pub fn known_hash(string: &Bound<'_, PyString>) -> Option<u128> {
     let address = string.as_ptr() as usize;
-    if let Some(hash) = with_memo(|m| m.get_mut(address).map(|e| e.hash)) {
-        return hash;
-    }
-    let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
-    let entry = Entry { _string: string.clone().unbind(), hash };
+    with_memo(|m| m.get_mut(address).map(|e| e.hash))
+}
+
+/// Remember the content hashes of large strings, each keyed by the address of the string
+/// that holds it (the strings are moved in: no reference is taken). Called with the GIL
+/// held: evicted entries release their strings.
+pub fn remember(_py: Python<'_>, hashed: impl IntoIterator<Item = (PyBackedStr, u128)>) {
     let mut evicted = Vec::new();
-    with_memo(|m| m.insert(address, text.len(), entry, MAX_MEMO_BYTES, &mut evicted));
+    with_memo(|m| {
+        for (string, hash) in hashed {
+            let address = string.as_py_str().as_ptr() as usize;
+            let len = string.len();
+            // The same string met twice in one read: one entry.
+            evicted.extend(m.remove(address));
+            m.insert(address, len, Entry { _string: string, hash }, MAX_MEMO_BYTES, &mut evicted);
+        }
+    });
     drop(evicted); // decrefs outside the lock
-    hash
 }
 
 /// Forget every string (with `clear_cache`).

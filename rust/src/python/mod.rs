@@ -245,10 +245,9 @@ fn read_history<'py>(
                 } else {
                     count_chunk(enc, &chunk)
                 });
-                let (mut texts, mut targets) = chunk;
-                texts.clear();
-                targets.clear();
-                return Some((texts, targets));
+                let mut chunk = chunk;
+                read::release(py, &mut chunk);
+                return Some(chunk);
             }
             let (tx, spent_rx, _) = worker.get_or_insert_with(|| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<read::Chunk>(64);
@@ -267,23 +266,21 @@ fn read_history<'py>(
             });
             let _ = tx.send(chunk);
             let mut reuse = None;
-            for (mut texts, mut targets) in spent_rx.try_iter() {
-                texts.clear();
-                targets.clear();
-                reuse = Some((texts, targets));
+            for mut spent in spent_rx.try_iter() {
+                read::release(py, &mut spent);
+                reuse = Some(spent);
             }
             reuse
         });
         if let Some((tx, spent_rx, handle)) = worker {
             drop(tx);
             counts.extend(py.detach(|| handle.join()).expect("the counting thread does not panic"));
-            spent_rx.try_iter().for_each(drop);
+            spent_rx.try_iter().for_each(|mut spent| read::release(py, &mut spent));
         }
         Ok::<_, PyErr>((read?, counts))
     })?;
     read.apply_counts(&counts);
-    let parts = &read.history.parts;
-    part_memo::store(std::mem::take(&mut read.pending), |i| (parts[i].tokens, parts[i].stub_tokens), enc.id(), stubs);
+    read.remember(enc.id(), stubs);
     Ok((list, read))
 }
 

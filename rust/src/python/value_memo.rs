@@ -341,6 +341,84 @@ pub fn store(
     drop(evicted); // references released outside the lock
 }
 
+/// A container the reader rendered and recorded, whose text is counted later with the
+/// history's other texts (off the reading thread, see `read/mod.rs`), then stored by
+/// [`store_deferred`]. Its stamp is drawn now, so that a part read meanwhile can note it
+/// (`part_memo.rs`, `history_memo.rs`) before the entry exists.
+pub struct Deferred {
+    value: Py<PyAny>,
+    trace: Trace,
+    /// The stamp the entry will have.
+    pub stamp: u64,
+    binary: u64,
+    text_len: usize,
+    /// Tokens of the text, once counted.
+    pub tokens: Option<u64>,
+}
+
+impl Deferred {
+    /// The address of the container.
+    pub fn address(&self) -> usize {
+        self.value.as_ptr() as usize
+    }
+}
+
+/// `value`, holding what `trace` recorded (nothing of Python ran between the two), rendered
+/// to `text_len` bytes and `binary` tokens of media, to be stored once its text is counted.
+pub fn defer(value: &Bound<'_, PyAny>, trace: Trace, binary: u64, text_len: usize) -> Deferred {
+    let stamp = STAMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Deferred { value: value.clone().unbind(), trace, stamp, binary, text_len, tokens: None }
+}
+
+/// Store the containers of [`defer`] that were counted, each with its own stamp, under
+/// one lock. Unlike [`store`], an older entry's counts in other encodings are kept only
+/// when it recorded the very objects this trace did (the container may have changed since
+/// it was recorded: its current contents say nothing about the trace).
+pub fn store_deferred(deferred: Vec<Deferred>, encoding: EncodingId) {
+    let Some(slot) = encoding.memo_slot() else { return };
+    if deferred.is_empty() || !enabled() {
+        return;
+    }
+    let mut evicted = Vec::new();
+    let mut skipped = Vec::new();
+    let mut released = Vec::new();
+    with_memo(|m| {
+        for d in deferred {
+            let (Some(tokens), cost) = (d.tokens, d.text_len + 16 * d.trace.objects.len()) else {
+                skipped.push(d);
+                continue;
+            };
+            let Ok(tokens) = u32::try_from(tokens) else {
+                skipped.push(d);
+                continue;
+            };
+            if tokens == UNKNOWN || cost > MAX_MEMO_BYTES / 4 {
+                skipped.push(d);
+                continue;
+            }
+            let address = d.address();
+            let mut entry_tokens = [UNKNOWN; MEMO_SLOTS];
+            entry_tokens[slot] = tokens;
+            let layout = Layout::of(&d.trace);
+            if let Some(old) = m.remove(address) {
+                if old.layout.parts() == layout.parts() {
+                    for (mine, theirs) in entry_tokens.iter_mut().zip(old.tokens) {
+                        if *mine == UNKNOWN {
+                            *mine = theirs;
+                        }
+                    }
+                }
+                evicted.push(old);
+            }
+            let Deferred { value, trace, stamp, binary, .. } = d;
+            released.push(value); // the trace holds it too (its first object)
+            let entry = Entry { layout, _held: trace.objects, tokens: entry_tokens, binary, stamp };
+            m.insert(address, cost, entry, MAX_MEMO_BYTES, &mut evicted);
+        }
+    });
+    drop((evicted, skipped, released)); // references released outside the lock
+}
+
 /// Forget everything (with `clear_cache`).
 pub fn clear() {
     let old = with_memo(std::mem::take);

@@ -25,7 +25,7 @@ pub(super) use pydantic_ai::field_name;
 
 use super::{borrow_text, history_memo, part_memo, type_name, value_memo, TokensieveError};
 use crate::counting;
-use crate::encoding::Encoding;
+use crate::encoding::{Encoding, EncodingId};
 use crate::error::Error;
 use crate::history::{CallId, History, Part, PartKind, Rules, Side};
 use pyo3::exceptions::{PyException, PyMemoryError};
@@ -81,13 +81,16 @@ pub enum Text {
     Borrowed(PyBackedStr),
     /// A large string whose content hash is already known (see `memo.rs`).
     Hashed(PyBackedStr, u128),
+    /// A large string met for the first time: hashed by the thread that counts it (the
+    /// hash is kept here), then remembered by [`release`] (see `memo.rs`).
+    Large(PyBackedStr, std::sync::OnceLock<u128>),
     Owned(String),
 }
 
 impl AsRef<str> for Text {
     fn as_ref(&self) -> &str {
         match self {
-            Text::Borrowed(s) | Text::Hashed(s, _) => s,
+            Text::Borrowed(s) | Text::Hashed(s, _) | Text::Large(s, _) => s,
             Text::Owned(s) => s,
         }
     }
@@ -97,6 +100,7 @@ impl crate::cache::CacheText for Text {
     fn content_hash(&self) -> u128 {
         match self {
             Text::Hashed(_, hash) => *hash,
+            Text::Large(s, hash) => *hash.get_or_init(|| xxhash_rust::xxh3::xxh3_128(s.as_bytes())),
             _ => xxhash_rust::xxh3::xxh3_128(self.as_ref().as_bytes()),
         }
     }
@@ -107,6 +111,28 @@ impl crate::cache::CacheText for Text {
 pub enum Target {
     Part(usize),
     Stub(usize),
+    /// A container's JSON text (see `value_memo::Deferred`): its tokens go to the part
+    /// and, once counted, to the container's value-memo entry (`Read::values[value]`).
+    /// Counted as a group of its own.
+    Value { part: u32, value: u32 },
+}
+
+/// Hand back a counted chunk, with the GIL held: the large strings hashed while it was
+/// counted have their hashes remembered (`memo.rs`), and every text is released. The
+/// chunk is left empty, to be filled again.
+pub fn release(py: Python<'_>, chunk: &mut Chunk) {
+    let mut hashed = Vec::new();
+    for text in chunk.0.drain(..) {
+        if let Text::Large(s, hash) = text {
+            if let Some(&hash) = hash.get() {
+                hashed.push((s, hash));
+            }
+        }
+    }
+    if !hashed.is_empty() {
+        super::memo::remember(py, hashed);
+    }
+    chunk.1.clear();
 }
 
 /// Messages per chunk of texts handed over for counting while reading goes on.
@@ -137,6 +163,8 @@ pub struct Read {
     pub details: Option<history_memo::KeptDetails>,
     /// The summary's events kept with the history memo's entry (passed on untouched).
     pub events: Option<history_memo::KeptEvents>,
+    /// Containers rendered for the first time, for the value memo once counted.
+    pub values: Vec<value_memo::Deferred>,
 }
 
 pub const NO_SLOT: u32 = u32::MAX;
@@ -177,8 +205,21 @@ impl Read {
             match target {
                 Target::Part(p) => self.history.parts[p].tokens += n as u64,
                 Target::Stub(p) => self.history.parts[p].stub_tokens += n as u64,
+                Target::Value { part, value } => {
+                    self.history.parts[part as usize].tokens += n as u64;
+                    self.values[value as usize].tokens = Some(n as u64);
+                }
             }
         }
+    }
+
+    /// Once every text is counted ([`Read::apply_counts`]): remember the containers and the
+    /// parts read in full, for the next read (the containers first: the parts' entries
+    /// rely on their stamps).
+    pub fn remember(&mut self, encoding: EncodingId, stubs: bool) {
+        value_memo::store_deferred(std::mem::take(&mut self.values), encoding);
+        let parts = &self.history.parts;
+        part_memo::store(std::mem::take(&mut self.pending), |i| (parts[i].tokens, parts[i].stub_tokens), encoding, stubs);
     }
 }
 
@@ -381,6 +422,8 @@ struct Reader<'py> {
     recording: Option<Vec<(u8, Option<Bound<'py, PyAny>>)>>,
     /// Parts read in full, for the part memo once counted.
     pending: Vec<part_memo::Pending>,
+    /// Containers rendered, for the value memo once counted.
+    values: Vec<value_memo::Deferred>,
     /// The walker of nested values (its stack is reused from value to value).
     walker: Walker<'py>,
     /// The lists of content blocks being read, outermost first (see `content.rs`).
@@ -422,6 +465,7 @@ pub fn read(
         stubs,
         recording: None,
         pending: Vec::new(),
+        values: Vec::new(),
         walker: Walker::default(),
         blocks: Vec::new(),
         memo: None,
@@ -458,6 +502,7 @@ pub fn read(
     r.targets.reserve(n.min(CHUNK_MESSAGES) * 3);
     r.id_of.reserve(n);
     r.ids.reserve(n);
+    r.pending.reserve(n * 2);
     for (index, message) in messages.iter().enumerate().skip(start) {
         if index > start && index % CHUNK_MESSAGES == 0 {
             let (texts_cap, targets_cap) = (r.texts.capacity(), r.targets.capacity());
@@ -499,6 +544,7 @@ pub fn read(
         slots: r.slots,
         ids: r.ids,
         pending: r.pending,
+        values: r.values,
         id_of: r.id_of,
         memo: r.memo,
         memo_prefix: start,
@@ -540,11 +586,16 @@ impl<'py> Reader<'py> {
                     self.history.parts[p].kind = PartKind::StubResult(id);
                 }
             }
-            let text = if s.len() >= super::memo::MIN_MEMO_BYTES {
-                let hash = super::memo::content_hash(string, &s);
-                Text::Hashed(s, hash)
-            } else {
+            // A large string is hashed once: its hash is remembered by address (`memo.rs`);
+            // met for the first time, it is hashed by the thread that counts it.
+            let text = if s.len() < super::memo::MIN_MEMO_BYTES {
                 Text::Borrowed(s)
+            } else if let Some(hash) = super::memo::known_hash(string) {
+                Text::Hashed(s, hash)
+            } else if s.as_py_str().as_ptr() == string.as_ptr() {
+                Text::Large(s, std::sync::OnceLock::new())
+            } else {
+                Text::Borrowed(s) // repaired (lone surrogates): another object than the caller's
             };
             self.text(target, text);
             return Ok(());
@@ -567,14 +618,21 @@ impl<'py> Reader<'py> {
             Err(WalkError::Circular) => return Err(self.invalid(format!("{at}: circular reference"))),
             Err(WalkError::Python(err)) => return Err(err),
         }
-        match trace {
+        match (trace, target) {
+            // Counted with the other texts, off this thread; remembered once counted.
+            (Some(trace), Target::Part(p)) if p <= u32::MAX as usize && self.values.len() < u32::MAX as usize => {
+                let value_index = self.values.len() as u32;
+                self.values.push(value_memo::defer(value, trace, binary, out.len()));
+                self.add_fixed(p, binary);
+                self.text(Target::Value { part: p as u32, value: value_index }, Text::Owned(out));
+            }
             // Counted now (through the content cache), to be remembered.
-            Some(trace) => {
+            (Some(trace), _) => {
                 let tokens = counting::count(self.encoding, &out);
                 value_memo::store(value, trace, self.encoding.id(), tokens, binary, out.len());
                 self.add_counted(target, tokens as u64, binary);
             }
-            None => {
+            (None, _) => {
                 if let Target::Part(p) = target {
                     self.add_fixed(p, binary);
                 }
@@ -589,6 +647,17 @@ impl<'py> Reader<'py> {
         match target {
             Target::Part(p) => self.history.parts[p].tokens += text + binary,
             Target::Stub(p) => self.history.parts[p].stub_tokens += text,
+            Target::Value { part, .. } => self.history.parts[part as usize].tokens += text + binary,
+        }
+    }
+
+    /// The value-memo stamp of container `v` read for the part being read: the stamp it
+    /// will have if this read rendered it (`values[since..]`), else the memo's.
+    fn value_stamp(&self, v: &Bound<'py, PyAny>, since: usize) -> Option<u64> {
+        let address = v.as_ptr() as usize;
+        match self.values[since.min(self.values.len())..].iter().rev().find(|d| d.address() == address) {
+            Some(d) => Some(d.stamp),
+            None => value_memo::lookup(v, self.encoding.id()).map(|k| k.stamp),
         }
     }
 

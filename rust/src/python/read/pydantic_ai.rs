@@ -67,12 +67,15 @@ impl<'py> Reader<'py> {
             }
         }
         let before = self.history.parts.len();
+        let values_before = self.values.len();
         self.recording = Some(Vec::new());
         let read = self.pydantic_ai_part_read(part, slot, side);
         let fetched = self.recording.take();
         read?;
         let remembered = match fetched {
-            Some(fetched) if self.history.parts.len() == before + 1 => self.remember(part, side, before, fetched),
+            Some(fetched) if self.history.parts.len() == before + 1 => {
+                self.remember(part, side, before, values_before, fetched)
+            }
             _ => false,
         };
         if !remembered {
@@ -148,12 +151,14 @@ impl<'py> Reader<'py> {
 
     /// Note a part just read in full (`self.history.parts[index]`) for the part memo (and
     /// the message's record for the history memo), if everything it was read from is
-    /// immutable or a container the value memo holds. False if it cannot be remembered.
+    /// immutable or a container the value memo holds (or will hold: rendered by this read
+    /// from `values[values_before..]` on). False if it cannot be remembered.
     fn remember(
         &mut self,
         part: &Bound<'py, PyAny>,
         side: Side,
         index: usize,
+        values_before: usize,
         fetched: Vec<(u8, Option<Bound<'py, PyAny>>)>,
     ) -> bool {
         if fetched.len() > part_memo::MAX_FIELDS {
@@ -166,8 +171,8 @@ impl<'py> Reader<'py> {
             if let Ok(s) = v.cast_exact::<PyString>() {
                 text_bytes += s.to_str().map_or(0, str::len);
             } else if value_memo::is_container(v) {
-                match value_memo::lookup(v, self.encoding.id()) {
-                    Some(known) => *stamp = known.stamp,
+                match self.value_stamp(v, values_before) {
+                    Some(known) => *stamp = known,
                     None => return false,
                 }
             } else if !value_memo::is_leaf(v) {

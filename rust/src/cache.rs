@@ -188,6 +188,75 @@ impl CountCache {
         Err(Some(GroupKey(key)))
     }
 
+    /// [`Self::probe_group`] for many groups (`groups[i]` a range of `texts`) at once:
+    /// each shard is locked once for all the groups that fall in it, instead of once per
+    /// group. `out[i]` gets group `i`'s answer.
+    pub fn probe_groups<S: CacheText>(
+        &self,
+        encoding: EncodingId,
+        texts: &[S],
+        groups: &[std::ops::Range<usize>],
+        out: &mut Vec<Result<usize, Option<GroupKey>>>,
+    ) {
+        out.clear();
+        let enabled = self.enabled.load(Relaxed);
+        let mut by_shard: [Vec<u32>; SHARDS] = Default::default();
+        for (i, group) in groups.iter().enumerate() {
+            let texts = &texts[group.clone()];
+            let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+            if texts.is_empty() || total < MIN_CACHED_BYTES || !enabled {
+                out.push(Err(None));
+                continue;
+            }
+            let key = match texts {
+                [one] => Key::of(encoding, one),
+                _ => Key::group(encoding, texts),
+            };
+            by_shard[key.shard()].push(i as u32);
+            out.push(Err(Some(GroupKey(key))));
+        }
+        let (mut hits, mut misses) = (0, 0);
+        for (shard, members) in self.shards.iter().zip(&by_shard) {
+            if members.is_empty() {
+                continue;
+            }
+            let mut shard = lock(shard);
+            for &i in members {
+                let Err(Some(GroupKey(key))) = out[i as usize] else { continue };
+                match shard.get(&key) {
+                    Some(n) => {
+                        out[i as usize] = Ok(n as usize);
+                        hits += 1;
+                    }
+                    None => misses += 1,
+                }
+            }
+        }
+        self.hits.fetch_add(hits, Relaxed);
+        self.misses.fetch_add(misses, Relaxed);
+    }
+
+    /// [`Self::store`] for many counted groups: each shard locked once.
+    pub fn store_many(&self, counted: &[(GroupKey, usize)]) {
+        let max_entries = self.max_entries.load(Relaxed);
+        let mut by_shard: [Vec<(Key, u32)>; SHARDS] = Default::default();
+        for &(GroupKey(key), count) in counted {
+            if let Ok(n32) = u32::try_from(count) {
+                by_shard[key.shard()].push((key, n32));
+            }
+        }
+        for (i, (shard, members)) in self.shards.iter().zip(by_shard).enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let capacity = shard_capacity(max_entries, i);
+            let mut shard = lock(shard);
+            for (key, n) in members {
+                shard.insert(key, n, capacity);
+            }
+        }
+    }
+
     /// Remember the count of a group that [`Self::probe_group`] missed.
     pub fn store(&self, key: GroupKey, count: usize) {
         if let Ok(n32) = u32::try_from(count) {
@@ -375,6 +444,61 @@ mod tests {
         // A group of one text shares its entry with the text counted alone.
         cache.get_or_count(EncodingId::O200kBase, group[0], |_| 7);
         assert_eq!(cache.probe_group(EncodingId::O200kBase, &group[..1]).ok(), Some(7));
+    }
+
+    #[test]
+    fn probing_and_storing_many_groups_at_once_answers_as_one_by_one() {
+        let texts: Vec<String> = (0..300).map(long).chain(["short".to_owned()]).collect();
+        let groups: Vec<std::ops::Range<usize>> =
+            (0..100).map(|i| 3 * i..3 * i + 1 + i % 3).chain([300..301, 0..0]).collect();
+        let batched = CountCache::new(1000);
+        let single = CountCache::new(1000);
+        // Every other group counted before, one by one.
+        for (i, g) in groups.iter().enumerate().step_by(2) {
+            for cache in [&batched, &single] {
+                if let Err(Some(key)) = cache.probe_group(EncodingId::O200kBase, &texts[g.clone()]) {
+                    cache.store(key, i);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        batched.probe_groups(EncodingId::O200kBase, &texts, &groups, &mut out);
+        let mut counted = Vec::new();
+        for (i, (g, answer)) in groups.iter().zip(&out).enumerate() {
+            let one = single.probe_group(EncodingId::O200kBase, &texts[g.clone()]);
+            assert_eq!(answer.as_ref().ok(), one.as_ref().ok(), "group {i}");
+            assert_eq!(matches!(answer, Err(Some(_))), matches!(one, Err(Some(_))), "group {i}");
+            if let (Err(Some(key)), Err(Some(k1))) = (answer, one) {
+                counted.push((*key, 1000 + i));
+                single.store(k1, 1000 + i);
+            }
+        }
+        batched.store_many(&counted);
+        assert_eq!(batched.info(), single.info());
+        batched.probe_groups(EncodingId::O200kBase, &texts, &groups, &mut out);
+        for (i, (g, answer)) in groups.iter().zip(&out).enumerate() {
+            assert_eq!(
+                answer.as_ref().ok(),
+                single.probe_group(EncodingId::O200kBase, &texts[g.clone()]).as_ref().ok()
+            );
+            if g.len() > 0 && texts[g.clone()].iter().map(String::len).sum::<usize>() >= MIN_CACHED_BYTES {
+                assert!(answer.is_ok(), "group {i} is cached now");
+            }
+        }
+    }
+
+    #[test]
+    fn storing_many_never_holds_more_than_the_bound() {
+        let cache = CountCache::new(40);
+        let texts: Vec<String> = (0..1000).map(long).collect();
+        let groups: Vec<std::ops::Range<usize>> = (0..1000).map(|i| i..i + 1).collect();
+        let mut out = Vec::new();
+        cache.probe_groups(EncodingId::O200kBase, &texts, &groups, &mut out);
+        let counted: Vec<(GroupKey, usize)> =
+            out.iter().enumerate().filter_map(|(i, a)| a.err().flatten().map(|k| (k, i))).collect();
+        assert_eq!(counted.len(), 1000);
+        cache.store_many(&counted);
+        assert!(cache.info().size <= 40, "{}", cache.info().size);
     }
 
     #[cfg(unix)]

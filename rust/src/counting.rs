@@ -122,38 +122,45 @@ pub fn count_batch<S: AsRef<str> + Sync>(encoding: &Encoding, texts: &[S]) -> Ve
 /// summed. Each group is one cache entry, so a re-read history costs one lookup per
 /// message part instead of one per string.
 ///
-/// Every group is looked up first, on this thread; only the misses are tokenized, in
-/// parallel when there is enough new text. Re-counting a history is all hits, where
-/// threads would only add hand-off costs.
+/// Every group is looked up first, on this thread (each cache shard locked once for the
+/// batch); only the misses are tokenized, in parallel when there is enough new text, and
+/// their counts stored together at the end (again one lock per shard). Re-counting a
+/// history is all hits, where threads would only add hand-off costs.
 pub fn count_groups<S: CacheText + Sync>(encoding: &Encoding, texts: &[S], groups: &[Range<usize>]) -> Vec<i64> {
     let cache = cache::global();
     let mut counts = vec![0i64; groups.len()];
+    let mut probed = Vec::with_capacity(groups.len());
+    // One lock per shard for the whole batch, not one per group.
+    cache.probe_groups(encoding.id(), texts, groups, &mut probed);
     let mut misses = Vec::new();
     let mut miss_bytes = 0;
-    for (i, group) in groups.iter().enumerate() {
-        match cache.probe_group(encoding.id(), &texts[group.clone()]) {
+    for (i, answer) in probed.into_iter().enumerate() {
+        match answer {
             Ok(n) => counts[i] = n as i64,
             Err(key) => {
-                miss_bytes += texts[group.clone()].iter().map(|t| t.as_ref().len()).sum::<usize>();
+                miss_bytes += texts[groups[i].clone()].iter().map(|t| t.as_ref().len()).sum::<usize>();
                 misses.push((i, key));
             }
         }
     }
     let count = |&(i, key): &(usize, Option<cache::GroupKey>)| {
         let n: usize = texts[groups[i].clone()].iter().map(|t| count_text(encoding, t.as_ref())).sum();
+        (i, key, n)
+    };
+    let counted: Vec<(usize, Option<cache::GroupKey>, usize)> =
+        if misses.len() > 1 && miss_bytes >= PARALLEL_MIN_BYTES && parallelism_allowed() {
+            misses.par_iter().with_min_len(8).map(count).collect()
+        } else {
+            misses.iter().map(count).collect()
+        };
+    let mut stored = Vec::with_capacity(counted.len());
+    for (i, key, n) in counted {
+        counts[i] = n as i64;
         if let Some(key) = key {
-            cache.store(key, n);
+            stored.push((key, n));
         }
-        (i, n as i64)
-    };
-    let counted: Vec<(usize, i64)> = if misses.len() > 1 && miss_bytes >= PARALLEL_MIN_BYTES && parallelism_allowed() {
-        misses.par_iter().with_min_len(8).map(count).collect()
-    } else {
-        misses.iter().map(count).collect()
-    };
-    for (i, n) in counted {
-        counts[i] = n;
     }
+    cache.store_many(&stored);
     counts
 }
 
@@ -220,6 +227,27 @@ mod tests {
             assert_eq!(chunked, whole, "{id:?}");
             assert_eq!(count_text(enc, &text), whole, "{id:?}");
         }
+    }
+
+    #[test]
+    fn groups_count_as_their_texts_counted_alone_cold_and_cached() {
+        let enc = encoding(EncodingId::O200kBase);
+        let mut seed = 0x51_7CC1_B727_220Au64;
+        // Enough text for the misses to be counted in parallel, groups of 1 to 4 texts
+        // (some shorter than the cache's minimum, some empty).
+        let texts: Vec<String> = (0..3000).map(|i| random_text(&mut seed, [0, 1, 3, 40, 200][i % 5])).collect();
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < texts.len() {
+            let end = (start + 1 + start % 4).min(texts.len());
+            groups.push(start..end);
+            start = end;
+        }
+        assert!(texts.iter().map(String::len).sum::<usize>() >= PARALLEL_MIN_BYTES);
+        let expected: Vec<i64> =
+            groups.iter().map(|g| texts[g.clone()].iter().map(|t| enc.count(t) as i64).sum()).collect();
+        assert_eq!(count_groups(enc, &texts, &groups), expected, "cold");
+        assert_eq!(count_groups(enc, &texts, &groups), expected, "from the cache");
     }
 
     #[test]

@@ -38,6 +38,13 @@ impl<E> Slab<E> {
         Some(&mut slot.entry)
     }
 
+    /// Make room for `additional` more entries, so that storing a whole read (thousands
+    /// of entries) grows the table once instead of copying it at every doubling.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional.saturating_sub(self.free.len()));
+        self.index.reserve(additional);
+    }
+
     /// Take the entry for `address` out.
     pub fn remove(&mut self, address: usize) -> Option<E> {
         let i = self.index.remove(&address)?;

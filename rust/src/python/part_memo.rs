@@ -151,6 +151,7 @@ pub fn store(pending: Vec<Pending>, tokens: impl Fn(usize) -> (u64, u64), encodi
     }
     let (mut evicted, mut skipped) = (Vec::new(), Vec::new());
     with_memo(|m| {
+        m.reserve(pending.len());
         for p in pending {
             let n = p.fetched.len();
             if n > MAX_FIELDS {

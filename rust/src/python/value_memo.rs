@@ -383,6 +383,7 @@ pub fn store_deferred(deferred: Vec<Deferred>, encoding: EncodingId) {
     let mut skipped = Vec::new();
     let mut released = Vec::new();
     with_memo(|m| {
+        m.reserve(deferred.len());
         for d in deferred {
             let (Some(tokens), cost) = (d.tokens, d.text_len + 16 * d.trace.objects.len()) else {
                 skipped.push(d);

@@ -114,7 +114,10 @@ pub enum Target {
     /// A container's JSON text (see `value_memo::Deferred`): its tokens go to the part
     /// and, once counted, to the container's value-memo entry (`Read::values[value]`).
     /// Counted as a group of its own.
-    Value { part: u32, value: u32 },
+    Value {
+        part: u32,
+        value: u32,
+    },
 }
 
 /// Hand back a counted chunk, with the GIL held: the large strings hashed while it was
@@ -219,7 +222,12 @@ impl Read {
     pub fn remember(&mut self, encoding: EncodingId, stubs: bool) {
         value_memo::store_deferred(std::mem::take(&mut self.values), encoding);
         let parts = &self.history.parts;
-        part_memo::store(std::mem::take(&mut self.pending), |i| (parts[i].tokens, parts[i].stub_tokens), encoding, stubs);
+        part_memo::store(
+            std::mem::take(&mut self.pending),
+            |i| (parts[i].tokens, parts[i].stub_tokens),
+            encoding,
+            stubs,
+        );
     }
 }
 

@@ -69,6 +69,50 @@ NOT_NEEDED_TO_COUNT = (
 )
 
 
+def test_a_compaction_imports_no_numpy_until_per_message_tokens_is_read():
+    """``compact_history`` returns messages: the report's numpy array is made (and numpy,
+    ~85 ms, imported) only when a caller reads ``per_message_tokens``; then it holds the
+    counts ``count_history_tokens`` gives, as int64, the same object on every read."""
+    code = (
+        "import json, random, sys\n"
+        "import tokensieve\n"
+        "from tokensieve import _bench\n"
+        "from tokensieve.compaction import Compactor\n"
+        "config = _bench.PIPELINE_SUMMARY_CONFIG\n"
+        "history = _bench.history(2000)\n"
+        "seen = {}\n"
+        "steps = [s.step for s in Compactor(config).compact(history).steps]\n"
+        "tokensieve.clear_cache()\n"
+        "out = tokensieve.compact_history(history, config)\n"
+        "seen['first'] = 'numpy' in sys.modules\n"
+        "out = tokensieve.compact_history(out + _bench.exchange(random.Random(1), 2100), config)\n"
+        "seen['with its summary'] = 'numpy' in sys.modules\n"
+        "chat = [{'role': 'user', 'content': 'word ' * 3000}, {'role': 'assistant', 'content': 'ok'}] * 40\n"
+        "tokensieve.compact_history(chat, max_input_tokens=40_000, target_input_tokens=10_000)\n"
+        "seen['openai'] = 'numpy' in sys.modules\n"
+        "tokensieve.count_request_tokens(out)\n"
+        "seen['request tokens'] = 'numpy' in sys.modules\n"
+        "result = Compactor(_bench.BENCH_CONFIG).compact(history)\n"
+        "dropped = result.dropped\n"
+        "seen['dropped read'] = 'numpy' in sys.modules\n"
+        "array = result.per_message_tokens\n"
+        "seen['array read'] = 'numpy' in sys.modules\n"
+        "print(json.dumps({'steps': steps, 'seen': seen, 'dropped': [type(dropped).__name__, len(dropped)],\n"
+        "    'array': [type(array).__name__, str(array.dtype), array.tolist() == tokensieve.count_history_tokens(history).tolist(),\n"
+        "              result.per_message_tokens is array, len(array) == result.messages_before == len(history)]}))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["steps"] == ["mask", "prune", "window", "summary"]  # every step ran
+    assert report["seen"] == {
+        "first": False, "with its summary": False, "openai": False, "request tokens": False,
+        "dropped read": False, "array read": True,
+    }
+    assert report["dropped"][0] == "tuple" and report["dropped"][1] > 0
+    assert report["array"] == ["ndarray", "int64", True, True, True]
+
+
 @pytest.mark.parametrize("encoding", _core.ENCODINGS)
 def test_importing_tokensieve_and_counting_once_loads_only_the_core(encoding):
     """A fresh interpreter imports tokensieve and counts with each embedded encoding: no

@@ -211,3 +211,42 @@ def test_the_examples_of_the_new_api_pass(name):
     for test in tests:
         runner.run(test, out=failures.append)
     assert runner.failures == 0, "".join(failures)
+
+
+def test_a_results_counts_and_dropped_indices_made_on_first_read_read_as_plain_fields():
+    """``per_message_tokens`` and ``dropped`` are made from the core's compact report when
+    first read: they are then what the baseline gives (an int64 array, a tuple of ints),
+    the same object on every read and in every thread, and copied, replaced and pickled
+    like any field."""
+    import dataclasses
+    import pickle
+    import threading
+
+    import numpy as np
+
+    from tokensieve import Compactor, _bench, baseline
+
+    history = _bench.history(400)
+    config = _bench.BENCH_CONFIG.replace(max_input_tokens=60_000, target_input_tokens=20_000)
+    expected = baseline.compact(history, config)
+    result = Compactor(config).compact(history)
+    seen: list[Any] = []
+    readers = [threading.Thread(target=lambda: seen.append(result.per_message_tokens)) for _ in range(8)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    tokens = result.per_message_tokens
+    assert all(s is tokens for s in seen)
+    assert type(tokens) is np.ndarray and tokens.dtype == np.int64 and tokens.flags.writeable
+    assert tokens.tolist() == expected.per_message_tokens.tolist() == tokensieve.count_history_tokens(history).tolist()
+    assert len(result.dropped) > 100 and result.dropped is result.dropped
+    assert type(result.dropped) is tuple and result.dropped == expected.dropped
+    assert result.messages_before == len(tokens) == len(history)
+    replaced = dataclasses.replace(result, action="none")
+    assert replaced.dropped == result.dropped and replaced.per_message_tokens is tokens
+    copied = pickle.loads(pickle.dumps(result))
+    assert copied.dropped == result.dropped and copied.per_message_tokens.tolist() == tokens.tolist()
+    fresh = Compactor(config).compact(history)
+    assert dataclasses.astuple(fresh)[7] == expected.dropped  # read through the fields too
+    assert "per_message_tokens=array(" in repr(Compactor(config).compact(history))

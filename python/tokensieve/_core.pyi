@@ -2,7 +2,7 @@
 ``mypy.stubtest`` in the test suite). Import from ``tokensieve``, not from here."""
 
 from collections.abc import Container, Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ __all__ = [
     "SummaryFacts",
     "__version__",
     "_encoding_names",
+    "_history_tokens",
     "_load_encoding",
     "_parallelism_allowed",
     "cache_info",
@@ -83,6 +84,25 @@ def _encoding_names() -> list[str]: ...
 def count_history_tokens(
     messages: Sequence[object], *, encoding: str | Encoding | None = None, format: str | None = None
 ) -> npt.NDArray[np.int64]: ...
+@overload
+def _history_tokens(
+    messages: Sequence[object],
+    *,
+    encoding: str | Encoding | None = None,
+    format: str | None = None,
+    total: Literal[False] = False,
+) -> list[int]: ...
+@overload
+def _history_tokens(
+    messages: Sequence[object],
+    *,
+    encoding: str | Encoding | None = None,
+    format: str | None = None,
+    total: Literal[True],
+) -> int: ...
+
+# The report's dropped indices come as (start, stop) runs and the per-message tokens as the
+# bytes of a native int64 array: CompactionResult makes the tuple and the array when read.
 def compact_history(
     messages: Sequence[object],
     budget: tuple[int, float, float, int, int | None, int, bool],
@@ -97,12 +117,12 @@ def compact_history(
         int,
         int,
         int,
-        list[int],
+        list[tuple[int, int]],
         int,
         int,
         int,
         int,
-        npt.NDArray[np.int64],
+        bytearray,
         Literal["pydantic-ai", "openai", "responses", "anthropic"],
     ],
     list[tuple[str, int, int]],

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -152,6 +152,95 @@ class CompactionResult:
         return self.action == "none" or self.target_input_tokens is None or self.tokens_after <= self.target_input_tokens
 
 
+class _Deferred:
+    """A field's value not made yet: ``make()`` makes it (see :class:`_OnFirstRead`)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+_DEFERRED_LOCK = threading.Lock()
+
+
+class _OnFirstRead:
+    """A field of :class:`CompactionResult` made when first read (wraps its slot).
+
+    The core hands ``per_message_tokens`` over as the bytes of an int64 array and
+    ``dropped`` as runs of indices; the numpy array and the tuple of ints are made the
+    first time the field is read, and kept in the slot. So a compaction imports no numpy
+    (~85 ms, the first time in a process: ``compact_history`` returns the messages
+    only) and makes no tuple of thousands of ints that nobody reads. Read, a field is
+    what it always was: the same type and values, the same object on every read.
+    """
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.slot
+        value = self.slot.__get__(obj, owner)
+        if type(value) is _Deferred:
+            made = value.make()  # outside the lock: the first may import numpy
+            with _DEFERRED_LOCK:  # two threads reading at once get the same object
+                value = self.slot.__get__(obj, owner)
+                if type(value) is _Deferred:
+                    self.slot.__set__(obj, made)
+                    value = made
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+for _name in ("per_message_tokens", "dropped"):
+    setattr(CompactionResult, _name, _OnFirstRead(CompactionResult.__dict__[_name]))
+
+
+def _int64_array(data: bytearray) -> npt.NDArray[np.int64]:
+    import numpy as np
+
+    return np.frombuffer(data, dtype=np.int64)
+
+
+class _Runs(Sequence[int]):
+    """Ascending indices as the core hands them over: ``(start, stop)`` runs."""
+
+    __slots__ = ("runs", "n")
+
+    def __init__(self, runs: list[tuple[int, int]]) -> None:
+        self.runs = runs
+        self.n = sum(stop - start for start, stop in runs)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        for start, stop in self.runs:
+            yield from range(start, stop)
+
+    def __getitem__(self, i: int) -> int:  # type: ignore[override]  # ints only, no slices
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        for start, stop in self.runs:
+            if i < stop - start:
+                return start + i
+            i -= stop - start
+        raise IndexError(i)
+
+    def tuple(self) -> tuple[int, ...]:
+        return tuple(self)
+
+
 #: Writes the summary of the messages the window drops: called with those messages (the
 #: caller's own objects, in order) and the history's format; returns the text, or None
 #: for no summary. ``tokensieve.summarize`` provides the extractive and model summarizers;
@@ -233,7 +322,7 @@ def _count_each(messages: list[Any], fmt: str, encoding: str) -> list[int]:
             dataclasses.replace(m, instructions=None) if getattr(m, "kind", None) == "request" and getattr(m, "instructions", None) is not None else m
             for m in messages
         ]
-    return [int(t) for t in _core.count_history_tokens(messages, encoding=encoding, format=fmt)]
+    return _core._history_tokens(messages, encoding=encoding, format=fmt)
 
 
 def _compaction_part_at(message: Any) -> int | None:
@@ -274,7 +363,7 @@ def _find_summary(messages: Sequence[Any], fmt: str, encoding: str) -> _Found | 
                         return _Found(i, text, pair[0] - pair[1])
                     continue
                 if role in ("system", "developer") and is_summary_text(m.get("content")):
-                    cost = int(_core.count_history_tokens([m], encoding=encoding, format=fmt).sum())
+                    cost = _core._history_tokens([m], encoding=encoding, format=fmt, total=True)
                     return _Found(i, m["content"], cost)
     except Exception:  # an object that cannot be read: no earlier summary is used
         return None
@@ -607,8 +696,9 @@ class _State:
     )
 
     def __init__(self, config: BudgetConfig, messages: Sequence[Any], dumped: Any, out: list[Any], report: tuple, steps: list, job: _SummaryJob | None) -> None:
-        (self.action, self.before, self.after, self.exchanges, self.dropped, self.orphans, self.calls,
+        (self.action, self.before, self.after, self.exchanges, dropped, self.orphans, self.calls,
          self.defects, self.cut, self.per_message, self.fmt) = report
+        self.dropped = _Runs(dropped)
         self.config, self.messages, self.dumped, self.out, self.steps, self.job = config, messages, dumped, out, steps, job
         self.chosen: list[Any] | None = None
         self.previous: str | None = None
@@ -804,26 +894,27 @@ class Compactor:
                 steps = [*steps, ("summary", -cost, len(state.dropped))]
         if state.dumped is not None:
             out = _dump_pydantic_ai(out, state.messages, state.dumped)
-        per_message = state.per_message
+        per_message = state.per_message  # int64s, bytes: an array when first read
+        n_input = len(per_message) // 8
         result = CompactionResult(
             messages=out,
             action=state.action,
             tokens_before=state.before,
             tokens_after=after,
-            messages_before=len(per_message),
+            messages_before=n_input,
             messages_after=len(out),
             exchanges_kept=state.exchanges,
-            dropped=tuple(state.dropped),
+            dropped=_Deferred(state.dropped.tuple),  # type: ignore[arg-type]
             orphans_removed=state.orphans,
             calls_repaired=state.calls,
             input_defects_repaired=state.defects,
             pairs_cut_by_window=state.cut,
-            per_message_tokens=per_message,
+            per_message_tokens=_Deferred(lambda: _int64_array(per_message)),  # type: ignore[arg-type]
             format=state.fmt,
             steps=tuple(StepReport(name, saved, items) for name, saved, items in steps),
             target_input_tokens=state.config.target_input_tokens,
             unchanged_prefix=_unchanged_prefix(
-                state.dumped if state.dumped is not None else state.messages, out, len(per_message)
+                state.dumped if state.dumped is not None else state.messages, out, n_input
             ),
         )
         self._observe(result)
@@ -965,10 +1056,10 @@ def count_request_tokens(
     dumped = _pydantic_ai_dump(messages, format)
     if dumped is not None:
         messages, format = _load_pydantic_ai(dumped), "pydantic-ai"
-    per_message = _core.count_history_tokens(messages, encoding=encoding, format=format)
+    history = _core._history_tokens(messages, encoding=encoding, format=format, total=True)
     # The family's own priming (Llama 3: 5, harmony: 2, ChatML: 3), OpenAI's 3 by default.
     priming = REPLY_PRIMING_TOKENS if encoding is None else _core.get_encoding(encoding).reply_priming
-    total = int(per_message.sum()) + priming
+    total = history + priming
     detected = format or _detect_format(messages)
     if detected == "openai":
         total += _name_tokens(messages, encoding)

@@ -75,6 +75,21 @@ pub struct Outcome {
     pub pairs_cut_by_window: usize,
 }
 
+/// Indices as `(start, stop)` runs of consecutive ones, in order: `outcome.dropped` as
+/// the compaction report hands it over (the window drops runs of messages; the indices
+/// themselves are made only if the caller reads them). Expanding the runs gives the
+/// indices back, whatever their order.
+pub fn index_runs(indices: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some((_, stop)) if *stop == i => *stop += 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    runs
+}
+
 /// Total tokens of a history as sent: its messages plus what every request carries.
 pub fn history_tokens(history: &History, reserved: u64) -> u64 {
     history.tokens_per_message().iter().sum::<u64>() + reserved
@@ -674,6 +689,16 @@ fn count_exchanges(history: &History, out: &[OutMessage]) -> usize {
 mod tests {
     use super::*;
     use crate::history::Part;
+
+    #[test]
+    fn dropped_indices_are_handed_over_as_runs_that_expand_to_the_same_indices() {
+        assert_eq!(index_runs(&[]), vec![]);
+        assert_eq!(index_runs(&[1, 2, 3, 5, 8, 9]), vec![(1, 4), (5, 6), (8, 10)]);
+        for indices in [vec![0], vec![3, 4, 2, 7], vec![0, 2, 4, 5, 6, 100]] {
+            let expanded: Vec<usize> = index_runs(&indices).into_iter().flat_map(|(a, b)| a..b).collect();
+            assert_eq!(expanded, indices);
+        }
+    }
 
     /// A tiny language for histories: one string per message.
     /// `S` system, `U` prompt, `A` text, `c1` call 1, `r1` result 1; `R:`/`Q:` prefix sets

@@ -25,7 +25,13 @@
 //! first (the default `__getattribute__`, no data descriptor of those names: pydantic-ai's
 //! dataclasses; decided once per type, [`plain_type`]) is checked in its `__dict__`:
 //! entries looked up borrowed and compared by address, without fetching the values (a
-//! fetch writes each value's reference count: on a long history, a cache miss per value).
+//! fetch writes each value's reference count: on a long history, a cache miss per value),
+//! on borrowed pointers (an object is used only once its address matched a recorded one,
+//! which the entry holds). Such a check is bound by cache misses, a chain of them per
+//! object (the object, its `__dict__`, the dict's values): the addresses each check will
+//! read were noted when the message was read ([`Hints`]) and are prefetched a few
+//! messages ahead ([`PREFETCH_AHEAD`]), so the chains of several messages overlap. A hint
+//! is only ever prefetched: a stale one (a list grown since) costs a wasted load.
 //!
 //! Only pydantic-ai histories (attribute objects); dict formats are read as before.
 //! Only exact `list`/`tuple` parts and parts whose values the part memo could take are
@@ -39,7 +45,7 @@
 //! growing there); least recently used evicted first. Cleared with the content cache
 //! (`clear_cache`), bypassed when it is disabled, reset in a forked child.
 
-use super::instance::{entry, fields_in_dict, instance_dict};
+use super::instance::{dict_hint, entry, fields_in_dict, instance_dict, list_items_hint, prefetch, prefetch_object};
 use super::part_memo;
 use super::value_memo;
 use crate::encoding::EncodingId;
@@ -77,6 +83,21 @@ struct MessageCheck {
     /// Its type's address when `kind`, `parts` (and a request's `instructions`) are plain
     /// entries of its `__dict__` (see [`plain_type`]): checked there; 0: fetched.
     plain_type: usize,
+    /// Where its check will read, as found when it was read: prefetched by the check of
+    /// an earlier message ([`Entry::prefetch`]), never dereferenced (0: none).
+    hints: Hints,
+}
+
+/// Addresses a check of an object reads besides the object itself, noted when it was
+/// read: its `__dict__`, what a lookup there reads (`instance::dict_hint`), and one more
+/// (a message's `parts` item array; a part's first dict or list among its fetched
+/// values, and what walking it reads). Only prefetched: a stale one costs a wasted load.
+#[derive(Clone, Copy, Default)]
+struct Hints {
+    dict: usize,
+    dict_reads: usize,
+    extra: usize,
+    extra_reads: usize,
 }
 
 /// What one part was read from: its address and the attributes fetched.
@@ -89,6 +110,7 @@ struct PartCheck {
     /// A tool return's `outcome` (0: it has none; None: not a tool return), which the
     /// pipeline's details read besides what the reader fetched (kept with the entry).
     outcome: Option<usize>,
+    hints: Hints,
 }
 
 /// The pipeline's details of a read (`details.rs`), kept for the next read: valid for
@@ -256,15 +278,134 @@ impl Entry {
     /// entry is cut to them. Runs Python code (attribute fetches): everything compared
     /// against is held by the entry.
     pub fn validate(&mut self, py: Python<'_>, messages: &Bound<'_, PyList>) -> usize {
+        let names = Names::new(py);
+        let n = self.messages.len();
+        for k in 0..PREFETCH_AHEAD.min(n) {
+            self.prefetch(k);
+        }
         let mut valid = 0;
-        for check in &self.messages {
-            if !self.message_unchanged(py, messages, valid, check) {
+        for (i, check) in self.messages.iter().enumerate() {
+            if i + PREFETCH_AHEAD < n {
+                self.prefetch(i + PREFETCH_AHEAD);
+            }
+            let unchanged = if check.plain_type != 0 {
+                self.plain_message_unchanged(py, messages, i, check, &names)
+            } else {
+                self.message_unchanged(py, messages, i, check)
+            };
+            if !unchanged {
                 break;
             }
             valid += 1;
         }
         self.truncate(valid);
         valid
+    }
+
+    /// Ask for the memory the check of message `k` will read (see [`Hints`]).
+    #[inline]
+    fn prefetch(&self, k: usize) {
+        let c = &self.messages[k];
+        prefetch_object(c.address);
+        prefetch(c.parts_list);
+        for hint in [c.hints.dict, c.hints.dict_reads, c.hints.extra] {
+            if hint != 0 {
+                prefetch(hint);
+            }
+        }
+        let parts = &self.parts[c.first_part as usize..(c.first_part + c.n_parts) as usize];
+        for p in parts {
+            prefetch_object(p.address);
+            let h = &p.hints;
+            if h.dict != 0 {
+                prefetch(h.dict);
+            }
+            if h.dict_reads != 0 {
+                // A part's values array: its fields may run past one line.
+                prefetch(h.dict_reads);
+                prefetch(h.dict_reads + 64);
+            }
+            if h.extra != 0 {
+                prefetch(h.extra);
+                if h.extra_reads != 0 {
+                    prefetch(h.extra_reads);
+                }
+            }
+        }
+    }
+
+    /// [`Entry::message_unchanged`] for a message whose type keeps `kind`, `parts` and
+    /// `instructions` in its `__dict__` ([`plain_type`]), on borrowed pointers: neither
+    /// the message nor its parts nor their values have their reference counts written.
+    fn plain_message_unchanged(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyList>,
+        i: usize,
+        c: &MessageCheck,
+        names: &Names,
+    ) -> bool {
+        // SAFETY: the GIL is held. A borrowed pointer taken from a list or dict is compared
+        // with a recorded address before anything else is done with it, and used only when
+        // equal: the entry holds a strong reference to every recorded object (`held`), so
+        // such a pointer stays valid even if Python code runs meanwhile (creating a
+        // `__dict__` may collect garbage; a dict lookup may call a key's `__eq__`) and
+        // changes the containers. The lists are read through `PyList_GetItem`, which checks
+        // bounds on every call. NULL results have their errors cleared.
+        unsafe {
+            let message = ffi::PyList_GetItem(messages.as_ptr(), i as ffi::Py_ssize_t);
+            if message.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            if message as usize != c.address || ffi::Py_TYPE(message) as usize != c.plain_type {
+                return false;
+            }
+            let dict = ffi::PyObject_GenericGetDict(message, std::ptr::null_mut());
+            if dict.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let dict = Bound::from_owned_ptr(py, dict);
+            if lookup(&dict, names.kind) != c.kind
+                || lookup(&dict, names.parts) != c.parts_list
+                || (c.request && lookup(&dict, names.instructions) != c.instructions)
+            {
+                return false;
+            }
+            drop(dict);
+            // The very list recorded (found in the dict just now): held by the entry.
+            let parts = c.parts_list as *mut ffi::PyObject;
+            let checks = &self.parts[c.first_part as usize..(c.first_part + c.n_parts) as usize];
+            let list = ffi::PyList_CheckExact(parts) != 0;
+            if !list && ffi::PyTuple_CheckExact(parts) == 0 {
+                return false;
+            }
+            let len = if list { ffi::PyList_Size(parts) } else { ffi::PyTuple_Size(parts) };
+            if len != checks.len() as ffi::Py_ssize_t {
+                return false;
+            }
+            for (j, check) in checks.iter().enumerate() {
+                let j = j as ffi::Py_ssize_t;
+                let part = if list { ffi::PyList_GetItem(parts, j) } else { ffi::PyTuple_GetItem(parts, j) };
+                if part.is_null() {
+                    ffi::PyErr_Clear();
+                    return false;
+                }
+                if part as usize != check.address {
+                    return false;
+                }
+                let unchanged = if check.plain_type != 0 {
+                    self.plain_part_unchanged(py, part, check, names)
+                } else {
+                    self.part_unchanged(py, &Bound::from_borrowed_ptr(py, part), check)
+                };
+                if !unchanged {
+                    return false;
+                }
+            }
+            true
+        }
     }
 
     fn message_unchanged(&self, py: Python<'_>, messages: &Bound<'_, PyList>, i: usize, c: &MessageCheck) -> bool {
@@ -276,25 +417,17 @@ impl Entry {
             Ok(v) => v.as_ptr() as usize == address,
             Err(_) => address == 0,
         };
-        let parts = if c.plain_type != 0 {
-            // The same checks in the message's `__dict__`, borrowed (see `plain_part_unchanged`).
-            match plain_message_parts(py, &message, c) {
-                Some(parts) => parts,
-                None => return false,
-            }
-        } else {
-            if !same(message.getattr(intern!(py, "kind")), c.kind) {
-                return false;
-            }
-            let Ok(parts) = message.getattr(intern!(py, "parts")) else { return false };
-            if parts.as_ptr() as usize != c.parts_list {
-                return false;
-            }
-            if c.request && !same(message.getattr(intern!(py, "instructions")), c.instructions) {
-                return false;
-            }
-            parts
-        };
+        // (A message of a plain type is checked by `plain_message_unchanged`.)
+        if !same(message.getattr(intern!(py, "kind")), c.kind) {
+            return false;
+        }
+        let Ok(parts) = message.getattr(intern!(py, "parts")) else { return false };
+        if parts.as_ptr() as usize != c.parts_list {
+            return false;
+        }
+        if c.request && !same(message.getattr(intern!(py, "instructions")), c.instructions) {
+            return false;
+        }
         let checks = &self.parts[c.first_part as usize..(c.first_part + c.n_parts) as usize];
         let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = parts.cast_exact::<PyList>() {
             if list.len() != checks.len() {
@@ -320,7 +453,7 @@ impl Entry {
     fn part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, check: &PartCheck) -> bool {
         let fetches = &check.fetches;
         if check.plain_type != 0 {
-            return self.plain_part_unchanged(py, part, check);
+            return self.plain_part_unchanged(py, part.as_ptr(), check, &Names::new(py));
         }
         if let Some(outcome) = check.outcome {
             if part.getattr(intern!(py, "outcome")).map_or(0, |o| o.as_ptr() as usize) != outcome {
@@ -350,42 +483,36 @@ impl Entry {
     /// [`Entry::part_unchanged`] for a part whose attributes are plain `__dict__` entries:
     /// the same type, and each fetched attribute still that very object in its `__dict__`
     /// (looked up there, borrowed: neither the values nor their reference counts are
-    /// touched, which on a long history is most of the cost of fetching them).
-    fn plain_part_unchanged(&self, py: Python<'_>, part: &Bound<'_, PyAny>, check: &PartCheck) -> bool {
-        // Safety: the GIL is held and `part` is alive; `PyObject_GenericGetDict` returns a
-        // new reference (or NULL with an error set, cleared here), released below;
-        // `PyDict_GetItemWithError` returns a borrowed one, compared and let go before any
-        // Python code runs (a value-memo lookup runs none either).
+    /// touched, which on a long history is most of the cost of fetching them). `part` is
+    /// the recorded part itself (its address compared already: held by the entry).
+    fn plain_part_unchanged(&self, py: Python<'_>, part: *mut ffi::PyObject, check: &PartCheck, names: &Names) -> bool {
+        // SAFETY: the GIL is held and `part` is alive (held by the entry);
+        // `PyObject_GenericGetDict` returns a new reference (or NULL with an error set,
+        // cleared here), released on return; a value looked up is compared with a recorded
+        // address and used (its value-memo stamp checked) only when equal, hence held by
+        // the entry (a value-memo lookup runs no Python code).
         unsafe {
-            if ffi::Py_TYPE(part.as_ptr()) as usize != check.plain_type {
+            if ffi::Py_TYPE(part) as usize != check.plain_type {
                 return false;
             }
-            let dict = ffi::PyObject_GenericGetDict(part.as_ptr(), std::ptr::null_mut());
+            let dict = ffi::PyObject_GenericGetDict(part, std::ptr::null_mut());
             if dict.is_null() {
                 ffi::PyErr_Clear();
                 return false;
             }
             let dict = Bound::from_owned_ptr(py, dict);
             if let Some(outcome) = check.outcome {
-                let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), intern!(py, "outcome").as_ptr());
-                if found.is_null() {
-                    ffi::PyErr_Clear();
-                }
-                if found as usize != outcome {
+                if lookup(&dict, names.outcome) != outcome {
                     return false;
                 }
             }
             for (field, address, stamp) in check.fetches.iter() {
-                let value = ffi::PyDict_GetItemWithError(dict.as_ptr(), super::read::field_name(py, field).as_ptr());
-                if value.is_null() {
-                    ffi::PyErr_Clear();
-                    return false;
-                }
-                if value as usize != address {
+                let value = lookup(&dict, names.fields[field as usize]);
+                if value == 0 || value != address {
                     return false;
                 }
                 if stamp != 0 {
-                    let value = Bound::from_borrowed_ptr(py, value);
+                    let value = Bound::from_borrowed_ptr(py, value as *mut ffi::PyObject);
                     if value_memo::lookup(&value, self.encoding).map(|k| k.stamp) != Some(stamp) {
                         return false;
                     }
@@ -468,15 +595,20 @@ impl Entry {
             held_start,
             cost: 0,
             plain_type: 0,
+            hints: Hints { extra: list_items_hint(&parts_list), ..Hints::default() },
         };
+        let mut hints = check.hints;
         let plain = plain_type(&message.get_type())
             && instance_dict(&message).is_some_and(|d| {
+                hints.dict = d.as_ptr() as usize;
+                hints.dict_reads = dict_hint(&d);
                 let found = |name: &Bound<'_, PyString>| entry(&d, name);
                 found(intern!(message.py(), "kind")) == check.kind
                     && found(intern!(message.py(), "parts")) == check.parts_list
                     && (!request || found(intern!(message.py(), "instructions")) == check.instructions)
             });
-        let check = MessageCheck { plain_type: if plain { message.get_type().as_ptr() as usize } else { 0 }, ..check };
+        let check =
+            MessageCheck { plain_type: if plain { message.get_type().as_ptr() as usize } else { 0 }, hints, ..check };
         self.held.push(message.clone().unbind());
         self.held.push(kind.unbind());
         self.held.push(parts_list.unbind());
@@ -512,8 +644,14 @@ impl Entry {
             } else {
                 None
             };
-            let plain_type = if plain_fields(&part, &fetched, outcome) { part.get_type().as_ptr() as usize } else { 0 };
-            self.parts.push(PartCheck { address: part.as_ptr() as usize, plain_type, fetches, outcome });
+            let mut hints = Hints::default();
+            if let Some((_, Some(v), _)) = fetched.iter().find(|(_, v, stamp)| *stamp != 0 && v.is_some()) {
+                hints.extra = v.as_ptr() as usize;
+                hints.extra_reads = dict_hint(v).max(list_items_hint(v));
+            }
+            let plain_type =
+                if plain_fields(&part, &fetched, outcome, &mut hints) { part.get_type().as_ptr() as usize } else { 0 };
+            self.parts.push(PartCheck { address: part.as_ptr() as usize, plain_type, fetches, outcome, hints });
             cost += 64;
             self.held.push(part.unbind());
             for (_, v, _) in fetched {
@@ -535,32 +673,48 @@ impl Entry {
     }
 }
 
-/// A message's `parts` list, if its `kind`, `parts` (and a request's `instructions`) are
-/// still the objects `c` recorded, looked up in its `__dict__`.
-fn plain_message_parts<'py>(
-    py: Python<'py>,
-    message: &Bound<'py, PyAny>,
-    c: &MessageCheck,
-) -> Option<Bound<'py, PyAny>> {
-    if message.get_type().as_ptr() as usize != c.plain_type {
-        return None;
+/// Messages whose memory is asked for ahead of the one checked (see [`Entry::prefetch`]).
+const PREFETCH_AHEAD: usize = 3;
+
+/// The attribute names a check looks up, interned, taken once per check.
+struct Names {
+    fields: [*mut ffi::PyObject; 6],
+    outcome: *mut ffi::PyObject,
+    kind: *mut ffi::PyObject,
+    parts: *mut ffi::PyObject,
+    instructions: *mut ffi::PyObject,
+}
+
+impl Names {
+    fn new(py: Python<'_>) -> Names {
+        // The interned strings live as long as the interpreter (`intern!` holds them).
+        Names {
+            fields: std::array::from_fn(|f| super::read::field_name(py, f as u8).as_ptr()),
+            outcome: intern!(py, "outcome").as_ptr(),
+            kind: intern!(py, "kind").as_ptr(),
+            parts: intern!(py, "parts").as_ptr(),
+            instructions: intern!(py, "instructions").as_ptr(),
+        }
     }
-    let dict = instance_dict(message)?;
-    if entry(&dict, intern!(py, "kind")) != c.kind
-        || entry(&dict, intern!(py, "parts")) != c.parts_list
-        || (c.request && entry(&dict, intern!(py, "instructions")) != c.instructions)
-    {
-        return None;
+}
+
+/// The address of `dict[name]`, borrowed (0: absent).
+fn lookup(dict: &Bound<'_, PyAny>, name: *mut ffi::PyObject) -> usize {
+    // SAFETY: the GIL is held, `dict` is a dict (from `PyObject_GenericGetDict`) and
+    // `name` an interned string (`Names`); the borrowed result's address is all that is kept.
+    unsafe {
+        let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), name);
+        if found.is_null() {
+            ffi::PyErr_Clear();
+        }
+        found as usize
     }
-    // Safety: the address was just found in the dict, which holds it; a new reference is
-    // taken before any Python code runs.
-    Some(unsafe { Bound::from_borrowed_ptr(py, c.parts_list as *mut ffi::PyObject) })
 }
 
 /// Whether `part`'s fetched attributes are all plain entries of its `__dict__`: present,
 /// the very objects found there, and its type ([`plain_type`]) looks attributes up there
 /// first. Then a later check may look them up in the `__dict__` directly.
-fn plain_fields(part: &Bound<'_, PyAny>, fetched: &[Fetched<'_>], outcome: Option<usize>) -> bool {
+fn plain_fields(part: &Bound<'_, PyAny>, fetched: &[Fetched<'_>], outcome: Option<usize>, hints: &mut Hints) -> bool {
     let py = part.py();
     if fetched.is_empty() || fetched.iter().any(|(_, v, _)| v.is_none()) || !plain_type(&part.get_type()) {
         return false;
@@ -573,6 +727,8 @@ fn plain_fields(part: &Bound<'_, PyAny>, fetched: &[Fetched<'_>], outcome: Optio
             return false;
         }
         let dict = Bound::from_owned_ptr(py, dict);
+        hints.dict = dict.as_ptr() as usize;
+        hints.dict_reads = dict_hint(&dict);
         if let Some(outcome) = outcome {
             let found = ffi::PyDict_GetItemWithError(dict.as_ptr(), intern!(py, "outcome").as_ptr());
             if found.is_null() {

@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::strategies::{self, mask::MaskConfig, prune::PruneConfig, Details, Strategies};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 use read::{Format, Read};
 
 pyo3::import_exception!(tokensieve.errors, TokensieveError);
@@ -289,6 +289,18 @@ fn per_message_tokens<'py>(py: Python<'py>, read: &Read) -> Bound<'py, numpy::Py
     numpy::PyArray1::from_vec(py, tokens)
 }
 
+/// [`per_message_tokens`] as the bytes of an `int64` array in native order: the
+/// compaction report's, made into an array by Python when first read, so that a
+/// compaction does not import numpy (`CompactionResult.per_message_tokens`).
+fn per_message_token_bytes<'py>(py: Python<'py>, read: &Read) -> Bound<'py, PyByteArray> {
+    let tokens = read.history.tokens_per_message();
+    let mut bytes = Vec::with_capacity(tokens.len() * 8);
+    for t in tokens {
+        bytes.extend_from_slice(&(t as i64).to_ne_bytes());
+    }
+    PyByteArray::new(py, &bytes)
+}
+
 /// Have every child this process forks replace the identity memos that the fork caught
 /// locked (see `fork.rs`; the core's own state is reset by [`crate::fork::install`]).
 /// Nothing of Python runs there: the old memos and their references are leaked.
@@ -316,12 +328,12 @@ type CompactReport<'py> = (
     u64,
     u64,
     usize,
-    Vec<usize>,
+    Vec<(usize, usize)>,
     usize,
     usize,
     usize,
     usize,
-    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, PyByteArray>,
     &'static str,
 );
 
@@ -673,6 +685,31 @@ pub mod _core {
         Ok(tokens)
     }
 
+    /// [`count_history_tokens`] for the package's own use, without numpy (a compaction
+    /// imports none): the counts as a list of ints, or their sum with `total`.
+    #[pyfunction]
+    #[pyo3(signature = (messages, *, encoding = None, format = None, total = false))]
+    fn _history_tokens<'py>(
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        encoding: Option<&Bound<'py, PyAny>>,
+        format: Option<&Bound<'py, PyAny>>,
+        total: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let enc = match encoding {
+            Some(e) => resolve_encoding(py, e)?,
+            None => py.detach(|| encoding::encoding(EncodingId::O200kBase)),
+        };
+        let (_, read) = read_history(py, messages, format, false, enc)?;
+        let tokens = read.history.tokens_per_message();
+        read.keep();
+        if total {
+            Ok(tokens.iter().sum::<u64>().into_pyobject(py)?.into_any())
+        } else {
+            Ok(tokens.into_pyobject(py)?.into_any())
+        }
+    }
+
     /// Compact a history. `budget` is `(max_input_tokens, compaction_threshold,
     /// hard_limit_threshold, target_input_tokens, max_exchanges, reserved_tokens,
     /// stub_dangling_calls)`, validated by `BudgetConfig`; `strategies` the pipeline's
@@ -749,12 +786,12 @@ pub mod _core {
             outcome.tokens_before,
             outcome.tokens_after,
             outcome.exchanges_kept,
-            outcome.dropped.clone(),
+            crate::compact::index_runs(&outcome.dropped),
             outcome.orphans_removed,
             outcome.calls_repaired,
             outcome.input_defects_repaired,
             outcome.pairs_cut_by_window,
-            per_message_tokens(py, &read),
+            per_message_token_bytes(py, &read),
             read.format.name(),
         );
         if let Some(details) = details {

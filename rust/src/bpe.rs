@@ -42,6 +42,9 @@ pub struct Vocabulary {
     max_token_len: usize,
     /// This vocabulary's entries in the per-thread memo carry this id (never 0).
     memo_id: u32,
+    /// The rank of each single byte when every byte is a token (the byte-level
+    /// vocabularies): then the heap merge keeps each part's rank beside it.
+    byte_ranks: Option<Box<[Rank; 256]>>,
 }
 
 /// Ids below 16 are the embedded vocabularies' (`encoding.rs`); vocabularies built at run
@@ -82,7 +85,17 @@ impl Vocabulary {
         memo_id: u32,
     ) -> Self {
         let max_token_len = lens.iter().copied().max().unwrap_or(0) as usize;
-        Vocabulary { table, blob, lens, max_token_len, memo_id }
+        let mut vocab = Vocabulary { table, blob, lens, max_token_len, memo_id, byte_ranks: None };
+        let mut byte_ranks = Box::new([0; 256]);
+        let mut every_byte = true;
+        for (b, r) in byte_ranks.iter_mut().enumerate() {
+            match vocab.rank(&[b as u8]) {
+                Some(rank) => *r = rank,
+                None => every_byte = false,
+            }
+        }
+        vocab.byte_ranks = every_byte.then_some(byte_ranks);
+        vocab
     }
 
     pub fn len(&self) -> usize {
@@ -241,11 +254,82 @@ impl Vocabulary {
         parts.len() - 1
     }
 
+    /// [`Self::merge_large_bytes`]'s merges, cheaper: each part's own rank is kept beside
+    /// it, so the rank of two adjacent parts joined is a function of their two ranks and
+    /// is looked up first in a small cache of pairs local to this piece (a run of one
+    /// character or a repeated pattern, most long pieces, asks about a few pairs
+    /// thousands of times); the heap holds (rank, start) packed in one `u64`.
+    fn merge_large(&self, piece: &[u8]) -> usize {
+        let n = piece.len();
+        let Some(byte_ranks) = self.byte_ranks.as_deref().filter(|_| n < u32::MAX as usize) else {
+            return self.merge_large_bytes(piece);
+        };
+        const GONE: u32 = u32::MAX;
+        let slots = n.next_power_of_two().clamp(64, 4096);
+        let shift = 64 - slots.trailing_zeros();
+        // (the two ranks, the rank of the two joined); the key u64::MAX is empty (no
+        // rank is u32::MAX).
+        let mut cache = vec![(u64::MAX, Rank::MAX); slots];
+        let mut pair = |a: Rank, b: Rank, bytes: &[u8]| {
+            let key = (a as u64) << 32 | b as u64;
+            let slot = &mut cache[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize];
+            if slot.0 != key {
+                *slot = (key, self.rank(bytes).unwrap_or(Rank::MAX));
+            }
+            slot.1
+        };
+        // next[i]: start of the part after the part starting at i (n at the end);
+        // prev[i]: start of the part before it; tok[i]: the part's rank. next[i] == GONE
+        // once merged into its left.
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut tok: Vec<Rank> = piece.iter().map(|&b| byte_ranks[b as usize]).collect();
+        let mut heap = BinaryHeap::with_capacity(n);
+        for i in 0..n - 1 {
+            let rank = pair(tok[i], tok[i + 1], &piece[i..i + 2]);
+            if rank != Rank::MAX {
+                heap.push(Reverse((rank as u64) << 32 | i as u64));
+            }
+        }
+        let n32 = n as u32;
+        let mut parts = n;
+        while let Some(Reverse(key)) = heap.pop() {
+            let (rank, i) = ((key >> 32) as Rank, key as u32 as usize);
+            let j = next[i];
+            if j == GONE || j >= n32 {
+                continue;
+            }
+            let k = next[j as usize];
+            if pair(tok[i], tok[j as usize], &piece[i..k as usize]) != rank {
+                continue;
+            }
+            next[i] = k;
+            next[j as usize] = GONE;
+            tok[i] = rank;
+            if k < n32 {
+                prev[k as usize] = i as u32;
+                let r = pair(rank, tok[k as usize], &piece[i..next[k as usize] as usize]);
+                if r != Rank::MAX {
+                    heap.push(Reverse((r as u64) << 32 | i as u64));
+                }
+            }
+            if i > 0 {
+                let p = prev[i] as usize;
+                let r = pair(tok[p], rank, &piece[p..k as usize]);
+                if r != Rank::MAX {
+                    heap.push(Reverse((r as u64) << 32 | p as u64));
+                }
+            }
+            parts -= 1;
+        }
+        parts
+    }
+
     /// Same merges as [`Self::merge_small`], in O(n log n): a doubly linked list of parts
     /// and a min-heap of (rank, start) pair candidates. A candidate is stale when its left
     /// part was merged away or its pair no longer has that rank; stale ones are skipped.
     /// Ordering by (rank, start) reproduces "lowest rank, leftmost on ties".
-    fn merge_large(&self, piece: &[u8]) -> usize {
+    fn merge_large_bytes(&self, piece: &[u8]) -> usize {
         let n = piece.len();
         const GONE: usize = usize::MAX;
         // next[i]: start of the part after the part starting at i (n at the end);
@@ -536,6 +620,24 @@ mod tests {
         }
         // Another vocabulary never sees these counts.
         assert_eq!(memo.get_or_insert(6, &pieces[0], 0x1234_5678_9ABC_DEF0, &mut clock, || 999), 999);
+    }
+
+    #[test]
+    fn the_heap_merge_with_part_ranks_equals_the_one_on_bytes() {
+        // Random strings, runs of one character and of a repeated pattern, long enough
+        // to fill and overwrite the pair cache of the piece.
+        let v = toy();
+        assert!(v.byte_ranks.is_some());
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for len in (2..700).chain([1000, 4095, 4096, 4097, 9000]) {
+            let mut pieces = vec![random_piece(&mut seed, len, b"abcd"), random_piece(&mut seed, len, b"ab")];
+            pieces.push(vec![b'a'; len]);
+            pieces.push(b"abc".iter().cycle().take(len).copied().collect());
+            pieces.push(random_piece(&mut seed, len, b"abcdefghijklmnopqrstuvwxyz \x00\xff"));
+            for p in &pieces {
+                assert_eq!(v.merge_large(p), v.merge_large_bytes(p), "{:?}", String::from_utf8_lossy(p));
+            }
+        }
     }
 
     #[test]

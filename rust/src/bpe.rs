@@ -397,9 +397,11 @@ fn head_and_hash(text: &[u8], piece: &[u8]) -> (u64, u64) {
 }
 
 /// The short memo: pieces up to [`SHORT_KEY`] bytes (nine in ten of the pieces that need
-/// merging) in 32-byte entries, 2^17 of them (4 MiB, and 512 KiB of tags), in sets of 16.
+/// merging) in 32-byte entries, 2^16 of them (2 MiB, and 256 KiB of tags), in sets of 16.
+/// 2^17 held the 5.3 MB corpus' pieces better but missed the last-level cache more on
+/// the messages corpus (see docs/performance.md).
 const SHORT_KEY: usize = 24;
-const SHORT_SETS_BITS: u32 = 13;
+const SHORT_SETS_BITS: u32 = 12;
 /// The middle memo: pieces up to [`MID_KEY`] bytes in 64-byte entries, 2^13 of them (512 KiB).
 const MID_KEY: usize = 56;
 const MID_SETS_BITS: u32 = 9;

@@ -27,8 +27,9 @@ use table::Slot;
 pub type Rank = u32;
 pub type Ranks = FxHashMap<Vec<u8>, Rank>;
 
-/// Pieces at least this long use the heap. tiktoken switches at 100 bytes too.
-const LARGE_PIECE: usize = 100;
+/// Pieces at least this long use the heap merge (tiktoken switches at 100 bytes; with
+/// part ranks and its pair cache the heap is cheaper from about 40: 64 is between).
+const LARGE_PIECE: usize = 64;
 
 /// The vocabulary of one encoding: token bytes to rank, in the hash table of
 /// `vocab_table.rs` (compiled into the binary for the embedded encodings).
@@ -42,6 +43,9 @@ pub struct Vocabulary {
     max_token_len: usize,
     /// This vocabulary's entries in the per-thread memo carry this id (never 0).
     memo_id: u32,
+    /// The rank of each single byte when every byte is a token (the byte-level
+    /// vocabularies): then the heap merge keeps each part's rank beside it.
+    byte_ranks: Option<Box<[Rank; 256]>>,
 }
 
 /// Ids below 16 are the embedded vocabularies' (`encoding.rs`); vocabularies built at run
@@ -82,7 +86,17 @@ impl Vocabulary {
         memo_id: u32,
     ) -> Self {
         let max_token_len = lens.iter().copied().max().unwrap_or(0) as usize;
-        Vocabulary { table, blob, lens, max_token_len, memo_id }
+        let mut vocab = Vocabulary { table, blob, lens, max_token_len, memo_id, byte_ranks: None };
+        let mut byte_ranks = Box::new([0; 256]);
+        let mut every_byte = true;
+        for (b, r) in byte_ranks.iter_mut().enumerate() {
+            match vocab.rank(&[b as u8]) {
+                Some(rank) => *r = rank,
+                None => every_byte = false,
+            }
+        }
+        vocab.byte_ranks = every_byte.then_some(byte_ranks);
+        vocab
     }
 
     pub fn len(&self) -> usize {
@@ -155,47 +169,22 @@ impl Vocabulary {
             return 1;
         }
         let h = h ^ (self.memo_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        if n <= MEMO_KEY {
-            // A set is eight tags in one cache line; a tag equal to the piece's (the
-            // hash, never 0) points at the entry to confirm, which holds the piece.
-            let tag = h | 1;
-            let set = (h >> (64 - MEMO_SETS_BITS)) as usize * MEMO_WAYS;
-            let tags: &[u64; MEMO_WAYS] = memo.tags[set..set + MEMO_WAYS].try_into().unwrap();
-            // The ways whose tag matches, as a bit mask built without branching (a branch
-            // per way mispredicted on every hit whose way differs from the last one's).
-            let mut hits = 0u32;
-            for (way, &t) in tags.iter().enumerate() {
-                hits |= ((t == tag) as u32) << way;
-            }
-            while hits != 0 {
-                let entry = &memo.entries[set + hits.trailing_zeros() as usize];
-                if entry.owner == self.memo_id && entry.len as usize == n && entry.key[..n] == *piece {
-                    return entry.count as usize;
-                }
-                hits &= hits - 1;
-            }
-            let free = tags.iter().position(|&t| t == 0);
-            let count = self.merge(piece, &mut memo.parts);
-            // An empty way if there is one, else one in turn (a clock over all sets:
-            // as good as random replacement, and no state per set).
-            let way = free.unwrap_or_else(|| {
-                memo.clock = memo.clock.wrapping_add(1);
-                memo.clock as usize % MEMO_WAYS
-            });
-            memo.tags[set + way] = tag;
-            let entry = &mut memo.entries[set + way];
-            entry.owner = self.memo_id;
-            entry.len = n as u32;
-            entry.count = count as u32;
-            entry.key[..n].copy_from_slice(piece);
-            return count;
+        if n <= SHORT_KEY {
+            return memo
+                .short
+                .get_or_insert(self.memo_id, piece, h, &mut memo.clock, || self.merge(piece, &mut memo.parts));
+        }
+        if n <= MID_KEY {
+            return memo
+                .mid
+                .get_or_insert(self.memo_id, piece, h, &mut memo.clock, || self.merge(piece, &mut memo.parts));
         }
         if n > LONG_MEMO_MAX {
             return self.merge(piece, &mut memo.parts);
         }
-        let set = (h >> (64 - LONG_MEMO_SETS_BITS)) as usize * MEMO_WAYS;
+        let set = (h >> (64 - LONG_MEMO_SETS_BITS)) as usize * LONG_WAYS;
         let mut free = None;
-        for way in set..set + MEMO_WAYS {
+        for way in set..set + LONG_WAYS {
             let entry = memo.long[way];
             let start = entry.offset as usize;
             if entry.owner == self.memo_id && entry.len as usize == n && memo.arena[start..start + n] == *piece {
@@ -213,7 +202,7 @@ impl Vocabulary {
         } else {
             free.unwrap_or_else(|| {
                 memo.clock = memo.clock.wrapping_add(1);
-                set + memo.clock as usize % MEMO_WAYS
+                set + memo.clock as usize % LONG_WAYS
             })
         };
         memo.long[way] =
@@ -266,11 +255,82 @@ impl Vocabulary {
         parts.len() - 1
     }
 
+    /// [`Self::merge_large_bytes`]'s merges, cheaper: each part's own rank is kept beside
+    /// it, so the rank of two adjacent parts joined is a function of their two ranks and
+    /// is looked up first in a small cache of pairs local to this piece (a run of one
+    /// character or a repeated pattern, most long pieces, asks about a few pairs
+    /// thousands of times); the heap holds (rank, start) packed in one `u64`.
+    fn merge_large(&self, piece: &[u8]) -> usize {
+        let n = piece.len();
+        let Some(byte_ranks) = self.byte_ranks.as_deref().filter(|_| n < u32::MAX as usize) else {
+            return self.merge_large_bytes(piece);
+        };
+        const GONE: u32 = u32::MAX;
+        let slots = n.next_power_of_two().clamp(64, 4096);
+        let shift = 64 - slots.trailing_zeros();
+        // (the two ranks, the rank of the two joined); the key u64::MAX is empty (no
+        // rank is u32::MAX).
+        let mut cache = vec![(u64::MAX, Rank::MAX); slots];
+        let mut pair = |a: Rank, b: Rank, bytes: &[u8]| {
+            let key = (a as u64) << 32 | b as u64;
+            let slot = &mut cache[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize];
+            if slot.0 != key {
+                *slot = (key, self.rank(bytes).unwrap_or(Rank::MAX));
+            }
+            slot.1
+        };
+        // next[i]: start of the part after the part starting at i (n at the end);
+        // prev[i]: start of the part before it; tok[i]: the part's rank. next[i] == GONE
+        // once merged into its left.
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut tok: Vec<Rank> = piece.iter().map(|&b| byte_ranks[b as usize]).collect();
+        let mut heap = BinaryHeap::with_capacity(n);
+        for i in 0..n - 1 {
+            let rank = pair(tok[i], tok[i + 1], &piece[i..i + 2]);
+            if rank != Rank::MAX {
+                heap.push(Reverse((rank as u64) << 32 | i as u64));
+            }
+        }
+        let n32 = n as u32;
+        let mut parts = n;
+        while let Some(Reverse(key)) = heap.pop() {
+            let (rank, i) = ((key >> 32) as Rank, key as u32 as usize);
+            let j = next[i];
+            if j == GONE || j >= n32 {
+                continue;
+            }
+            let k = next[j as usize];
+            if pair(tok[i], tok[j as usize], &piece[i..k as usize]) != rank {
+                continue;
+            }
+            next[i] = k;
+            next[j as usize] = GONE;
+            tok[i] = rank;
+            if k < n32 {
+                prev[k as usize] = i as u32;
+                let r = pair(rank, tok[k as usize], &piece[i..next[k as usize] as usize]);
+                if r != Rank::MAX {
+                    heap.push(Reverse((r as u64) << 32 | i as u64));
+                }
+            }
+            if i > 0 {
+                let p = prev[i] as usize;
+                let r = pair(tok[p], rank, &piece[p..k as usize]);
+                if r != Rank::MAX {
+                    heap.push(Reverse((r as u64) << 32 | p as u64));
+                }
+            }
+            parts -= 1;
+        }
+        parts
+    }
+
     /// Same merges as [`Self::merge_small`], in O(n log n): a doubly linked list of parts
     /// and a min-heap of (rank, start) pair candidates. A candidate is stale when its left
     /// part was merged away or its pair no longer has that rank; stale ones are skipped.
     /// Ordering by (rank, start) reproduces "lowest rank, leftmost on ties".
-    fn merge_large(&self, piece: &[u8]) -> usize {
+    fn merge_large_bytes(&self, piece: &[u8]) -> usize {
         let n = piece.len();
         const GONE: usize = usize::MAX;
         // next[i]: start of the part after the part starting at i (n at the end);
@@ -336,28 +396,103 @@ fn head_and_hash(text: &[u8], piece: &[u8]) -> (u64, u64) {
     }
 }
 
-/// log2 of the memo's sets per thread: 4,096 sets of [`MEMO_WAYS`] entries of 64 bytes
-/// (32,768 entries, 2 MiB, and 256 KiB of tags), touched as used.
-const MEMO_SETS_BITS: u32 = 12;
-const MEMO_WAYS: usize = 8;
-/// Pieces up to this long are kept in the entry itself.
-const MEMO_KEY: usize = 52;
-/// Longer pieces, up to [`LONG_MEMO_MAX`] bytes, go to a second memo whose entries point
+/// The short memo: pieces up to [`SHORT_KEY`] bytes (nine in ten of the pieces that need
+/// merging) in 32-byte entries, 2^16 of them (2 MiB, and 256 KiB of tags), in sets of 16.
+/// 2^17 held the 5.3 MB corpus' pieces better but missed the last-level cache more on
+/// the messages corpus (see docs/performance.md).
+const SHORT_KEY: usize = 24;
+const SHORT_SETS_BITS: u32 = 12;
+/// The middle memo: pieces up to [`MID_KEY`] bytes in 64-byte entries, 2^13 of them (512 KiB).
+const MID_KEY: usize = 56;
+const MID_SETS_BITS: u32 = 9;
+/// Ways per set: their tags (`u32`) fill one cache line.
+const MEMO_WAYS: usize = 16;
+/// Longer pieces, up to [`LONG_MEMO_MAX`] bytes, go to a third memo whose entries point
 /// into an arena of [`LONG_MEMO_ARENA`] bytes, emptied when full. Longer ones are merged
 /// every time (they take O(n log n) anyway).
 const LONG_MEMO_SETS_BITS: u32 = 10;
+const LONG_WAYS: usize = 8;
 const LONG_MEMO_MAX: usize = 64 << 10;
 const LONG_MEMO_ARENA: usize = 4 << 20;
 
-/// One memoized piece: which vocabulary, the piece, its count. 64 bytes, one cache line.
+/// One memoized piece of at most `K` bytes: which vocabulary, the piece, its count.
+/// 8 + `K` bytes (32 or 64: half a cache line or one).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct MemoEntry {
+struct MemoEntry<const K: usize> {
     /// [`Vocabulary::memo_id`] of the vocabulary that counted it; 0 for an empty entry.
     owner: u32,
-    len: u32,
-    count: u32,
-    key: [u8; MEMO_KEY],
+    len: u16,
+    count: u16,
+    key: [u8; K],
+}
+
+/// A set-associative memo of pieces of at most `K` bytes, keyed by the hash the
+/// vocabulary lookup already computed. A set is 16 tags in one cache line; a tag equal
+/// to the piece's (32 bits of the hash, never 0) points at the entry to confirm, which
+/// holds the piece itself, so a count is never another piece's.
+struct SetMemo<const K: usize, const BITS: u32> {
+    /// Per entry, 32 bits of the hash of its piece (or'ed with 1), 0 while empty.
+    tags: Box<[u32]>,
+    entries: Box<[MemoEntry<K>]>,
+}
+
+impl<const K: usize, const BITS: u32> SetMemo<K, BITS> {
+    fn new() -> Self {
+        // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
+        // memory comes straight from the allocator, so its pages are touched only when used.
+        let entries = unsafe { Box::<[MemoEntry<K>]>::new_zeroed_slice(MEMO_WAYS << BITS).assume_init() };
+        SetMemo { tags: vec![0u32; MEMO_WAYS << BITS].into_boxed_slice(), entries }
+    }
+
+    /// The count of `piece` (at most `K` bytes, hash `h`) for vocabulary `owner`: the
+    /// memoized one, or `count()` stored.
+    #[inline(always)]
+    fn get_or_insert(
+        &mut self,
+        owner: u32,
+        piece: &[u8],
+        h: u64,
+        clock: &mut u32,
+        count: impl FnOnce() -> usize,
+    ) -> usize {
+        let n = piece.len();
+        debug_assert!(n <= K);
+        let tag = h as u32 | 1;
+        let set = (h >> (64 - BITS)) as usize * MEMO_WAYS;
+        let tags: &[u32; MEMO_WAYS] = self.tags[set..set + MEMO_WAYS].try_into().unwrap();
+        // The ways whose tag matches, as a bit mask built without branching (a branch
+        // per way mispredicted on every hit whose way differs from the last one's).
+        let mut hits = 0u32;
+        let mut empty = 0u32;
+        for (way, &t) in tags.iter().enumerate() {
+            hits |= ((t == tag) as u32) << way;
+            empty |= ((t == 0) as u32) << way;
+        }
+        while hits != 0 {
+            let entry = &self.entries[set + hits.trailing_zeros() as usize];
+            if entry.owner == owner && entry.len as usize == n && entry.key[..n] == *piece {
+                return entry.count as usize;
+            }
+            hits &= hits - 1;
+        }
+        let count = count();
+        // An empty way if there is one, else one in turn (a clock over all sets: as good
+        // as random replacement, and no state per set).
+        let way = if empty != 0 {
+            empty.trailing_zeros() as usize
+        } else {
+            *clock = clock.wrapping_add(1);
+            *clock as usize % MEMO_WAYS
+        };
+        self.tags[set + way] = tag;
+        let entry = &mut self.entries[set + way];
+        entry.owner = owner;
+        entry.len = n as u16;
+        entry.count = count as u16;
+        entry.key[..n].copy_from_slice(piece);
+        count
+    }
 }
 
 /// An entry of the long memo: the piece is `len` bytes at `offset` in the arena.
@@ -374,10 +509,8 @@ struct LongEntry {
 /// thread, so there is no locking and nothing shared; a forked child gets a copy of it,
 /// which is as valid there as in the parent (vocabularies are immutable).
 struct Memo {
-    /// Per entry, the hash of its piece (or'ed with 1), 0 while empty: a set's tags
-    /// are one cache line, so a lookup reads the entry only when its tag matches.
-    tags: Box<[u64]>,
-    entries: Box<[MemoEntry]>,
+    short: SetMemo<SHORT_KEY, SHORT_SETS_BITS>,
+    mid: SetMemo<MID_KEY, MID_SETS_BITS>,
     /// Picks the way a new piece replaces in a full set.
     clock: u32,
     long: Box<[LongEntry]>,
@@ -388,14 +521,11 @@ struct Memo {
 
 impl Memo {
     fn new() -> Self {
-        // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
-        // memory comes straight from the allocator, so its pages are touched only when used.
-        let entries = unsafe { Box::<[MemoEntry]>::new_zeroed_slice(MEMO_WAYS << MEMO_SETS_BITS).assume_init() };
         Memo {
-            tags: vec![0u64; MEMO_WAYS << MEMO_SETS_BITS].into_boxed_slice(),
-            entries,
+            short: SetMemo::new(),
+            mid: SetMemo::new(),
             clock: 0,
-            long: vec![LongEntry::default(); MEMO_WAYS << LONG_MEMO_SETS_BITS].into_boxed_slice(),
+            long: vec![LongEntry::default(); LONG_WAYS << LONG_MEMO_SETS_BITS].into_boxed_slice(),
             arena: Vec::new(),
             parts: Vec::with_capacity(LARGE_PIECE + 1),
         }
@@ -427,7 +557,7 @@ mod tests {
         let v = toy();
         let alphabet = [b'a', b'b', b'c', b'd'];
         let mut seed = 0x2545F4914F6CDD1Du64;
-        for len in 2..LARGE_PIECE {
+        for len in 2..2 * LARGE_PIECE {
             for _ in 0..20 {
                 let s: Vec<u8> = (0..len)
                     .map(|_| {
@@ -438,6 +568,77 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(v.merge_small(&s, &mut Vec::new()), v.merge_large(&s), "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    fn random_piece(seed: &mut u64, len: usize, alphabet: &[u8]) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                alphabet[(*seed >> 8) as usize % alphabet.len()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn memoized_counts_equal_the_merges_at_every_length_across_the_three_memos() {
+        // Lengths on both sides of the short, middle and long memos' limits, counted
+        // first into a fresh memo, then again from it.
+        let v = toy();
+        let mut memo = Memo::new();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let pieces: Vec<Vec<u8>> =
+            (0..20_000).map(|i| random_piece(&mut seed, 2 + i % (MID_KEY + 20), b"abcd")).collect();
+        for round in 0..2 {
+            for p in &pieces {
+                let expected = if v.rank(p).is_some() {
+                    1
+                } else if p.len() < LARGE_PIECE {
+                    v.merge_small(p, &mut Vec::new())
+                } else {
+                    v.merge_large(p)
+                };
+                assert_eq!(v.count_piece_memo(p, p, &mut memo), expected, "round {round} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tag_collision_never_returns_another_pieces_count() {
+        // Every piece given the same hash, so one set of 16 ways: each lookup must
+        // confirm the piece itself, and a full set replaces a way.
+        let mut memo: SetMemo<SHORT_KEY, 1> = SetMemo::new();
+        let mut clock = 0;
+        let mut seed = 7u64;
+        let pieces: Vec<Vec<u8>> = (0..100).map(|i| random_piece(&mut seed, 1 + i % SHORT_KEY, b"xyz")).collect();
+        for _ in 0..3 {
+            for p in &pieces {
+                // A count that names the piece: the index of its first occurrence.
+                let first = pieces.iter().position(|q| q == p).unwrap();
+                assert_eq!(memo.get_or_insert(5, p, 0x1234_5678_9ABC_DEF0, &mut clock, || first), first, "{p:?}");
+            }
+        }
+        // Another vocabulary never sees these counts.
+        assert_eq!(memo.get_or_insert(6, &pieces[0], 0x1234_5678_9ABC_DEF0, &mut clock, || 999), 999);
+    }
+
+    #[test]
+    fn the_heap_merge_with_part_ranks_equals_the_one_on_bytes() {
+        // Random strings, runs of one character and of a repeated pattern, long enough
+        // to fill and overwrite the pair cache of the piece.
+        let v = toy();
+        assert!(v.byte_ranks.is_some());
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for len in (2..700).chain([1000, 4095, 4096, 4097, 9000]) {
+            let mut pieces = vec![random_piece(&mut seed, len, b"abcd"), random_piece(&mut seed, len, b"ab")];
+            pieces.push(vec![b'a'; len]);
+            pieces.push(b"abc".iter().cycle().take(len).copied().collect());
+            pieces.push(random_piece(&mut seed, len, b"abcdefghijklmnopqrstuvwxyz \x00\xff"));
+            for p in &pieces {
+                assert_eq!(v.merge_large(p), v.merge_large_bytes(p), "{:?}", String::from_utf8_lossy(p));
             }
         }
     }

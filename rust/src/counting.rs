@@ -41,10 +41,11 @@ pub fn count(encoding: &Encoding, text: &str) -> usize {
 }
 
 /// One text at least this long is cut at safe boundaries into chunks counted in
-/// parallel (when parallelism is allowed and the pattern has a scanner).
-pub const SPLIT_MIN_BYTES: usize = 64 * 1024;
+/// parallel (when parallelism is allowed and the pattern has a scanner). 16 KiB take
+/// 0.1-0.3 ms to count, a chunk's hand-off to a worker a few microseconds.
+pub const SPLIT_MIN_BYTES: usize = 16 * 1024;
 /// Chunks are at least this long (a chunk costs a thread hand-off, microseconds).
-const CHUNK_MIN_BYTES: usize = 32 * 1024;
+const CHUNK_MIN_BYTES: usize = 4 * 1024;
 
 /// [`Encoding::count`], with a long text cut into chunks counted on all cores.
 ///
@@ -172,8 +173,9 @@ mod tests {
     use crate::pretokenize::{Pattern, Pieces};
 
     const PARTS: &[&str] = &[
-        "a", "Z", "word", "Word", "HTTP", "x", "ab", " ", " ", " ", " ", "  ", "\n", "\n", "\r\n", "\r", "\t", "\n\n  ", "'s", "'LL", "'",
-        "7", "123", "/", "//", ";", "{", "}", ".", "é", "\u{301}", "中", "٣", "\u{a0}", "\u{3000}", "😀", "ſ", "\x0b",
+        "a", "Z", "word", "Word", "HTTP", "x", "ab", " ", " ", " ", " ", "  ", "\n", "\n", "\r\n", "\r", "\t",
+        "\n\n  ", "'s", "'LL", "'", "7", "123", "/", "//", ";", "{", "}", ".", "é", "\u{301}", "中", "٣", "\u{a0}",
+        "\u{3000}", "😀", "ſ", "\x0b",
     ];
 
     fn random_text(seed: &mut u64, parts: usize) -> String {
@@ -248,6 +250,21 @@ mod tests {
             groups.iter().map(|g| texts[g.clone()].iter().map(|t| enc.count(t) as i64).sum()).collect();
         assert_eq!(count_groups(enc, &texts, &groups), expected, "cold");
         assert_eq!(count_groups(enc, &texts, &groups), expected, "from the cache");
+    }
+
+    #[test]
+    fn a_text_of_16_kib_or_more_is_cut_and_counts_as_uncut() {
+        let mut seed = 0x1234_5678_9ABC_DEF1u64;
+        for parts in [9_500, 12_000, 20_000, 35_000] {
+            let text = random_text(&mut seed, parts);
+            assert!(text.len() >= SPLIT_MIN_BYTES, "{}", text.len());
+            let target = (text.len() / (rayon::current_num_threads().max(2) * 4)).max(CHUNK_MIN_BYTES);
+            assert!(safe_chunks(text.as_bytes(), target).len() > 1, "{} bytes are cut", text.len());
+            for id in [EncodingId::O200kBase, EncodingId::Cl100kBase, EncodingId::O200kHarmony, EncodingId::Qwen3] {
+                let enc = encoding(id);
+                assert_eq!(count_text(enc, &text), enc.count(&text), "{id:?} on {} bytes", text.len());
+            }
+        }
     }
 
     #[test]

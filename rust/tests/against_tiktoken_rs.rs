@@ -183,6 +183,25 @@ fn long_pieces_merge_exactly_as_tiktoken() {
     }
 }
 
+/// Runs of one character or unit of every length up to 600 and some longer (the heap
+/// merge keeps each part's rank and caches pairs by ranks): tiktoken's merge is the oracle.
+#[test]
+fn runs_of_one_unit_merge_exactly_as_tiktoken() {
+    for id in [EncodingId::O200kBase, EncodingId::Cl100kBase] {
+        let enc = encoding(id);
+        let vocab: &Vocabulary = enc.vocabulary();
+        let ranks: rustc_hash::FxHashMap<Vec<u8>, u32> =
+            vocab.tokens().enumerate().map(|(rank, token)| (token.to_vec(), rank as u32)).collect();
+        for unit in [" ", "=", "\t", "\n", "\r\n", "A", "ſ", "😀", "-", "*", "0", "中", "ab"] {
+            for len in (2..600).step_by(7).chain([1000, 3999, 4001, 4002, 9001]) {
+                let piece = unit.repeat(len).into_bytes();
+                let expected = tiktoken_rs::byte_pair_split(&piece, &ranks).len();
+                assert_eq!(vocab.count_piece(&piece), expected, "{id:?} {unit:?} x {len}");
+            }
+        }
+    }
+}
+
 /// Inputs that make regex-based tokenizers backtrack for minutes or overflow their stack.
 #[test]
 fn megabyte_runs_are_counted_without_crashing() {

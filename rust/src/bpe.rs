@@ -477,6 +477,29 @@ struct MemoEntry<const K: usize> {
     key: [u8; K],
 }
 
+/// `n` values of `T` in zeroed memory straight from the allocator, so its pages are
+/// touched only when used (`Box::new_zeroed_slice`, stable only since Rust 1.92, above
+/// the crate's MSRV).
+///
+/// # Safety
+/// All-zero bytes must be a valid `T`.
+unsafe fn zeroed_slice<T>(n: usize) -> Box<[T]> {
+    let layout = std::alloc::Layout::array::<T>(n).expect("memo size fits in memory");
+    if layout.size() == 0 {
+        return Vec::new().into_boxed_slice();
+    }
+    // SAFETY: the layout is non-zero-sized; the allocation is zeroed, which the caller
+    // guarantees is a valid `[T; n]`, and owned by the box from here on (freed with the
+    // same layout, which `Box<[T]>` computes from `n`).
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n))
+    }
+}
+
 /// A set-associative memo of pieces of at most `K` bytes, keyed by the hash the
 /// vocabulary lookup already computed. A set is 16 tags in one cache line; a tag equal
 /// to the piece's (32 bits of the hash, never 0) points at the entry to confirm, which
@@ -489,9 +512,8 @@ struct SetMemo<const K: usize, const BITS: u32> {
 
 impl<const K: usize, const BITS: u32> SetMemo<K, BITS> {
     fn new() -> Self {
-        // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes); zeroed
-        // memory comes straight from the allocator, so its pages are touched only when used.
-        let entries = unsafe { Box::<[MemoEntry<K>]>::new_zeroed_slice(MEMO_WAYS << BITS).assume_init() };
+        // SAFETY: all-zero bytes are a valid `MemoEntry` (integers and bytes).
+        let entries = unsafe { zeroed_slice::<MemoEntry<K>>(MEMO_WAYS << BITS) };
         SetMemo { tags: vec![0u32; MEMO_WAYS << BITS].into_boxed_slice(), entries }
     }
 
@@ -651,7 +673,7 @@ mod tests {
                 } else {
                     v.merge_large(p)
                 };
-                assert_eq!(v.count_piece_memo(p, p, &mut memo), expected, "round {round} {p:?}");
+                assert_eq!(v.count_piece_memo(p, head_and_hash(p, p), &mut memo), expected, "round {round} {p:?}");
             }
         }
     }

@@ -481,7 +481,7 @@ mod tests {
                 answer.as_ref().ok(),
                 single.probe_group(EncodingId::O200kBase, &texts[g.clone()]).as_ref().ok()
             );
-            if g.len() > 0 && texts[g.clone()].iter().map(String::len).sum::<usize>() >= MIN_CACHED_BYTES {
+            if !g.is_empty() && texts[g.clone()].iter().map(String::len).sum::<usize>() >= MIN_CACHED_BYTES {
                 assert!(answer.is_ok(), "group {i} is cached now");
             }
         }

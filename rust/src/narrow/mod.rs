@@ -309,13 +309,16 @@ fn render_lines(kept: &[Kept], t: &Totals<'_>, closing_of: &dyn Fn(u64, u64) -> 
     (out, lines_dropped, bytes_dropped)
 }
 
+/// Renders kept segments: the text, and how many lines and bytes it leaves out.
+type RenderFn<'a> = dyn Fn(&[Kept]) -> (String, u64, u64) + 'a;
+
 /// Render, count, and while the whole counts over `limit`, let `trim` drop kept segments
 /// (at least `excess` tokens of them; it returns false when nothing is left to drop).
 fn fit(
     enc: &Encoding,
     limit: usize,
     kept: &mut Vec<Kept>,
-    render: &dyn Fn(&[Kept]) -> (String, u64, u64),
+    render: &RenderFn<'_>,
     trim: &mut dyn FnMut(&mut Vec<Kept>, usize) -> bool,
     short: &dyn Fn() -> String,
 ) -> Rendered {

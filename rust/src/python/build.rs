@@ -136,6 +136,9 @@ fn call_id(read: &Read, call: usize) -> &str {
     }
 }
 
+// The rebuilt message's inputs, each borrowed from a different owner: a struct would
+// only rename them.
+#[allow(clippy::too_many_arguments)]
 fn rebuild<'py>(
     py: Python<'py>,
     read: &Read,

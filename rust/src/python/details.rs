@@ -560,7 +560,7 @@ fn json_string_field(json: &str, key: &str) -> Option<String> {
         from += at + needle.len();
         let Some(rest) = rest.strip_prefix(':') else { continue };
         let rest = rest.trim_start();
-        let Some(body) = rest.strip_prefix('"') else { return None };
+        let body = rest.strip_prefix('"')?;
         let mut out = String::new();
         let mut chars = body.chars();
         while let Some(c) = chars.next() {

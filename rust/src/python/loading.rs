@@ -17,6 +17,7 @@ use pyo3::types::PyBytes;
 /// (rank files only: a ``tokenizer.json`` says its own); ``specials`` the special tokens
 /// of a rank file. ``tokensieve.load_encoding`` is the public, documented entry point.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // the Python signature's keyword arguments
 #[pyo3(signature = (data, name, kind, pattern = None, template = None, normalization = None, specials = None))]
 pub fn _load_encoding(
     py: Python<'_>,

@@ -589,7 +589,11 @@ fn o200k_end_ascii(s: &[u8], i: usize) -> Option<usize> {
             let e = range_run(s, upper_end, b'a', b'z');
             // Past one `[a-z]`, the lower-ish run of alternative 1 goes on through
             // multi-byte characters as long as they are lower-ish.
-            if non_ascii_at(s, e) && e > upper_end { t.run(e, LOWER) } else { e }
+            if non_ascii_at(s, e) && e > upper_end {
+                t.run(e, LOWER)
+            } else {
+                e
+            }
         };
         return Some(t.o200k_contraction(e));
     }
@@ -962,6 +966,7 @@ mod tests {
     /// of every class that can continue an ASCII run right next to them.
     #[test]
     fn the_o200k_ascii_fast_path_splits_as_the_general_scanner() {
+        #[rustfmt::skip] // one table of parts, read as a table
         const PARTS: &[&str] = &[
             "a", "z", "A", "Z", "s", "S", "t", "T", "re", "RE", "ve", "ll", "LL", "d", "D", "m", "M", "x",
             "'", "' ", "'s", "'S", "'ll", "'Re", "'ſ", "'é", "0", "7", "12", "345", " ", " ", " ", "  ",
@@ -1003,6 +1008,7 @@ mod tests {
     /// several scripts, CR/LF, ASCII and Unicode whitespace before letters, punctuation.
     #[test]
     fn the_general_o200k_scanner_splits_mixed_scripts_as_the_pattern() {
+        #[rustfmt::skip] // one table of parts, read as a table
         const PARTS: &[&str] = &[
             "a", "Z", "s", "'", "'s", "'S", "'ll", "'RE", "'ſ", "'t", "'é", "7", "42", " ", " ", "  ", "\t",
             "\n", "\r", "\r\n", "/", ".", ",", "-", "(", "\"", // ASCII

@@ -2415,7 +2415,10 @@ mod tests {
                       FAILED tests/t.py::test_a - KeyError: x\n===== 1 failed =====\nexit code: 1";
         assert_eq!(outcome_of(pytest, false, true), Outcome::Exit(1, "FAILED tests/t.py::test_a - KeyError: x".into()));
         let ruff = "src/a.py:3:8: F401 `os` imported but unused\nFound 1 error.\n[exit code 1]";
-        assert_eq!(outcome_of(ruff, false, true), Outcome::Exit(1, "src/a.py:3:8: F401 `os` imported but unused".into()));
+        assert_eq!(
+            outcome_of(ruff, false, true),
+            Outcome::Exit(1, "src/a.py:3:8: F401 `os` imported but unused".into())
+        );
         let refused = "edit_file: old_string not found in src/a.py. Read the file again.";
         assert_eq!(outcome_of(refused, false, false), Outcome::Error(refused.into()));
         let invalid = "1 validation error for edit_file\npath Field required";
@@ -2442,7 +2445,10 @@ mod tests {
         assert!(facts.errors.is_empty(), "{:?}", facts.errors);
         assert_eq!(facts.last_error.as_deref(), Some("edit_file: 1 validation error for edit_file"));
         let text = facts.render(None).text;
-        assert!(text.contains("## Last error (resolved since)\n- edit_file: 1 validation error for edit_file\n"), "{text}");
+        assert!(
+            text.contains("## Last error (resolved since)\n- edit_file: 1 validation error for edit_file\n"),
+            "{text}"
+        );
         // Open, it is listed once, last of the open errors, and survives any cap.
         let open = summarize(refs(&messages[..3]));
         let enc = encoding(EncodingId::O200kBase);
@@ -2454,8 +2460,10 @@ mod tests {
 
     #[test]
     fn a_request_made_again_is_listed_once_where_it_was_last_made() {
-        let messages: Vec<Vec<Event>> =
-            ["task", "update the README", "run the tests", "update the README"].iter().map(|p| vec![Event::prompt(*p)]).collect();
+        let messages: Vec<Vec<Event>> = ["task", "update the README", "run the tests", "update the README"]
+            .iter()
+            .map(|p| vec![Event::prompt(*p)])
+            .collect();
         let facts = summarize(refs(&messages));
         assert_eq!(facts.follow_ups, vec!["run the tests".to_owned(), "update the README".to_owned()]);
     }

@@ -198,8 +198,13 @@ def sessions(draw, defects: bool = True) -> list:
         for _ in range(draw(st.integers(0, 4))):
             calls = []
             for _ in range(draw(st.integers(1, 3))):  # parallel calls
-                if defects and seen_ids and chance(draw, 6):
-                    call_id = draw(st.sampled_from(seen_ids))  # a reused id
+                # An id of this very response is not free: two calls with one id in one
+                # response are the ambiguous in-response reuse (which call an answer
+                # belongs to is undefined), a defect the adversarial generator draws on
+                # its own, with its own expectations.
+                free = [i for i in seen_ids if all(c.id != i for c in calls)]
+                if defects and free and chance(draw, 6):
+                    call_id = draw(st.sampled_from(free))  # an id reused across turns
                 else:
                     call_id = f"call_{next(counter)}"
                 calls.append(Call(call_id, draw(tool_names), draw(tool_args), custom=chance(draw, 10)))

@@ -44,8 +44,10 @@ pub struct Vocabulary {
     /// This vocabulary's entries in the per-thread memo carry this id (never 0).
     memo_id: u32,
     /// The rank of each single byte when every byte is a token (the byte-level
-    /// vocabularies): then the heap merge keeps each part's rank beside it.
-    byte_ranks: Option<Box<[Rank; 256]>>,
+    /// vocabularies): then the heap merge keeps each part's rank beside it. Found at the
+    /// first heap merge, not at load: 256 probes of the table fault in pages all over it
+    /// (8 MB more resident after a first count of "Hello, world!", measured).
+    byte_ranks: std::sync::OnceLock<Option<Box<[Rank; 256]>>>,
 }
 
 /// Ids below 16 are the embedded vocabularies' (`encoding.rs`); vocabularies built at run
@@ -86,17 +88,20 @@ impl Vocabulary {
         memo_id: u32,
     ) -> Self {
         let max_token_len = lens.iter().copied().max().unwrap_or(0) as usize;
-        let mut vocab = Vocabulary { table, blob, lens, max_token_len, memo_id, byte_ranks: None };
-        let mut byte_ranks = Box::new([0; 256]);
-        let mut every_byte = true;
-        for (b, r) in byte_ranks.iter_mut().enumerate() {
-            match vocab.rank(&[b as u8]) {
-                Some(rank) => *r = rank,
-                None => every_byte = false,
-            }
-        }
-        vocab.byte_ranks = every_byte.then_some(byte_ranks);
-        vocab
+        Vocabulary { table, blob, lens, max_token_len, memo_id, byte_ranks: std::sync::OnceLock::new() }
+    }
+
+    /// The rank of every single byte, when each is a token.
+    fn byte_ranks(&self) -> Option<&[Rank; 256]> {
+        self.byte_ranks
+            .get_or_init(|| {
+                let mut byte_ranks = Box::new([0; 256]);
+                for (b, r) in byte_ranks.iter_mut().enumerate() {
+                    *r = self.rank(&[b as u8])?;
+                }
+                Some(byte_ranks)
+            })
+            .as_deref()
     }
 
     pub fn len(&self) -> usize {
@@ -296,7 +301,7 @@ impl Vocabulary {
     /// thousands of times); the heap holds (rank, start) packed in one `u64`.
     fn merge_large(&self, piece: &[u8]) -> usize {
         let n = piece.len();
-        let Some(byte_ranks) = self.byte_ranks.as_deref().filter(|_| n < u32::MAX as usize) else {
+        let Some(byte_ranks) = self.byte_ranks().filter(|_| n < u32::MAX as usize) else {
             return self.merge_large_bytes(piece);
         };
         const GONE: u32 = u32::MAX;
@@ -702,7 +707,7 @@ mod tests {
         // Random strings, runs of one character and of a repeated pattern, long enough
         // to fill and overwrite the pair cache of the piece.
         let v = toy();
-        assert!(v.byte_ranks.is_some());
+        assert!(v.byte_ranks().is_some());
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         for len in (2..700).chain([1000, 4095, 4096, 4097, 9000]) {
             let mut pieces = vec![random_piece(&mut seed, len, b"abcd"), random_piece(&mut seed, len, b"ab")];

@@ -126,7 +126,20 @@ impl Shard {
     }
 }
 
-/// Where a missed group's count goes (see [`CountCache::probe_group`]).
+/// The key a group of texts is cached under: one text shares the entry of the text
+/// counted alone; `None` when the group is not cached (empty, too short, cache off).
+fn group_key<S: CacheText>(encoding: EncodingId, texts: &[S], enabled: bool) -> Option<Key> {
+    let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+    if texts.is_empty() || total < MIN_CACHED_BYTES || !enabled {
+        return None;
+    }
+    Some(match texts {
+        [one] => Key::of(encoding, one),
+        _ => Key::group(encoding, texts),
+    })
+}
+
+/// Where a missed group's count goes (see `CountCache::probe_group`).
 #[derive(Clone, Copy, Debug)]
 pub struct GroupKey(Key);
 
@@ -171,15 +184,9 @@ impl CountCache {
     /// The cached count of a group of texts, or the key to store it under once counted
     /// (`Err(None)`: not cacheable, count it directly). Lets a batch look everything up
     /// first and tokenize only the misses, in parallel.
+    #[cfg(test)] // batches go through `probe_groups`; this is its tests' oracle
     pub fn probe_group<S: CacheText>(&self, encoding: EncodingId, texts: &[S]) -> Result<usize, Option<GroupKey>> {
-        let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-        if texts.is_empty() || total < MIN_CACHED_BYTES || !self.enabled.load(Relaxed) {
-            return Err(None);
-        }
-        let key = match texts {
-            [one] => Key::of(encoding, one),
-            _ => Key::group(encoding, texts),
-        };
+        let Some(key) = group_key(encoding, texts, self.enabled.load(Relaxed)) else { return Err(None) };
         if let Some(n) = lock(&self.shards[key.shard()]).get(&key) {
             self.hits.fetch_add(1, Relaxed);
             return Ok(n as usize);
@@ -188,9 +195,10 @@ impl CountCache {
         Err(Some(GroupKey(key)))
     }
 
-    /// [`Self::probe_group`] for many groups (`groups[i]` a range of `texts`) at once:
-    /// each shard is locked once for all the groups that fall in it, instead of once per
-    /// group. `out[i]` gets group `i`'s answer.
+    /// For each group (`groups[i]` a range of `texts`), its cached count, or the key to
+    /// store it under once counted (`Err(None)`: not cacheable, count it directly), in
+    /// `out[i]`. Each shard is locked once for all the groups that fall in it, so a batch
+    /// looks everything up first and tokenizes only the misses, in parallel.
     pub fn probe_groups<S: CacheText>(
         &self,
         encoding: EncodingId,
@@ -202,15 +210,9 @@ impl CountCache {
         let enabled = self.enabled.load(Relaxed);
         let mut by_shard: [Vec<u32>; SHARDS] = Default::default();
         for (i, group) in groups.iter().enumerate() {
-            let texts = &texts[group.clone()];
-            let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-            if texts.is_empty() || total < MIN_CACHED_BYTES || !enabled {
+            let Some(key) = group_key(encoding, &texts[group.clone()], enabled) else {
                 out.push(Err(None));
                 continue;
-            }
-            let key = match texts {
-                [one] => Key::of(encoding, one),
-                _ => Key::group(encoding, texts),
             };
             by_shard[key.shard()].push(i as u32);
             out.push(Err(Some(GroupKey(key))));
@@ -236,7 +238,7 @@ impl CountCache {
         self.misses.fetch_add(misses, Relaxed);
     }
 
-    /// [`Self::store`] for many counted groups: each shard locked once.
+    /// Remember the counts of many groups `probe_groups` missed: each shard locked once.
     pub fn store_many(&self, counted: &[(GroupKey, usize)]) {
         let max_entries = self.max_entries.load(Relaxed);
         let mut by_shard: [Vec<(Key, u32)>; SHARDS] = Default::default();
@@ -258,6 +260,7 @@ impl CountCache {
     }
 
     /// Remember the count of a group that [`Self::probe_group`] missed.
+    #[cfg(test)] // batches go through `store_many`; this is its tests' oracle
     pub fn store(&self, key: GroupKey, count: usize) {
         if let Ok(n32) = u32::try_from(count) {
             let capacity = shard_capacity(self.max_entries.load(Relaxed), key.0.shard());
